@@ -1,0 +1,1 @@
+"""Model compilers and compiled-model files."""

@@ -1,0 +1,30 @@
+"""Every error the runtime raises on purpose. Each message names the problem and the fix."""
+
+
+class PynqDeployError(RuntimeError):
+    """Base class of the runtime's errors."""
+
+
+class OverlayError(PynqDeployError):
+    """An overlay directory, manifest, bitstream or .hwh is missing or inconsistent."""
+
+
+class ModelError(PynqDeployError):
+    """A compiled model file is missing, corrupt, truncated or does not fit the engine."""
+
+
+class InputError(PynqDeployError, ValueError):
+    """An input (image, batch, tensor) has the wrong shape, dtype or value range."""
+
+
+class EngineTimeoutError(PynqDeployError, TimeoutError):
+    """A hardware wait (ap_done, DMA idle) did not finish within its timeout."""
+
+
+class SimulationError(PynqDeployError):
+    """The simulated PL detected something that would misbehave on the board
+    (a DMA outside any allocated buffer, a start without weights loaded, ...)."""
+
+
+class AllocationError(PynqDeployError, MemoryError):
+    """A contiguous (CMA) buffer could not be allocated."""

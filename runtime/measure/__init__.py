@@ -1,0 +1,1 @@
+"""Measurement: benchmarks (measured host figures + MODELLED Ultra96 figures) and verification."""

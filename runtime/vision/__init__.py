@@ -1,0 +1,1 @@
+"""Vision helpers for the detector runtime (numpy + OpenCV only)."""

@@ -1,0 +1,167 @@
+"""Synthetic CoDeNet engine programs: a ShuffleNetV2-1x CoDeNet at 256x256 with random weights
+(layer shapes of the real network, zero-copy split/concat/shuffle through channel offsets and
+gather tables), for benchmarking the numpy model and the C-sim. Also `python -m tests.codenet_synth`
+prints ms per frame of the numpy model, per layer path."""
+import numpy as np
+
+from runtime.engines.codenet_program import LayerSpec, arena_bytes_needed
+
+
+class Arena:
+    """Bump allocator of arena byte ranges."""
+
+    def __init__(self):
+        self.top = 0
+
+    def alloc(self, nbytes, align=64):
+        off = (self.top + align - 1) // align * align
+        self.top = off + nbytes
+        return off
+
+
+def _requant(rng, cout, k, w_bits, out_lo, out_hi):
+    # scale so that typical accumulators land inside the output range
+    typ = max(1.0, np.sqrt(k) * (2 if w_bits == 4 else 30) * 40)
+    shift = np.full(cout, 16, np.uint8)
+    mult = np.clip(rng.normal(1.0, 0.2, cout) * (out_hi - out_lo) / typ * (1 << 16) / 4, 1, 32767).astype(np.int16)
+    bias = rng.integers(-200, 200, cout).astype(np.int32)
+    zp = np.full(cout, (out_lo + out_hi) // 2, np.int16)
+    return bias, mult, shift, zp
+
+
+def layer(rng, op, name, src, cin, dst, cout, gather=None, w_bits=4, in_mode=0, stride=1, pad=None,
+          deformable=False, dil=None, relu=True, clamp=None, in_zp=0):
+    """src/dst: dict(off, h, w, cs[, choff]). Unsigned activations throughout."""
+    h, w = src["h"], src["w"]
+    eh, ew = (2 * h, 2 * w) if in_mode == 1 else (h, w)
+    if pad is None:
+        pad = 1 if (op == "dw3x3" or in_mode == 2) else 0
+    if op == "conv1x1" and in_mode != 2:
+        oh, ow = (eh - 1) // stride + 1, (ew - 1) // stride + 1
+    else:
+        oh, ow = (eh + 2 * pad - 3) // stride + 1, (ew + 2 * pad - 3) // stride + 1
+    assert (oh, ow) == (dst["h"], dst["w"]), (name, oh, ow, dst)
+    k = 9 if op == "dw3x3" else (9 * cin if in_mode == 2 else cin)
+    lo = -(1 << (w_bits - 1))
+    weights = rng.integers(lo, -lo, (cout, k)).astype(np.int8)
+    clamp_lo, clamp_hi = clamp if clamp else ((128 if relu else 0), 255)
+    bias, mult, shift, zp = _requant(rng, cout, k, w_bits, 0, 255)
+    if gather is None:
+        gather = np.arange(cin)
+    spec = LayerSpec(op=op, in_off=src["off"], in_h=h, in_w=w, in_cs=src["cs"], cin=cin, in_mode=in_mode,
+                     stride=stride, pad=pad, in_zp=in_zp, w_bits=w_bits, out_off=dst["off"], out_h=oh, out_w=ow,
+                     out_cs=dst["cs"], out_choff=dst.get("choff", 0), cout=cout, clamp_lo=clamp_lo,
+                     clamp_hi=clamp_hi, gather=np.asarray(gather, np.uint16), weights=weights, bias=bias,
+                     mult=mult, shift=shift, zp_out=zp, name=name, deformable=deformable)
+    if deformable:
+        spec.dil_off, spec.dil_cs = dil["off"], dil["cs"]
+    return spec
+
+
+def shufflenet_codenet(seed=0, size=256, classes=20, stage_units=(4, 8, 4), stage_ch=(116, 232, 464)):
+    """-> (layers, arena_bytes, input (off, h, w, cs)). Input image: size x size x 3 uint8."""
+    rng = np.random.default_rng(seed)
+    ar = Arena()
+    layers = []
+
+    def buf(h, w, cs):
+        return dict(off=ar.alloc(h * w * cs), h=h, w=w, cs=cs)
+
+    img = buf(size, size, 3)
+    s = size // 4
+    x = buf(s, s, 24)
+    layers.append(layer(rng, "conv1x1", "conv1", img, 3, x, 24, w_bits=8, in_mode=2, stride=4, pad=1))
+    cin, xg = 24, np.arange(24)                     # current logical tensor: buffer x, gather xg
+    for si, (units, c) in enumerate(zip(stage_units, stage_ch)):
+        half = c // 2
+        s //= 2
+        # stage buffer: every unit appends `half` channels; channel stride holds all of them
+        cs = half * (units + 1)
+        st = buf(s, s, cs)
+        # downsample unit: branch1 dw s2 + 1x1 -> channels [0, half); branch2 1x1, dw s2, 1x1 -> [half, c)
+        big = dict(off=None, h=s * 2, w=s * 2)
+        t1 = buf(s, s, cin)
+        layers.append(layer(rng, "dw3x3", "s{}u0.b1dw".format(si), {**x}, cin, t1, cin, gather=xg, stride=2,
+                            relu=False))
+        layers.append(layer(rng, "conv1x1", "s{}u0.b1pw".format(si), t1, cin, {**st, "choff": 0}, half))
+        t2 = buf(s * 2, s * 2, half)
+        layers.append(layer(rng, "conv1x1", "s{}u0.b2pw1".format(si), x, cin, t2, half, gather=xg))
+        t3 = buf(s, s, half)
+        layers.append(layer(rng, "dw3x3", "s{}u0.b2dw".format(si), t2, half, t3, half, stride=2, relu=False))
+        layers.append(layer(rng, "conv1x1", "s{}u0.b2pw2".format(si), t3, half, {**st, "choff": half}, half))
+        del big
+        phys = np.arange(c)                          # logical channel -> physical channel of st
+        for u in range(1, units):
+            # channel shuffle (groups 2): logical j of the shuffled tensor = concat[(j % 2) * half + j // 2]
+            shuffled = phys[(np.arange(c) % 2) * half + np.arange(c) // 2]
+            x1, x2 = shuffled[:half], shuffled[half:]
+            ta = buf(s, s, half)
+            layers.append(layer(rng, "conv1x1", "s{}u{}.pw1".format(si, u), st, half, ta, half, gather=x2))
+            tb = buf(s, s, half)
+            layers.append(layer(rng, "dw3x3", "s{}u{}.dw".format(si, u), ta, half, tb, half, relu=False))
+            dst_ch = half * (u + 1)
+            layers.append(layer(rng, "conv1x1", "s{}u{}.pw2".format(si, u), tb, half,
+                                {**st, "choff": dst_ch}, half))
+            phys = np.concatenate([x1, np.arange(dst_ch, dst_ch + half)])
+        x, cin, xg = st, c, phys[(np.arange(c) % 2) * half + np.arange(c) // 2]
+    c5 = buf(s, s, 1024)
+    layers.append(layer(rng, "conv1x1", "conv5", x, cin, c5, 1024, gather=xg))
+    x, cin = c5, 1024
+    # decoder: three blocks at 2s, each: dilation 1x1 (C -> 1, clamp 0..7), deformable dw, 1x1, ReLU
+    for bi, cout in enumerate((256, 128, 64)):
+        s *= 2
+        dil = buf(s, s, 1)
+        layers.append(layer(rng, "conv1x1", "dec{}.dil".format(bi), x, cin, dil, 1, in_mode=1, clamp=(0, 7)))
+        d = buf(s, s, cin)
+        layers.append(layer(rng, "dw3x3", "dec{}.dcn".format(bi), x, cin, d, cin, in_mode=1, deformable=True,
+                            dil=dil, relu=False))
+        y = buf(s, s, cout)
+        layers.append(layer(rng, "conv1x1", "dec{}.pw".format(bi), d, cin, y, cout))
+        x, cin = y, cout
+    # CenterNet heads at stride 4: 1x1 -> dw3x3 -> 1x1 for heatmap, size, offset
+    out = buf(s, s, classes + 4)
+    choff = 0
+    for hname, n in (("hm", classes), ("wh", 2), ("reg", 2)):
+        a = buf(s, s, 64)
+        layers.append(layer(rng, "conv1x1", "head.{}.pw1".format(hname), x, cin, a, 64))
+        b = buf(s, s, 64)
+        layers.append(layer(rng, "dw3x3", "head.{}.dw".format(hname), a, 64, b, 64, relu=False))
+        layers.append(layer(rng, "conv1x1", "head.{}.pw2".format(hname), b, 64, {**out, "choff": choff}, n,
+                            relu=False))
+        choff += n
+    need = max(arena_bytes_needed(layers), ar.top)
+    return layers, need, img
+
+
+def main():
+    import time
+    from runtime.engines.codenet_model import run_program, _cache
+    from runtime.engines.codenet_program import pack_program
+    layers, nbytes, img = shufflenet_codenet()
+    program, weights = pack_program(layers)
+    arena = np.zeros(nbytes, np.uint8)
+    rng = np.random.default_rng(1)
+    arena[img["off"]:img["off"] + 256 * 256 * 3] = rng.integers(0, 256, 256 * 256 * 3)
+    run_program(program, weights, arena)
+    times = []
+    for _ in range(10):
+        t0 = time.perf_counter()
+        run_program(program, weights, arena)
+        times.append(time.perf_counter() - t0)
+    prof = []
+    run_program(program, weights, arena, profile=prof)
+    paths = {}
+    for name, path, t in prof:
+        paths.setdefault(path, [0, 0.0])
+        paths[path][0] += 1
+        paths[path][1] += t
+    print("layers {}  weights {} bytes  arena {} bytes".format(len(layers), weights.size, nbytes))
+    print("numpy model: median {:.1f} ms/frame (min {:.1f})".format(1e3 * np.median(times), 1e3 * min(times)))
+    for path, (n, t) in sorted(paths.items()):
+        print("  {:20s} {:3d} layers {:7.2f} ms".format(path, n, 1e3 * t))
+    for name, path, t in sorted(prof, key=lambda r: -r[2])[:10]:
+        print("  slowest {:16s} {:16s} {:6.2f} ms".format(name, path, 1e3 * t))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Training code (PyTorch, optional extra) that produces the shipped models."""

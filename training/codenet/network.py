@@ -1,0 +1,272 @@
+"""CoDeNet in PyTorch: ShuffleNetV2 backbone, dilation-deformable decoder, CenterNet heads.
+
+The network the CoDeNet engine runs (shared DESIGN.md section 3, hls_src/codenet/FORMAT.md):
+
+* input: RGB 0..255 float (no normalisation: the BatchNorm after the first conv absorbs it; the
+  engine reads the image bytes with zero point 0), size S x S with S a multiple of 32;
+* first layer: 3x3 conv 3 -> 24, stride 4, pad 1, BN + ReLU (no maxpool) -> stride 4;
+* ShuffleNetV2 stages 2/3/4 (1x: 116/232/464 channels, 4/8/4 units), each unit ends with a
+  concat and a 2-group channel shuffle, no residual adds; conv5 1x1 -> 1024, BN + ReLU -> stride 32;
+* decoder, three blocks (1024 -> 256 -> 128 -> 64): a 1x1 conv C -> 1 gives the per-pixel
+  dilation d = clamp(round(z), 0, 7); a depthwise 3x3 conv whose taps are at
+  (r + (i-1)d, c + (j-1)d) (zero outside the image), BN; 1x1 conv to 256/128/64, BN + ReLU;
+  nearest x2 upsample -> stride 4;
+* CenterNet heads at stride 4, each 1x1 (BN, ReLU) -> dw 3x3 (BN, ReLU) -> 1x1 (bias):
+  heatmap (num_classes logits; sigmoid is post-processing), size (2), offset (2).
+
+`deformable=False` replaces the decoder's deformable conv by a plain depthwise 3x3 (and drops the
+dilation predictor): the variant ONNX quantizers without a DeformConv kernel can handle.
+
+Deformable conv: implemented with gathers on a zero-padded copy (pad MAX_DIL), so it runs and
+trains on any torch device. d is an integer map; the gradient reaching it is a straight-through
+estimate (round/clamp pass the gradient inside 0..7; d(out)/d(d) is the central finite
+difference of the conv output in d), the weights and the input get the exact gradient.
+"""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+MAX_DIL = 7
+STAGE_CHANNELS = {0.5: (48, 96, 192, 1024), 1.0: (116, 232, 464, 1024),
+                  1.5: (176, 352, 704, 1024), 2.0: (244, 488, 976, 2048)}
+STAGE_UNITS = (4, 8, 4)
+FIRST_CH = 24
+DECODER_CH = (256, 128, 64)
+HEAD_CH = 64
+
+
+class ConvBN(nn.Module):
+    """Conv (no bias) + BatchNorm (+ ReLU)."""
+
+    def __init__(self, cin, cout, k=1, stride=1, pad=0, groups=1, relu=True):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, k, stride, pad, groups=groups, bias=False)
+        self.bn = nn.BatchNorm2d(cout)
+        self.relu = relu
+
+    def forward(self, x):
+        x = self.bn(self.conv(x))
+        return F.relu(x) if self.relu else x
+
+
+def channel_shuffle(x, groups=2):
+    n, c, h, w = x.shape
+    return x.reshape(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+
+class ShuffleUnit(nn.Module):
+    """ShuffleNetV2 unit. stride 1: split, branch on the second half, concat, shuffle.
+    stride 2: two branches on the whole input (dw s2 -> 1x1 | 1x1 -> dw s2 -> 1x1), concat, shuffle."""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        assert stride in (1, 2) and cout % 2 == 0
+        self.stride = stride
+        half = cout // 2
+        if stride == 1:
+            assert cin == cout
+            bin_ = cin // 2
+            self.branch1 = None
+        else:
+            bin_ = cin
+            self.branch1 = nn.Sequential(ConvBN(cin, cin, 3, 2, 1, groups=cin, relu=False),
+                                         ConvBN(cin, half, 1))
+        self.branch2 = nn.Sequential(ConvBN(bin_, half, 1),
+                                     ConvBN(half, half, 3, stride, 1, groups=half, relu=False),
+                                     ConvBN(half, half, 1))
+
+    def forward(self, x):
+        if self.stride == 1:
+            x1, x2 = x.chunk(2, dim=1)
+            out = torch.cat((x1, self.branch2(x2)), dim=1)
+        else:
+            out = torch.cat((self.branch1(x), self.branch2(x)), dim=1)
+        return channel_shuffle(out, 2)
+
+
+def dilation_ste(z):
+    """d = clamp(round(z), 0, MAX_DIL) with a straight-through gradient (zero outside 0..MAX_DIL)."""
+    zc = z.clamp(0, MAX_DIL)
+    return zc + (torch.round(zc) - zc).detach()
+
+
+def _deform_taps(x, di, weight):
+    n, c, h, w = x.shape
+    p = MAX_DIL
+    xp = F.pad(x, (p, p, p, p)).reshape(n, c, -1)
+    wp = w + 2 * p
+    ys = torch.arange(h, device=x.device).view(1, h, 1) + p
+    xs = torch.arange(w, device=x.device).view(1, 1, w) + p
+    out = None
+    for ky in range(3):
+        for kx in range(3):
+            idx = (ys + (ky - 1) * di) * wp + (xs + (kx - 1) * di)          # (n, h, w)
+            v = xp.gather(2, idx.reshape(n, 1, h * w).expand(n, c, h * w)).reshape(n, c, h, w)
+            t = v * weight[:, 0, ky, kx].view(1, c, 1, 1)
+            out = t if out is None else out + t
+    return out
+
+
+def deform_dw3x3(x, d, weight, bias=None):
+    """Depthwise 3x3 with a per-pixel integer dilation.
+
+    x: (N, C, H, W); d: (N, 1, H, W) holding integers 0..MAX_DIL (float, may carry an STE
+    gradient); weight: (C, 1, 3, 3). out[n, c, r, q] = sum_{i,j} weight[c, 0, i, j] *
+    x[n, c, r + (i-1) d, q + (j-1) d], taps outside the image read 0."""
+    n, c, h, w = x.shape
+    assert d.shape == (n, 1, h, w) and weight.shape == (c, 1, 3, 3)
+    di = d.detach().round().long().clamp(0, MAX_DIL).reshape(n, h, w)
+    out = _deform_taps(x, di, weight)
+    if d.requires_grad and torch.is_grad_enabled():
+        with torch.no_grad():
+            lo = (di - 1).clamp(min=0)
+            hi = (di + 1).clamp(max=MAX_DIL)
+            slope = (_deform_taps(x, hi, weight) - _deform_taps(x, lo, weight)) / \
+                (hi - lo).clamp(min=1).unsqueeze(1).to(x.dtype)
+        out = out + (d - d.detach()) * slope
+    if bias is not None:
+        out = out + bias.view(1, c, 1, 1)
+    return out
+
+
+class DecoderBlock(nn.Module):
+    def __init__(self, cin, cout, deformable=True):
+        super().__init__()
+        self.deformable = deformable
+        self.dil = nn.Conv2d(cin, 1, 1, bias=True) if deformable else None
+        if deformable:
+            nn.init.normal_(self.dil.weight, std=0.01)
+            nn.init.constant_(self.dil.bias, 1.0)           # start as the plain 3x3 (d = 1)
+        self.dw = nn.Conv2d(cin, cin, 3, 1, 1, groups=cin, bias=False)
+        self.dw_bn = nn.BatchNorm2d(cin)
+        self.pw = ConvBN(cin, cout, 1)
+        self.last_d = None
+
+    def dilation(self, x):
+        return dilation_ste(self.dil(x))
+
+    def forward(self, x):
+        if self.deformable:
+            d = self.dilation(x)
+            self.last_d = d.detach()
+            y = deform_dw3x3(x, d, self.dw.weight)
+        else:
+            y = self.dw(x)
+        y = self.pw(self.dw_bn(y))
+        return F.interpolate(y, scale_factor=2, mode="nearest")
+
+
+class Head(nn.Module):
+    def __init__(self, cin, mid, cout, bias_init=0.0):
+        super().__init__()
+        self.pw1 = ConvBN(cin, mid, 1)
+        self.dw = ConvBN(mid, mid, 3, 1, 1, groups=mid, relu=True)
+        self.out = nn.Conv2d(mid, cout, 1, bias=True)
+        nn.init.constant_(self.out.bias, bias_init)
+
+    def forward(self, x):
+        return self.out(self.dw(self.pw1(x)))
+
+
+class CoDeNet(nn.Module):
+    """forward(x) -> (heatmap logits (N, num_classes, S/4, S/4), size (N, 2, ..), offset (N, 2, ..))."""
+
+    def __init__(self, num_classes=80, width=1.0, input_size=256, deformable=True, first_stride=4,
+                 head_ch=HEAD_CH, decoder_ch=DECODER_CH):
+        super().__init__()
+        if width not in STAGE_CHANNELS:
+            raise ValueError("width must be one of {}".format(sorted(STAGE_CHANNELS)))
+        if first_stride != 4:
+            raise ValueError("only the stride-4 first layer (no maxpool) is implemented")
+        if input_size % 32:
+            raise ValueError("input_size must be a multiple of 32")
+        self.config = dict(num_classes=int(num_classes), width=float(width), input_size=int(input_size),
+                           deformable=bool(deformable), first_stride=4, head_ch=int(head_ch),
+                           decoder_ch=tuple(int(c) for c in decoder_ch))
+        self.num_classes = num_classes
+        self.input_size = input_size
+        self.deformable = deformable
+        c2, c3, c4, c5 = STAGE_CHANNELS[width]
+        self.conv1 = ConvBN(3, FIRST_CH, 3, 4, 1)
+        stages, cin = [], FIRST_CH
+        for cout, units in zip((c2, c3, c4), STAGE_UNITS):
+            blocks = [ShuffleUnit(cin, cout, 2)] + [ShuffleUnit(cout, cout, 1) for _ in range(units - 1)]
+            stages.append(nn.Sequential(*blocks))
+            cin = cout
+        self.stages = nn.ModuleList(stages)
+        self.conv5 = ConvBN(cin, c5, 1)
+        dec, cin = [], c5
+        for cout in decoder_ch:
+            dec.append(DecoderBlock(cin, cout, deformable))
+            cin = cout
+        self.decoder = nn.ModuleList(dec)
+        self.hm = Head(cin, head_ch, num_classes, bias_init=-2.19)
+        self.wh = Head(cin, head_ch, 2)
+        self.reg = Head(cin, head_ch, 2)
+
+    def features(self, x):
+        x = self.conv1(x)
+        for s in self.stages:
+            x = s(x)
+        x = self.conv5(x)
+        for blk in self.decoder:
+            x = blk(x)
+        return x
+
+    def forward(self, x):
+        f = self.features(x)
+        return self.hm(f), self.wh(f), self.reg(f)
+
+
+@torch.no_grad()
+def calibrate(model, frames, batch=4, dilation_mean=2.0, dilation_std=1.5):
+    """Make random weights produce realistic activations on real frames.
+
+    1. BatchNorm statistics: every BN in train mode with momentum None (cumulative average) over
+       `frames` (float (n, 3, S, S), 0..255), running stats reset first.
+    2. Dilation predictors (deformable only), block by block: rescale the 1x1 conv C -> 1 so that,
+       on the same frames, its output has mean `dilation_mean` and std `dilation_std` (so d takes
+       the whole 0..7 range as in a trained CoDeNet rather than a constant 1).
+    The model is left in eval mode."""
+    frames = torch.as_tensor(frames, dtype=torch.float32)
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+    for blk in model.decoder if model.deformable else []:
+        nn.init.zeros_(blk.dil.weight)
+        nn.init.constant_(blk.dil.bias, 1.0)
+    # BN stats with d = 1 first, then fit each dilation predictor and re-run the stats after it
+    passes = 1 + (len(model.decoder) if model.deformable else 0)
+    g = torch.Generator().manual_seed(1234)
+    for p in range(passes):
+        if p > 0:
+            blk = model.decoder[p - 1]
+            model.eval()
+            zs = []
+            hook = blk.dil.register_forward_hook(lambda m, i, o: zs.append(o))
+            w = torch.randn(blk.dil.weight.shape, generator=g)
+            blk.dil.weight.copy_(w)
+            nn.init.zeros_(blk.dil.bias)
+            for i in range(0, len(frames), batch):
+                model.features(frames[i:i + batch])
+            hook.remove()
+            z = torch.cat(zs)
+            s = dilation_std / float(z.std().clamp(min=1e-12))
+            blk.dil.weight.mul_(s)
+            blk.dil.bias.fill_(dilation_mean - float(z.mean()) * s)
+            for m in bns:
+                m.reset_running_stats()
+        model.train()
+        for i in range(0, len(frames), batch):
+            model(frames[i:i + batch])
+    for m, mom in zip(bns, saved):
+        m.momentum = mom
+    model.eval()
+    return model
+
+
+def build(num_classes=80, width=1.0, input_size=256, deformable=True, seed=0):
+    torch.manual_seed(seed)
+    return CoDeNet(num_classes=num_classes, width=width, input_size=input_size, deformable=deformable)
