@@ -125,13 +125,58 @@ def cmd_verify(args):
 def cmd_bench(args):
     if args.target == "bnn":
         from .measure.bench_bnn import bench_bnn, print_bench
-        result = bench_bnn(images=args.images, csim_images=args.csim_images)
+        result = bench_bnn(images=args.images, csim_images=args.csim_images, model=args.model)
     else:
-        from .measure.bench_codenet import bench_codenet, print_bench
+        from .measure.codenet_tasks import bench_codenet, print_bench
         result = bench_codenet(model=args.model, input_size=args.input_size, frames=args.frames)
     write_json(args.json, result)
     print_bench(result)
     return result
+
+
+# ---- compile / run (CoDeNet engine) ----------------------------------------------------------
+def cmd_compile(args):
+    from .compiler.codenet_compiler import compile_onnx
+    names = args.classes.split(",") if args.classes else None
+    model = compile_onnx(args.model, class_names=names)
+    out = Path(args.output)
+    model.save(out)
+    report = model.report_text()
+    tmp = out / "report.txt.tmp"
+    tmp.write_text(report + "\n")
+    os.replace(str(tmp), str(out / "report.txt"))
+    print(report)
+    print("compiled {} layers into {} (program {} words, weights {} bytes, arena {} bytes)".format(
+        model.n_layers, out, model.program.size, model.weights.size, model.arena_size))
+
+
+def cmd_run(args):
+    from .codenet_runner import CodenetRunner
+    from .errors import InputError
+    try:
+        x = np.load(args.input, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise InputError("cannot read input {}: {}".format(args.input, e))
+    if x.dtype.kind != "f":
+        raise InputError("input {} must be a float array (NCHW, as the ONNX model expects), got {}".format(
+            args.input, x.dtype))
+    with CodenetRunner(args.model_dir, pl=args.pl, engine=args.engine) as net:
+        shape = net.model.input["shape"]
+        if x.ndim == len(shape) - 1:
+            x = x[None]
+        if x.ndim != len(shape) or x.shape[0] < 1:
+            raise InputError("input must have shape (N, {}, {}, {}), got {}".format(*shape[1:], list(x.shape)))
+        frames = [net.run(x[i:i + 1]) for i in range(x.shape[0])]
+        starts = net.overlay.device.starts.get("codenet_0") if net.pl == "sim" else None
+    outputs = {k: np.concatenate([f[k] for f in frames]) for k in frames[0]}
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp.npz")
+    np.savez(str(tmp), **outputs)
+    os.replace(str(tmp), str(out))
+    print("ran {} frame(s) on the {} PL ({} engine{}): wrote {} to {}".format(
+        x.shape[0], "simulated" if net.pl == "sim" else "board", net.engine,
+        ", {} ap_start".format(starts) if starts is not None else "", ", ".join(sorted(outputs)), out))
 
 
 def build_parser():
@@ -155,6 +200,20 @@ def build_parser():
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_classify)
 
+    s = sub.add_parser("compile", help="compile a quantized ONNX model (QDQ or QONNX) for the CoDeNet engine")
+    s.add_argument("model", metavar="MODEL.onnx")
+    s.add_argument("-o", "--output", required=True, metavar="DIR")
+    s.add_argument("--classes", default=None, help="comma-separated class names")
+    s.set_defaults(func=cmd_compile)
+
+    s = sub.add_parser("run", help="run a compiled CoDeNet-engine model on an input .npy")
+    s.add_argument("model_dir", metavar="DIR")
+    s.add_argument("--input", required=True, metavar="X.npy", help="float NCHW batch as the ONNX model expects")
+    s.add_argument("--output", required=True, metavar="Y.npz")
+    s.add_argument("--engine", choices=["numpy", "csim"], default="numpy")
+    s.add_argument("--pl", choices=["auto", "board", "sim"], default="auto")
+    s.set_defaults(func=cmd_run)
+
     s = sub.add_parser("verify", help="check the levels of numerical truth agree bit for bit")
     s.add_argument("target", choices=["bnn", "codenet"])
     s.add_argument("--limit", type=int, default=500, help="bnn: real test images")
@@ -167,7 +226,7 @@ def build_parser():
     s.add_argument("target", choices=["bnn", "codenet"])
     s.add_argument("--images", type=int, default=2000, help="bnn: images for the throughput runs")
     s.add_argument("--csim-images", type=int, default=100, help="bnn: images for the C-sim run")
-    s.add_argument("--model", default=None, help="codenet: compiled model folder")
+    s.add_argument("--model", default=None, help="bnn: model name or folder; codenet: compiled model folder")
     s.add_argument("--input-size", type=int, choices=[256, 512], default=256)
     s.add_argument("--frames", type=int, default=5, help="codenet: frames for the throughput runs")
     s.add_argument("--json", default=None, metavar="FILE")

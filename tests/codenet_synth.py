@@ -2,6 +2,8 @@
 (layer shapes of the real network, zero-copy split/concat/shuffle through channel offsets and
 gather tables), for benchmarking the numpy model and the C-sim. Also `python -m tests.codenet_synth`
 prints ms per frame of the numpy model, per layer path."""
+import time
+
 import numpy as np
 
 from runtime.engines.codenet_program import LayerSpec, arena_bytes_needed
@@ -104,20 +106,24 @@ def shufflenet_codenet(seed=0, size=256, classes=20, stage_units=(4, 8, 4), stag
                                 {**st, "choff": dst_ch}, half))
             phys = np.concatenate([x1, np.arange(dst_ch, dst_ch + half)])
         x, cin, xg = st, c, phys[(np.arange(c) % 2) * half + np.arange(c) // 2]
+    # conv5, upsampled x2 on the fly (in_mode 1): the decoder's deformable layers need a stored
+    # input (the engine's deformable window reads a direct tensor)
+    s *= 2
     c5 = buf(s, s, 1024)
-    layers.append(layer(rng, "conv1x1", "conv5", x, cin, c5, 1024, gather=xg))
+    layers.append(layer(rng, "conv1x1", "conv5", x, cin, c5, 1024, gather=xg, in_mode=1))
     x, cin = c5, 1024
-    # decoder: three blocks at 2s, each: dilation 1x1 (C -> 1, clamp 0..7), deformable dw, 1x1, ReLU
+    # decoder: three blocks at 16, 32, 64 px: dilation 1x1 (C -> 1, clamp 0..7), deformable dw,
+    # 1x1 + ReLU (upsampled x2 by its input mode, except in the last block)
     for bi, cout in enumerate((256, 128, 64)):
-        s *= 2
         dil = buf(s, s, 1)
-        layers.append(layer(rng, "conv1x1", "dec{}.dil".format(bi), x, cin, dil, 1, in_mode=1, clamp=(0, 7)))
+        layers.append(layer(rng, "conv1x1", "dec{}.dil".format(bi), x, cin, dil, 1, clamp=(0, 7)))
         d = buf(s, s, cin)
-        layers.append(layer(rng, "dw3x3", "dec{}.dcn".format(bi), x, cin, d, cin, in_mode=1, deformable=True,
+        layers.append(layer(rng, "dw3x3", "dec{}.dcn".format(bi), x, cin, d, cin, deformable=True,
                             dil=dil, relu=False))
-        y = buf(s, s, cout)
-        layers.append(layer(rng, "conv1x1", "dec{}.pw".format(bi), d, cin, y, cout))
-        x, cin = y, cout
+        up = 1 if bi < 2 else 0
+        y = buf(s << up, s << up, cout)
+        layers.append(layer(rng, "conv1x1", "dec{}.pw".format(bi), d, cin, y, cout, in_mode=up))
+        x, cin, s = y, cout, s << up
     # CenterNet heads at stride 4: 1x1 -> dw3x3 -> 1x1 for heatmap, size, offset
     out = buf(s, s, classes + 4)
     choff = 0
@@ -133,9 +139,105 @@ def shufflenet_codenet(seed=0, size=256, classes=20, stage_units=(4, 8, 4), stag
     return layers, need, img
 
 
-def main():
-    import time
-    from runtime.engines.codenet_model import run_program, _cache
+def float_onnx(deform=False, size=256, classes=20):
+    """A float ONNX of the same ShuffleNetV2-1x CoDeNet (random weights, NCHW input 1x3xSxS):
+    Conv / Relu / Split / Concat / channel-shuffle Reshape-Transpose-Reshape / Resize; the
+    deformable depthwise layers as ONNX DeformConv (deform=True, offsets from the 1x1 dilation
+    predictor) or as plain depthwise Convs. For timing comparisons with onnxruntime."""
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.default_rng(0)
+    nodes, inits = [], []
+    count = [0]
+
+    def name(prefix):
+        count[0] += 1
+        return "{}{}".format(prefix, count[0])
+
+    def const(a):
+        n = name("k")
+        inits.append(numpy_helper.from_array(np.asarray(a), n))
+        return n
+
+    def conv(x, cin, cout, k=1, s=1, p=0, g=1, relu=True):
+        w, b, y = name("w"), name("b"), name("c")
+        inits.append(numpy_helper.from_array((rng.standard_normal((cout, cin // g, k, k)) * 0.1).astype(np.float32), w))
+        inits.append(numpy_helper.from_array(np.zeros(cout, np.float32), b))
+        nodes.append(helper.make_node("Conv", [x, w, b], [y], kernel_shape=[k, k], strides=[s, s], pads=[p] * 4,
+                                      group=g))
+        if not relu:
+            return y
+        r = name("r")
+        nodes.append(helper.make_node("Relu", [y], [r]))
+        return r
+
+    def shuffle(x, c, h):
+        a, b, o = name("s"), name("s"), name("s")
+        nodes.append(helper.make_node("Reshape", [x, const(np.array([1, 2, c // 2, h, h], np.int64))], [a]))
+        nodes.append(helper.make_node("Transpose", [a], [b], perm=[0, 2, 1, 3, 4]))
+        nodes.append(helper.make_node("Reshape", [b, const(np.array([1, c, h, h], np.int64))], [o]))
+        return o
+
+    def concat(parts):
+        y = name("cat")
+        nodes.append(helper.make_node("Concat", parts, [y], axis=1))
+        return y
+
+    x = conv("img", 3, 24, 3, 4, 1)
+    cin, s = 24, size // 4
+    for units, c in zip((4, 8, 4), (116, 232, 464)):
+        half = c // 2
+        s //= 2
+        b1 = conv(conv(x, cin, cin, 3, 2, 1, cin, False), cin, half)
+        b2 = conv(conv(conv(x, cin, half), half, half, 3, 2, 1, half, False), half, half)
+        x = shuffle(concat([b1, b2]), c, s)
+        for _ in range(1, units):
+            x1, x2 = name("sp"), name("sp")
+            nodes.append(helper.make_node("Split", [x, const(np.array([half, half], np.int64))], [x1, x2], axis=1))
+            b = conv(conv(conv(x2, half, half), half, half, 3, 1, 1, half, False), half, half)
+            x = shuffle(concat([x1, b]), c, s)
+        cin = c
+    x = conv(x, cin, 1024)
+    cin = 1024
+    for cout in (256, 128, 64):
+        u = name("up")
+        s *= 2
+        nodes.append(helper.make_node("Resize", [x, "", const(np.array([1, 1, 2, 2], np.float32))], [u],
+                                      mode="nearest"))
+        d = conv(u, cin, 1, relu=False)
+        if deform:
+            w, y = name("w"), name("dc")
+            inits.append(numpy_helper.from_array((rng.standard_normal((cin, 1, 3, 3)) * 0.1).astype(np.float32), w))
+            nodes.append(helper.make_node("DeformConv", [u, w, concat([d] * 18)], [y], kernel_shape=[3, 3],
+                                          pads=[1] * 4, group=cin, offset_group=1))
+        else:
+            y = conv(u, cin, cin, 3, 1, 1, cin, False)
+        x = conv(y, cin, cout)
+        cin = cout
+    outs = [conv(conv(conv(x, 64, 64), 64, 64, 3, 1, 1, 64, False), 64, n, relu=False) for n in (classes, 2, 2)]
+    graph = helper.make_graph(nodes, "codenet", [helper.make_tensor_value_info("img", TensorProto.FLOAT,
+                                                                               [1, 3, size, size])],
+                              [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outs], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+
+
+def time_onnxruntime(model, repeats=20):
+    import onnxruntime as ort
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    inp = np.random.default_rng(0).standard_normal((1, 3, 256, 256)).astype(np.float32)
+    for _ in range(3):
+        sess.run(None, {"img": inp})
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        sess.run(None, {"img": inp})
+        ts.append(time.perf_counter() - t0)
+    return ts
+
+
+def main(rounds=30, per_round=1):
+    """ms/frame of the numpy model on the synthetic program, interleaved with onnxruntime on the
+    float ONNX (plain dw and DeformConv variants) so that all see the same machine load."""
+    from runtime.engines.codenet_model import run_program
     from runtime.engines.codenet_program import pack_program
     layers, nbytes, img = shufflenet_codenet()
     program, weights = pack_program(layers)
@@ -143,24 +245,51 @@ def main():
     rng = np.random.default_rng(1)
     arena[img["off"]:img["off"] + 256 * 256 * 3] = rng.integers(0, 256, 256 * 256 * 3)
     run_program(program, weights, arena)
-    times = []
-    for _ in range(10):
-        t0 = time.perf_counter()
-        run_program(program, weights, arena)
-        times.append(time.perf_counter() - t0)
+    try:
+        import onnxruntime as ort
+        opts = ort.SessionOptions()
+        # ORT's worker threads spin after each run by default, stealing the cores from whatever runs
+        # next in the process (here: the numpy model); switch that off for a fair interleaving
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        sessions = {k: ort.InferenceSession(float_onnx(deform=k == "deform").SerializeToString(), opts,
+                                            providers=["CPUExecutionProvider"]) for k in ("dw", "deform")}
+    except ImportError:
+        sessions = {}
+    inp = rng.standard_normal((1, 3, 256, 256)).astype(np.float32)
+    times = {"numpy": []}
+    for k, sess in sessions.items():
+        times[k] = []
+        sess.run(None, {"img": inp})
+    for _ in range(rounds):
+        for _ in range(per_round):
+            t0 = time.perf_counter()
+            run_program(program, weights, arena)
+            times["numpy"].append(time.perf_counter() - t0)
+        for k, sess in sessions.items():
+            for _ in range(per_round):
+                t0 = time.perf_counter()
+                sess.run(None, {"img": inp})
+                times[k].append(time.perf_counter() - t0)
     prof = []
     run_program(program, weights, arena, profile=prof)
+    prof = [(layers[i].name, p, t) for i, (_, p, t) in enumerate(prof)]
     paths = {}
     for name, path, t in prof:
         paths.setdefault(path, [0, 0.0])
         paths[path][0] += 1
         paths[path][1] += t
     print("layers {}  weights {} bytes  arena {} bytes".format(len(layers), weights.size, nbytes))
-    print("numpy model: median {:.1f} ms/frame (min {:.1f})".format(1e3 * np.median(times), 1e3 * min(times)))
+    med = {k: 1e3 * float(np.median(v)) for k, v in times.items()}
+    best = {k: 1e3 * float(min(v)) for k, v in times.items()}
+    print("numpy model:                 median {:6.1f} ms/frame (min {:.1f})".format(med["numpy"], best["numpy"]))
+    for k in sessions:
+        print("onnxruntime float ({:6s}):   median {:6.1f} ms/frame (min {:.1f});  numpy fps / ort fps = "
+              "{:.2f} (medians), {:.2f} (minima)".format(k, med[k], best[k], med[k] / med["numpy"],
+                                                        best[k] / best["numpy"]))
     for path, (n, t) in sorted(paths.items()):
-        print("  {:20s} {:3d} layers {:7.2f} ms".format(path, n, 1e3 * t))
-    for name, path, t in sorted(prof, key=lambda r: -r[2])[:10]:
-        print("  slowest {:16s} {:16s} {:6.2f} ms".format(name, path, 1e3 * t))
+        print("  {:28s} {:3d} layers {:7.2f} ms".format(path, n, 1e3 * t))
+    for name, path, t in sorted(prof, key=lambda r: -r[2])[:8]:
+        print("  slowest {:14s} {:28s} {:6.2f} ms".format(name, path, 1e3 * t))
 
 
 if __name__ == "__main__":

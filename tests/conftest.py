@@ -30,3 +30,11 @@ def random_bnn_model(tmp_path_factory):
 def fmnist_test():
     from runtime.datasets import load_fashion_mnist
     return load_fashion_mnist("test")
+
+
+def require_torch():
+    """torch is the optional `train` extra: CI installs it, so there its absence is a failure."""
+    if os.environ.get("CI"):
+        import torch  # noqa: F401  (fail loudly in CI)
+        return torch
+    return pytest.importorskip("torch", reason="the optional train extra (torch) is not installed")

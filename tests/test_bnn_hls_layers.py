@@ -43,10 +43,7 @@ def _ptr(a, t):
 
 @pytest.fixture(scope="module")
 def lib():
-    try:
-        so = csim.load_csim_library("bnn")
-    except csim.CsimBuildError as exc:  # no compiler / headers: not this test's subject
-        pytest.skip(str(exc))
+    so = csim.load_csim_library("bnn")  # no compiler or headers is a failure: CI installs both
     so.bnn_csim_run.argtypes = [U64P, U8P, I32P, ctypes.c_uint32, ctypes.c_uint32]
     so.bnn_csim_conv0.argtypes = [U8P, U64P, I32P, U8P, I, I, I, I, I, I]
     so.bnn_csim_binconv.argtypes = [U8P, U64P, I32P, U8P, I, I, I, I, I, I]
@@ -206,11 +203,11 @@ def _images(rng, n):
     return imgs
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_network_csim_matches_model(lib, seed):
+@pytest.mark.parametrize("seed, n", [(0, 24), (1, 70)])   # 70 > the 64-image chunk of bnn_csim_run
+def test_network_csim_matches_model(lib, seed, n):
     rng = np.random.default_rng(seed)
     params = fmt.pack_params(fmt.random_layers(rng))
-    images = _images(rng, 24)
+    images = _images(rng, n)
     eng = model.BnnEngineModel()
     eng.load_params(params)
     want = eng.classify(images)
@@ -239,10 +236,7 @@ def _write_golden(folder, params, images, scores):
 
 
 def test_testbench_passes_on_golden_vectors(tmp_path):
-    try:
-        exe = csim.compile_testbench("bnn")
-    except csim.CsimBuildError as exc:
-        pytest.skip(str(exc))
+    exe = csim.compile_testbench("bnn")
     rng = np.random.default_rng(11)
     params = fmt.pack_params(fmt.random_layers(rng))
     images = _images(rng, 12)
@@ -264,11 +258,8 @@ def test_testbench_passes_on_golden_vectors(tmp_path):
 
 def test_hls_sources_compile_warning_free(tmp_path):
     """-Wall clean (HLS pragmas are unknown to g++: -Wno-unknown-pragmas is the only exception)."""
-    try:
-        cxx = csim.find_compiler()
-        ap = csim.find_ap_types()
-    except csim.CsimBuildError as exc:
-        pytest.skip(str(exc))
+    cxx = csim.find_compiler()
+    ap = csim.find_ap_types()
     src = ROOT / "hls_src" / "bnn"
     for name in ("bnn_top.cpp", "bnn_csim.cpp", "bnn_tb.cpp"):
         cmd = [cxx, "-O2", "-Wall", "-Wno-unknown-pragmas", "-std=c++14", "-fPIC", "-I", str(src),

@@ -17,6 +17,8 @@
 // With the numbers below: conv0 784 + 6,084; conv1 676 + 20,736; conv2 144 + 7,200;
 // conv3 100 + 9,216; fc0 16 + 1,024; fc1 4 + 40; input read 784 (8-bit port).
 // Slowest: conv1, 21,412 cycles per image = 11,675 images/s at 250 MHz (modelled).
+// LOAD (mode 0) walks the weight rows one bit per cycle: about PARAM_WORDS * 64 = 349,376 cycles
+// (1.4 ms at 250 MHz), once per model.
 #ifndef BNN_CONFIG_H
 #define BNN_CONFIG_H
 

@@ -33,7 +33,7 @@ constexpr int T_MAXFIN = 1024;    // fc inputs
 constexpr int T_MAXFOUT = 256;    // fc outputs
 constexpr int T_MAXOIN = 256;     // output layer inputs
 constexpr int T_MAXOUT = 16;      // output layer classes
-constexpr int CSIM_CHUNK = 256;   // images per bnn_top call in bnn_csim_run
+constexpr int CSIM_CHUNK = 64;    // images per bnn_top call in bnn_csim_run
 
 using bnn::Shape;
 

@@ -7,6 +7,9 @@
 // through the very same code. Streams carry one pixel per word (channel c = bit c, or byte c
 // for 8-bit pixels); fully connected layers take and give ceil(C / SIMD) words per image.
 //
+// Weight / threshold memories are [PE][...] arrays; the owner of the memory (bnn_top, where they
+// are static) partitions dim 1 completely, so every PE lane has its own bank.
+//
 // Arithmetic: additions, subtractions, XNOR, popcount, compares and shifts only. The loop trip
 // counts below are products of layer sizes (control, computed once per call); the top passes
 // compile-time constants, so they fold to constants in synthesis (no DSP inferred).
@@ -97,44 +100,53 @@ ap_uint<N> low_mask(int n) {
 // Weight rows as FORMAT.md packs them: Cout rows of ceil(TAPS * cin / 64) words; input index
 // b = tap * cin + ci is bit b % 64 of word b / 64. The loader re-tiles every row into SIMD-wide
 // tiles per (tap, fold), zeroing the bits past cin. Reads src[pos ...] and advances pos past the rows.
+// It walks the rows one bit per cycle (PARAM_WORDS * 64 cycles, about 1.4 ms at 250 MHz, once
+// per model), so its hardware is a 64-bit shift register and a SIMD-bit tile register instead
+// of a barrel shifter across a whole row.
 template <int PE, int SIMD, int TAPS, int MAXCIN, int MAXCOUT, class SRC>
 void load_weights(const SRC *src, int &pos, ap_uint<SIMD> w[PE][Shape<PE, SIMD, TAPS, MAXCIN, MAXCOUT>::TILES],
                   int cin, int cout) {
     typedef Shape<PE, SIMD, TAPS, MAXCIN, MAXCOUT> S;
+    constexpr int MAX_BITS = MAXCOUT * S::ROW_WORDS * 64;
+    (void)MAX_BITS;  // used by the HLS pragmas only
     const int k = TAPS * cin;
-    const int nwords = (k + 63) >> 6;
+    const int row_bits = ((k + 63) >> 6) << 6;
     const int folds = (cin + SIMD - 1) / SIMD;
-    const int last_valid = cin - (folds - 1) * SIMD;
-    int lane = 0;
-    int gbase = 0;
-    for (int co = 0; co < cout; co++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAXCOUT
-        ap_uint<64 * S::ROW_WORDS> row = 0;
-        for (int j = 0; j < S::ROW_WORDS; j++) {
+    const int total = cout * row_bits;
+    int lane = 0, gbase = 0, tile = 0;
+    int b = 0;    // bit within the row
+    int ci = 0;   // input channel within the tap
+    int s = 0;    // bit within the tile
+    ap_uint<64> cur = 0;
+    ap_uint<SIMD> acc = 0;
+    for (int i = 0; i < total; i++) {
+#pragma HLS LOOP_TRIPCOUNT min = 64 max = MAX_BITS
 #pragma HLS PIPELINE II = 1
-            if (j < nwords) {
-                row.range(64 * j + 63, 64 * j) = (ap_uint<64>)src[pos++];
+        if ((b & 63) == 0) cur = (ap_uint<64>)src[pos++];
+        const ap_uint<1> bit = cur[0];
+        cur >>= 1;
+        if (b < k) {
+            acc[s] = bit;
+            const bool tap_end = (ci == cin - 1);
+            if (s == SIMD - 1 || tap_end) {
+                w[lane][tile] = acc;   // a partial last tile keeps zeros past cin
+                tile++;
+                acc = 0;
+                s = 0;
+            } else {
+                s++;
             }
+            ci = tap_end ? 0 : ci + 1;
         }
-        int tile = gbase;
-        int tap_off = 0;
-        for (int t = 0; t < TAPS; t++) {
-            int off = tap_off;
-            for (int f = 0; f < S::FOLDS; f++) {
-#pragma HLS PIPELINE II = 1
-                if (f < folds) {
-                    ap_uint<SIMD> bits = row >> off;
-                    if (f == folds - 1) bits &= low_mask<SIMD>(last_valid);
-                    w[lane][tile] = bits;
-                    tile++;
-                    off += SIMD;
-                }
+        if (b == row_bits - 1) {
+            b = 0;
+            if (++lane == PE) {
+                lane = 0;
+                gbase += TAPS * folds;
             }
-            tap_off += cin;
-        }
-        if (++lane == PE) {
-            lane = 0;
-            gbase += TAPS * folds;
+            tile = gbase;
+        } else {
+            b++;
         }
     }
 }
@@ -145,11 +157,13 @@ void load_weights(const SRC *src, int &pos, ap_uint<SIMD> w[PE][Shape<PE, SIMD, 
 // as 0 and T > K as K + 1).
 template <int PE, int GROUPS, class T, class SRC>
 void load_thresholds(const SRC *src, int &pos, T thr[PE][GROUPS], int cout, long lo, long hi) {
+    constexpr int MAX_COUT = PE * GROUPS;
+    (void)MAX_COUT;  // used by the HLS pragmas only
     ap_uint<64> word = 0;
     int lane = 0;
     int g = 0;
     for (int co = 0; co < cout; co++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = PE * GROUPS
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_COUT
 #pragma HLS PIPELINE II = 1
         if ((co & 1) == 0) {
             word = (ap_uint<64>)src[pos++];
@@ -168,10 +182,12 @@ void load_thresholds(const SRC *src, int &pos, T thr[PE][GROUPS], int cout, long
 // keeps its low 3 bits; the host rejects SHIFT > 7).
 template <int PE, int GROUPS, class SRC>
 void load_shift_bias(const SRC *src, int &pos, ap_uint<3> shift[PE][GROUPS], ap_int<32> bias[PE][GROUPS], int cout) {
+    constexpr int MAX_COUT = PE * GROUPS;
+    (void)MAX_COUT;  // used by the HLS pragmas only
     int lane = 0;
     int g = 0;
     for (int co = 0; co < cout; co++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = PE * GROUPS
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_COUT
 #pragma HLS PIPELINE II = 1
         const ap_uint<64> word = (ap_uint<64>)src[pos++];
         bias[lane][g] = (ap_int<32>)word.range(31, 0);
@@ -191,7 +207,10 @@ void conv0_3x3(hls::stream<ap_uint<8 * MAXCIN> > &in, hls::stream<ap_uint<MAXCOU
                const ap_uint<SIMD> w[PE][Shape<PE, SIMD, 9, MAXCIN, MAXCOUT>::TILES],
                const ap_int<Conv0Acc<9, MAXCIN>::BITS> thr[PE][Shape<PE, SIMD, 9, MAXCIN, MAXCOUT>::GROUPS],
                int h, int wd, int cin, int cout, int reps) {
+    typedef Shape<PE, SIMD, 9, MAXCIN, MAXCOUT> S;
     typedef ap_int<Conv0Acc<9, MAXCIN>::BITS> acc_t;
+    constexpr int MAX_ITERS = (MAXH - 2) * (MAXW - 2) * S::TILES;
+    (void)MAX_ITERS;  // used by the HLS pragmas only
     ap_uint<8 * MAXCIN> buf[MAXH][MAXW];
     acc_t acc[PE];
 #pragma HLS ARRAY_PARTITION variable = acc complete
@@ -214,7 +233,7 @@ void conv0_3x3(hls::stream<ap_uint<8 * MAXCIN> > &in, hls::stream<ap_uint<MAXCOU
         int y = 0, x = 0, ky = 0, kx = 0, f = 0, g = 0, gbase = 0, tile = 0;
         ap_uint<MAXCOUT> word = 0;
         for (int i = 0; i < total; i++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = (MAXH - 2) * (MAXW - 2) * Shape<PE, SIMD, 9, MAXCIN, MAXCOUT>::TILES
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_ITERS
 #pragma HLS PIPELINE II = 1
             const ap_uint<8 * SIMD> px = buf[y + ky][x + kx] >> (8 * SIMD * f);
             const int valid = (f == folds - 1) ? last_valid : SIMD;
@@ -279,6 +298,8 @@ void binconv_3x3(hls::stream<ap_uint<MAXCIN> > &in, hls::stream<ap_uint<MAXCOUT>
                  int h, int wd, int cin, int cout, int reps) {
     typedef Shape<PE, SIMD, 9, MAXCIN, MAXCOUT> S;
     typedef ap_uint<S::POP_BITS> pop_t;
+    constexpr int MAX_ITERS = (MAXH - 2) * (MAXW - 2) * S::TILES;
+    (void)MAX_ITERS;  // used by the HLS pragmas only
     ap_uint<MAXCIN> buf[MAXH][MAXW];
     pop_t acc[PE];
 #pragma HLS ARRAY_PARTITION variable = acc complete
@@ -301,7 +322,7 @@ void binconv_3x3(hls::stream<ap_uint<MAXCIN> > &in, hls::stream<ap_uint<MAXCOUT>
         int y = 0, x = 0, ky = 0, kx = 0, f = 0, g = 0, gbase = 0, tile = 0;
         ap_uint<MAXCOUT> word = 0;
         for (int i = 0; i < total; i++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = (MAXH - 2) * (MAXW - 2) * S::GROUPS * 9 * S::FOLDS
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_ITERS
 #pragma HLS PIPELINE II = 1
             const ap_uint<SIMD> a = buf[y + ky][x + kx] >> (SIMD * f);
             const ap_uint<SIMD> mask = (f == folds - 1) ? last_mask : (ap_uint<SIMD>)~ap_uint<SIMD>(0);
@@ -354,6 +375,8 @@ void binconv_3x3(hls::stream<ap_uint<MAXCIN> > &in, hls::stream<ap_uint<MAXCOUT>
 // Output (h / 2) x (w / 2); a trailing odd row / column is dropped (valid pooling).
 template <int MAXW, int C>
 void pool2x2_or(hls::stream<ap_uint<C> > &in, hls::stream<ap_uint<C> > &out, int h, int wd, int reps) {
+    constexpr int MAX_PIXELS = MAXW * MAXW;   // tripcount estimate: square images
+    (void)MAX_PIXELS;  // used by the HLS pragmas only
     ap_uint<C> rowbuf[MAXW / 2];
     ap_uint<C> left = 0;
     const int total = h * wd;
@@ -362,7 +385,7 @@ void pool2x2_or(hls::stream<ap_uint<C> > &in, hls::stream<ap_uint<C> > &out, int
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 16
         int y = 0, x = 0, xo = 0;
         for (int i = 0; i < total; i++) {
-#pragma HLS LOOP_TRIPCOUNT min = 4 max = MAXW * MAXW
+#pragma HLS LOOP_TRIPCOUNT min = 4 max = MAX_PIXELS
 #pragma HLS PIPELINE II = 1
             const ap_uint<C> p = in.read();
             if (y < h2 && x < w2) {
@@ -400,25 +423,31 @@ void fc_binary(hls::stream<ap_uint<SIMD> > &in, hls::stream<ap_uint<OSIMD> > &ou
                int cin, int cout, int reps) {
     typedef Shape<PE, SIMD, 1, MAXCIN, MAXCOUT> S;
     typedef ap_uint<S::POP_BITS> pop_t;
+    constexpr int MAX_FOLDS = S::FOLDS;
+    (void)MAX_FOLDS;  // used by the HLS pragmas only
+    constexpr int MAX_ITERS = S::TILES;
+    (void)MAX_ITERS;  // used by the HLS pragmas only
     ap_uint<SIMD> inbuf[S::FOLDS];
     pop_t acc[PE];
 #pragma HLS ARRAY_PARTITION variable = acc complete
     const int folds = (cin + SIMD - 1) / SIMD;
     const int groups = (cout + PE - 1) / PE;
     const int owords = (cout + OSIMD - 1) / OSIMD;
+    constexpr int MAX_OWORDS = ceil_div(MAXCOUT, OSIMD);
+    (void)MAX_OWORDS;  // used by the HLS pragmas only
     const ap_uint<SIMD> last_mask = low_mask<SIMD>(cin - (folds - 1) * SIMD);
     const int total = groups * folds;
     for (int r = 0; r < reps; r++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 16
         for (int f = 0; f < folds; f++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = S::FOLDS
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_FOLDS
 #pragma HLS PIPELINE II = 1
             inbuf[f] = in.read();
         }
         ap_uint<S::GROUPS * PE> bits = 0;
         int f = 0, g = 0, gbase = 0;
         for (int i = 0; i < total; i++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = S::TILES
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_ITERS
 #pragma HLS PIPELINE II = 1
             const ap_uint<SIMD> mask = (f == folds - 1) ? last_mask : (ap_uint<SIMD>)~ap_uint<SIMD>(0);
             const ap_uint<SIMD> a = inbuf[f];
@@ -439,7 +468,7 @@ void fc_binary(hls::stream<ap_uint<SIMD> > &in, hls::stream<ap_uint<OSIMD> > &ou
         }
         int off = 0;
         for (int j = 0; j < owords; j++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = ceil_div(MAXCOUT, OSIMD)
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_OWORDS
 #pragma HLS PIPELINE II = 1
             out.write((ap_uint<OSIMD>)(bits >> off));
             off += OSIMD;
@@ -457,6 +486,10 @@ void fc_output(hls::stream<ap_uint<SIMD> > &in, hls::stream<ap_int<32> > &out,
                int cin, int cout, int reps) {
     typedef Shape<PE, SIMD, 1, MAXCIN, MAXCOUT> S;
     typedef ap_uint<S::POP_BITS> pop_t;
+    constexpr int MAX_FOLDS = S::FOLDS;
+    (void)MAX_FOLDS;  // used by the HLS pragmas only
+    constexpr int MAX_ITERS = S::TILES;
+    (void)MAX_ITERS;  // used by the HLS pragmas only
     ap_uint<SIMD> inbuf[S::FOLDS];
     pop_t acc[PE];
 #pragma HLS ARRAY_PARTITION variable = acc complete
@@ -467,13 +500,13 @@ void fc_output(hls::stream<ap_uint<SIMD> > &in, hls::stream<ap_int<32> > &out,
     for (int r = 0; r < reps; r++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 16
         for (int f = 0; f < folds; f++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = S::FOLDS
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_FOLDS
 #pragma HLS PIPELINE II = 1
             inbuf[f] = in.read();
         }
         int f = 0, g = 0, gbase = 0;
         for (int i = 0; i < total; i++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = S::TILES
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_ITERS
 #pragma HLS PIPELINE II = 1
             const ap_uint<SIMD> mask = (f == folds - 1) ? last_mask : (ap_uint<SIMD>)~ap_uint<SIMD>(0);
             const ap_uint<SIMD> a = inbuf[f];

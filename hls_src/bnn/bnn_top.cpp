@@ -26,6 +26,12 @@ static_assert(C0 % 2 == 0 && C1 % 2 == 0 && C2 % 2 == 0 && C3 % 2 == 0 && F0 % 2
               "thresholds are packed two per word");
 
 constexpr int COSIM_IMAGES = 4;  // depth hints for C/RTL co-simulation only
+constexpr int POOL1_PIXELS = HP1 * WP1;
+constexpr int COSIM_POOL1_PIXELS = COSIM_IMAGES * HP1 * WP1;
+constexpr int IMAGE_PIXELS = IN_H * IN_W;
+constexpr int COSIM_IMAGE_BYTES = COSIM_IMAGES * IN_H * IN_W * IN_C;
+constexpr int COSIM_SCORES = COSIM_IMAGES * NUM_CLASSES;
+constexpr int SPLIT = C3 / SIMDF0;
 
 // On-chip memories: persist across starts (LOAD writes them, CLASSIFY reads them).
 static ap_uint<SIMD0> w0[PE0][S0::TILES];
@@ -65,7 +71,7 @@ void read_images(const ap_uint<8> *images, hls::stream<ap_uint<8 * IN_C> > &out,
     int rd = 0;
     for (int i = 0; i < n; i++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = COSIM_IMAGES
-        for (int p = 0; p < IN_H * IN_W; p++) {
+        for (int p = 0; p < IMAGE_PIXELS; p++) {
 #pragma HLS PIPELINE II = IN_C
             ap_uint<8 * IN_C> px = 0;
             for (int c = 0; c < IN_C; c++) px.range(8 * c + 7, 8 * c) = images[rd++];
@@ -76,10 +82,10 @@ void read_images(const ap_uint<8> *images, hls::stream<ap_uint<8 * IN_C> > &out,
 
 // pool1 pixels (C3 bits) -> fc0 input words (SIMDF0 bits); NHWC flatten order is kept.
 void pixels_to_words(hls::stream<ap_uint<C3> > &in, hls::stream<ap_uint<SIMDF0> > &out, int n) {
-    for (int i = 0; i < n * HP1 * WP1; i++) {
-#pragma HLS LOOP_TRIPCOUNT min = HP1 * WP1 max = COSIM_IMAGES * HP1 * WP1
+    for (int i = 0; i < n * POOL1_PIXELS; i++) {
+#pragma HLS LOOP_TRIPCOUNT min = POOL1_PIXELS max = COSIM_POOL1_PIXELS
         const ap_uint<C3> px = in.read();
-        for (int j = 0; j < C3 / SIMDF0; j++) {
+        for (int j = 0; j < SPLIT; j++) {
 #pragma HLS PIPELINE II = 1
             out.write((ap_uint<SIMDF0>)(px >> (SIMDF0 * j)));
         }
@@ -152,14 +158,28 @@ void classify(const ap_uint<8> *images, ap_int<32> *scores, int n) {
 void bnn_top(const ap_uint<64> *params, const ap_uint<8> *images, ap_int<32> *scores,
              ap_uint<32> mode, ap_uint<32> n_images) {
 #pragma HLS INTERFACE m_axi port = params offset = slave bundle = gmem_params depth = PARAM_WORDS max_read_burst_length = 64
-#pragma HLS INTERFACE m_axi port = images offset = slave bundle = gmem_images depth = COSIM_IMAGES * IN_H * IN_W * IN_C max_read_burst_length = 64
-#pragma HLS INTERFACE m_axi port = scores offset = slave bundle = gmem_scores depth = COSIM_IMAGES * NUM_CLASSES max_write_burst_length = 16
+#pragma HLS INTERFACE m_axi port = images offset = slave bundle = gmem_images depth = COSIM_IMAGE_BYTES max_read_burst_length = 64
+#pragma HLS INTERFACE m_axi port = scores offset = slave bundle = gmem_scores depth = COSIM_SCORES max_write_burst_length = 16
 #pragma HLS INTERFACE s_axilite port = params bundle = control
 #pragma HLS INTERFACE s_axilite port = images bundle = control
 #pragma HLS INTERFACE s_axilite port = scores bundle = control
 #pragma HLS INTERFACE s_axilite port = mode bundle = control
 #pragma HLS INTERFACE s_axilite port = n_images bundle = control
 #pragma HLS INTERFACE s_axilite port = return bundle = control
+    // one weight / threshold bank per PE lane: every lane reads its SIMD-bit tile each cycle
+#pragma HLS ARRAY_PARTITION variable = w0 complete dim = 1
+#pragma HLS ARRAY_PARTITION variable = t0 complete dim = 1
+#pragma HLS ARRAY_PARTITION variable = w1 complete dim = 1
+#pragma HLS ARRAY_PARTITION variable = t1 complete dim = 1
+#pragma HLS ARRAY_PARTITION variable = w2 complete dim = 1
+#pragma HLS ARRAY_PARTITION variable = t2 complete dim = 1
+#pragma HLS ARRAY_PARTITION variable = w3 complete dim = 1
+#pragma HLS ARRAY_PARTITION variable = t3 complete dim = 1
+#pragma HLS ARRAY_PARTITION variable = wf0 complete dim = 1
+#pragma HLS ARRAY_PARTITION variable = tf0 complete dim = 1
+#pragma HLS ARRAY_PARTITION variable = wf1 complete dim = 1
+#pragma HLS ARRAY_PARTITION variable = shf1 complete dim = 1
+#pragma HLS ARRAY_PARTITION variable = bf1 complete dim = 1
     if (mode == BNN_MODE_LOAD) {
         load_all(params);
     } else if (mode == BNN_MODE_CLASSIFY) {

@@ -4,6 +4,8 @@
 // -Wuninitialized inside their own constructors (ap_private::clearUnusedBits reads the value it
 // is about to set), reported through inlining even under -isystem. Those two warnings are
 // silenced for the headers only (push / pop): our own code stays under the full -Wall.
+// (`#pragma HLS` lines trip g++'s -Wunknown-pragmas; GCC cannot silence that from the source
+// (bug 53431): the -Wall checks add -Wno-unknown-pragmas, their only exception.)
 #ifndef CODENET_AP_TYPES_H
 #define CODENET_AP_TYPES_H
 

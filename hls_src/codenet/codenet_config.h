@@ -5,19 +5,32 @@
 // Parsed by Python (same parser as bnn_config.h): keep every constant on one line of the form
 // `constexpr int NAME = <integer or expression of earlier names>;` ('/' is C integer division).
 //
-// Modelled cycles (II = 1 loops, the phases of a layer run one after the other; the arena port is
-// 8 bits wide, so every activation byte read or written costs one cycle):
-//   every layer   : DESC_WORDS (descriptor) + cin * 2 (gather table) + cout * 10 (requant)
-//                   + weight bytes (CONV1X1: cout * W_WORDS_PER_ROW * PA/2, DW3X3: cout * 5 or 9)
-//   CONV1X1       : per output pixel  K (input bytes; K = cin, or 9 * cin for PATCH3X3)
-//                                    + ceil(cout / PE) * (ceil(row_bytes / (PA/2)) + PE_DRAIN)
-//                                    + cout (output bytes)
-//                   row_bytes = ceil(K / 2) (4-bit) or K (8-bit): a 4-bit layer takes PA inputs
-//                   per cycle, an 8-bit layer PA / 2.
-//   DW3X3         : per channel tile of PE channels (ceil(cout / PE) tiles):
-//                   rows_loaded * in_w * PE (line-buffer fill, every input row of the tile once)
-//                   + out_h * out_w * (n + 1 if deformable else n), n = channels in the tile
-//                   (the 9-tap x PE MACs take one cycle, the n output bytes n cycles).
+// Cycle model (MODELLED; every pipelined loop II = 1, the phases of a layer one after the other).
+// The arena and weights ports are ARENA_BUS_BYTES = 16 bytes wide (one beat a cycle); DDR stays
+// byte addressed. beats(a, n) = ceil((a % 16 + n) / 16) beats hold the n-byte run at address a;
+// wr(a, n) = beats(a, n) + one read per partial first / last beat (read-modify-write).
+// runtime/measure/codenet_cycles.py computes these per layer and phase; the C simulation counts
+// them while it runs (codenet_csim_cycles) and tests/test_codenet_cycles.py proves them equal.
+//   desc    : DESC_WORDS
+//   load    : (1 + cin) gather + (2 + 2 * cout) requant records and zero points
+//             + CONV1X1 (1 + cout * KT) weights + K extraction table;  DW3X3 (1 + cout) weights
+//   CONV1X1 : K = cin (9 * cin for PATCH3X3), KT = ceil(row_bytes / W_WORD_BYTES), OT = ceil(cout / PE),
+//             span = max(gather) - min(gather) + 1; one computed pixel per output pixel, except
+//             upsample x2 at stride 1: one per 2x2 output block (computed once, stored 4 times).
+//             per computed pixel:
+//               read    sum over in-image taps of beats(tap address + min(gather), span)
+//                       [narrow path, when taps * ceil((span + 30) / 16) > PIX_BEATS: K]
+//               compute OT * KT    (PA x PE MACs a cycle, 8-bit weights PA/2 x PE; the first
+//                                   output tile also picks its PA inputs from the pixel buffer)
+//             per output pixel: write wr(out address + out_choff, cout)
+//   DW3X3   : per PE-channel tile (n channels, tile span = its max - min gathered channel + 1):
+//               read    every physical input row it needs, once: sum over x of beats(pixel + tile
+//                       min, tile span); deformable: per output row beats(row, (out_w-1)*dil_cs+1)
+//                       (out_w when that exceeds DIL_BEATS)
+//               compute 1 per output pixel (9 x PE MACs)
+//               write   wr(pixel + out_choff + tile * PE, n) per output pixel
+// Not in the trip counts: one pipeline fill (and DDR latency) per loop entry, counted apart as
+// `entries` (PH_ENTRIES).
 #ifndef CODENET_CONFIG_H
 #define CODENET_CONFIG_H
 
@@ -28,18 +41,30 @@ constexpr int CLOCK_MHZ = 250;
 constexpr int MAX_CH = 1024;           // channels of any layer input / output
 constexpr int MAX_W = 256;
 constexpr int MAX_H = 256;
-constexpr int W_BUF_BYTES = 262144;    // on-chip 1x1 weight buffer (PA x PE tiles, see FORMAT.md)
+constexpr int W_BUF_BYTES = 262144;    // a 1x1 layer's packed weights (cout * row bytes) fit this
 constexpr int MAX_LAYERS = 512;
 constexpr int ACC_BITS = 24;
 constexpr int LINE_ROWS = 15;          // line buffer rows (dilation 0..7 each side)
 constexpr int MAX_DIL = 7;
 
 // ---- derived sizes of the on-chip buffers ----
-constexpr int W_WORD_BYTES = PA / 2;                    // one weight word: PA 4-bit or PA/2 8-bit
-constexpr int W_WORDS = W_BUF_BYTES / (PE * W_WORD_BYTES);  // words per PE lane (2048)
-constexpr int MAX_K = 9 * MAX_CH;                       // 1x1 inputs per pixel (PATCH3X3: 9 * cin)
+// The 1x1 weight buffer holds PE lanes of W_WORDS words of W_WORD_BYTES bytes (one word: PA
+// 4-bit or PA / 2 8-bit weights of one row); output channel o uses lane o % PE, words
+// (o / PE) * ceil(row_bytes / W_WORD_BYTES) onwards. Padding every row to whole words and cout
+// to whole lanes costs a little over W_BUF_BYTES: W_WORDS is the largest
+// ceil(cout / PE) * ceil(row_bytes / W_WORD_BYTES) over every layer the contract admits
+// (cout * row_bytes <= W_BUF_BYTES, cout and K <= MAX_CH, 4- or 8-bit; 2176 at cout = 257,
+// K = 1017, 8-bit; tests/test_codenet_hls_build.py re-derives it). W_BUF_BYTES / (PE * W_WORD_BYTES)
+// = 2048 would be exact for channel counts that are multiples of PE and PA.
+constexpr int W_WORD_BYTES = PA / 2;
+constexpr int W_WORDS = 2176;
+constexpr int MAX_K = MAX_CH;                           // 1x1 inputs per pixel (PATCH3X3: 9 * cin)
 constexpr int CH_TILES = MAX_CH / PE;                   // PE-channel tiles of MAX_CH
-constexpr int PE_DRAIN = 2;                             // modelled pipeline drain per output tile
+
+// ---- wide memory ports ----
+constexpr int ARENA_BUS_BYTES = 16;    // arena / weights m_axi width (ap_uint<128> beats)
+constexpr int PIX_BEATS = 128;         // 1x1 pixel buffer: the beats of one pixel's input runs
+constexpr int DIL_BEATS = 256;         // deformable: one output row's dilation bytes
 
 // ---- descriptor ----
 constexpr int DESC_WORDS = 32;
@@ -86,6 +111,15 @@ constexpr int FLAGS_ALL = 31;
 constexpr int SECTION_ALIGN = 8;
 constexpr int RQ_RECORD_BYTES = 8;     // int32 bias, int16 M, uint8 S, int8 reserved
 constexpr int MAX_SHIFT = 31;
-constexpr int MAX_PAD = 2;
+constexpr int MAX_PAD = 1;
+
+// ---- cycle accounting phases (C simulation: codenet_csim_cycles) ----
+constexpr int PH_DESC = 0;
+constexpr int PH_LOAD = 1;
+constexpr int PH_READ = 2;
+constexpr int PH_COMPUTE = 3;
+constexpr int PH_WRITE = 4;
+constexpr int PH_ENTRIES = 5;          // pipelined-loop entries (not cycles)
+constexpr int N_PHASES = 6;
 
 #endif  // CODENET_CONFIG_H

@@ -2,3 +2,4 @@
 registers them with PYNQ, so `Overlay.<ip>` is our driver on the board and in simulation alike."""
 from .hls_ip import HlsIP  # noqa: F401
 from .bnn import BnnDriver  # noqa: F401
+from .codenet import CodenetDriver  # noqa: F401

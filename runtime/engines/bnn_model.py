@@ -1,21 +1,26 @@
 """Bit-exact numpy model of the BNN engine (contract: hls_src/bnn/FORMAT.md).
 
-Same integers as the HLS C-simulation, computed fast: activations are kept as float32 +-1
-(bit 1 = +1, bit 0 = -1) and every layer is one float32 BLAS matmul (im2col for the 3x3 convs).
+Same integers as the HLS C-simulation, computed fast: activations are kept as float32 0 / 1
+(the bits themselves), weights as float32 +-1 (bit 1 = +1, bit 0 = -1), and every layer is one
+float32 BLAS matmul (im2col for the 3x3 convs).
+
+Binary layers: with a in {0, 1}^K and w in {-1, +1}^K, the popcount of XNOR(a, w_bits) is
+    pop = a.w + nneg,   nneg = number of -1 weights in the row
+(an agreeing position contributes 1 either as a_i * w_i = 1, or as a 0 against a -1 weight), so
+    pop >= T  <=>  a.w >= T - nneg  <=>  a.w > T - nneg - 0.5,
+and the output layer's acc = 2 * pop - K = 2 * a.w - sum(w). conv0: acc = pixels . w directly.
 
 Exactness: a float32 holds every integer of magnitude <= 2^24 exactly, and a sum of integers
 whose partial sums all stay below 2^24 in magnitude is computed exactly, in any order (BLAS
-blocking, FMA): every addition's exact result is representable. The partial sums here are
-bounded by the layer's full-window bound:
+blocking, FMA): every addition's exact result is representable. The partial sums are bounded by
   conv0      : |acc| <= 9 * 255 * Cin   (Cin = 1: 2,295)
-  binary     : |acc| = |2 * pop - K| <= K = 9 * Cin or Cin   (largest here: fc0, K = 1,024)
+  binary     : |a.w| <= K = 9 * Cin or Cin   (largest here: fc0, K = 1,024)
 all far below 2^24 = 16,777,216; `_assert_exact` checks the bound from the actual dims whenever
 weights are loaded or a layer function runs.
 
-Thresholds in the +-1 domain: pop >= T  <=>  acc >= 2T - K (acc = 2 * pop - K). T is first clamped
-exactly as the HLS loader does (binary: 0 .. K + 1; conv0: -B .. B + 1), which changes no
-output, so 2T - K is small. The compare is done as acc > thr - 0.5: thr - 0.5 is a
-half-integer < 2^22, exactly representable, and acc > thr - 0.5 <=> acc >= thr for integers.
+Thresholds are first clamped exactly as the HLS loader does (binary: 0 .. K + 1; conv0:
+-B .. B + 1 with B = 9 * 255 * Cin), which changes no output; the compare is then
+acc > (integer threshold) - 0.5, a half-integer of magnitude < 2^22, exactly representable.
 """
 import numpy as np
 
@@ -23,7 +28,7 @@ from . import bnn_config as cfg
 from .bnn_format import unpack_params, validate_params
 
 F32_EXACT = 1 << 24
-DEFAULT_CHUNK = 32
+DEFAULT_CHUNK = 16
 
 
 def _assert_exact(bound, what):
@@ -31,7 +36,7 @@ def _assert_exact(bound, what):
         raise ValueError("{}: accumulator bound {} is not below 2^24: float32 would not be exact".format(what, bound))
 
 
-# ---------------------------------------------------------------- internal +-1 float32 kernels
+# ---------------------------------------------------------------- internal float32 kernels (0/1 activations)
 def _im2col3x3(x):
     """(N, H, W, C) -> (N * (H-2) * (W-2), 9 * C), columns ordered (ky, kx, c) like FORMAT.md."""
     n, h, w, c = x.shape
@@ -41,34 +46,30 @@ def _im2col3x3(x):
     return win.reshape(n * (h - 2) * (w - 2), 9 * c)
 
 
-def _sign_ge(acc, thr_half):
-    """+1.0 where acc >= thr (thr_half = thr - 0.5), else -1.0 (float32)."""
-    out = (acc > thr_half).astype(np.float32)
-    out *= 2
-    out -= 1
-    return out
+def _step(acc, thr_half):
+    """float32 1.0 where acc > thr_half (= acc >= thr for integers), else 0.0."""
+    return (acc > thr_half).astype(np.float32)
 
 
-def _conv_pm(x, wmat, thr_half):
-    """3x3 valid conv of float32 (N, H, W, C) with wmat (9C, Cout) +-1, threshold -> +-1."""
+def _conv(x, wmat, thr_half):
+    """3x3 valid conv of float32 (N, H, W, C) with wmat (9C, Cout) +-1, threshold -> 0/1."""
     n, h, w, _ = x.shape
-    acc = _im2col3x3(x) @ wmat
-    return _sign_ge(acc, thr_half).reshape(n, h - 2, w - 2, wmat.shape[1])
+    return _step(_im2col3x3(x) @ wmat, thr_half).reshape(n, h - 2, w - 2, wmat.shape[1])
 
 
-def _pool_pm(x):
-    """2x2 stride-2 max on +-1 (= OR on bits); trailing odd row / column dropped."""
+def _pool(x):
+    """2x2 stride-2 max on 0/1 (= OR); a trailing odd row / column is dropped."""
     h2, w2 = x.shape[1] // 2 * 2, x.shape[2] // 2 * 2
     return np.maximum(np.maximum(x[:, 0:h2:2, 0:w2:2], x[:, 0:h2:2, 1:w2:2]),
                       np.maximum(x[:, 1:h2:2, 0:w2:2], x[:, 1:h2:2, 1:w2:2]))
 
 
-def _fc_pm(x, wmat, thr_half):
-    return _sign_ge(x @ wmat, thr_half)
+def _fc(x, wmat, thr_half):
+    return _step(x @ wmat, thr_half)
 
 
-def _fc_out(x, wmat, shift, bias):
-    acc = (x @ wmat).astype(np.int64)                       # exact integers 2 * pop - K
+def _fc_out(x, wmat, wsum, shift, bias):
+    acc = 2 * (x @ wmat).astype(np.int64) - wsum            # exact integers 2 * pop - K
     return ((acc << shift) + bias).astype(np.int32)         # int32 wrap, as ap_int<32>
 
 
@@ -78,9 +79,13 @@ def _wmat(weights):
     return np.ascontiguousarray(w.reshape(w.shape[0], -1).T.astype(np.float32))
 
 
-def _binary_thr_half(thresholds, k):
+def _binary_thr_half(weights, thresholds):
+    """Threshold on a.w (0/1 activations) for pop >= T, minus 0.5 (float32)."""
+    w = np.asarray(weights).reshape(len(thresholds), -1)
+    k = w.shape[1]
+    nneg = (w < 0).sum(axis=1).astype(np.int64)
     t = np.clip(np.asarray(thresholds, dtype=np.int64), 0, k + 1)
-    return (2 * t - k).astype(np.float32) - np.float32(0.5)
+    return (t - nneg).astype(np.float32) - np.float32(0.5)
 
 
 def _conv0_thr_half(thresholds, cin):
@@ -89,18 +94,19 @@ def _conv0_thr_half(thresholds, cin):
     return t.astype(np.float32) - np.float32(0.5)
 
 
-def _bits_to_pm(bits):
-    return np.asarray(bits, dtype=np.float32) * 2 - 1
-
-
-def _pm_to_bits(x):
-    return (x > 0).astype(np.uint8)
-
-
-def _check_weights(weights, cout_cin_shape, name):
+def _wsum(weights):
     w = np.asarray(weights)
-    if w.shape != cout_cin_shape:
-        raise ValueError("{}: weights shape {} != expected {}".format(name, w.shape, cout_cin_shape))
+    return w.reshape(w.shape[0], -1).sum(axis=1).astype(np.int64)
+
+
+def _bits(x):
+    return np.asarray(x).astype(np.float32)
+
+
+def _check_weights(weights, shape, name):
+    w = np.asarray(weights)
+    if w.shape != shape:
+        raise ValueError("{}: weights shape {} != expected {}".format(name, w.shape, shape))
     return w
 
 
@@ -109,12 +115,11 @@ def conv0_layer(images, weights, thresholds):
     """images uint8 (N, H, W, Cin); weights +-1 (Cout, 3, 3, Cin); thresholds int (Cout,) ->
     bits uint8 (N, H-2, W-2, Cout): acc = sum(w ? +p : -p) >= T."""
     x = np.asarray(images)
-    n, h, w, cin = x.shape
+    cin = x.shape[3]
     wt = np.asarray(weights)
     _check_weights(wt, (wt.shape[0], 3, 3, cin), "conv0_layer")
     _assert_exact(9 * 255 * cin, "conv0_layer")
-    out = _conv_pm(x.astype(np.float32), _wmat(wt), _conv0_thr_half(thresholds, cin))
-    return _pm_to_bits(out)
+    return _conv(x.astype(np.float32), _wmat(wt), _conv0_thr_half(thresholds, cin)).astype(np.uint8)
 
 
 def binconv_layer(bits, weights, thresholds):
@@ -125,7 +130,7 @@ def binconv_layer(bits, weights, thresholds):
     wt = np.asarray(weights)
     _check_weights(wt, (wt.shape[0], 3, 3, cin), "binconv_layer")
     _assert_exact(9 * cin, "binconv_layer")
-    return _pm_to_bits(_conv_pm(_bits_to_pm(x), _wmat(wt), _binary_thr_half(thresholds, 9 * cin)))
+    return _conv(_bits(x), _wmat(wt), _binary_thr_half(wt, thresholds)).astype(np.uint8)
 
 
 def pool_or(bits):
@@ -142,7 +147,7 @@ def fc_layer(bits, weights, thresholds):
     wt = np.asarray(weights)
     _check_weights(wt, (wt.shape[0], cin), "fc_layer")
     _assert_exact(cin, "fc_layer")
-    return _pm_to_bits(_fc_pm(_bits_to_pm(x), _wmat(wt), _binary_thr_half(thresholds, cin)))
+    return _fc(_bits(x), _wmat(wt), _binary_thr_half(wt, thresholds)).astype(np.uint8)
 
 
 def fc_out_layer(bits, weights, shift, bias):
@@ -151,8 +156,9 @@ def fc_out_layer(bits, weights, shift, bias):
     cin = x.shape[1]
     wt = np.asarray(weights)
     _check_weights(wt, (wt.shape[0], cin), "fc_out_layer")
-    _assert_exact(cin, "fc_out_layer")
-    return _fc_out(_bits_to_pm(x), _wmat(wt), np.asarray(shift, dtype=np.int64), np.asarray(bias, dtype=np.int64))
+    _assert_exact(2 * cin, "fc_out_layer")
+    return _fc_out(_bits(x), _wmat(wt), _wsum(wt), np.asarray(shift, dtype=np.int64),
+                   np.asarray(bias, dtype=np.int64))
 
 
 # ---------------------------------------------------------------- the engine
@@ -174,15 +180,14 @@ class BnnEngineModel:
         _assert_exact(9 * 255 * cfg.IN_C, "conv0")
         for k, name in ((cfg.K1, "conv1"), (cfg.K2, "conv2"), (cfg.K3, "conv3"), (cfg.KF0, "fc0"), (cfg.KF1, "fc1")):
             _assert_exact(k, name)
-        buf = {
-            "conv0": (_wmat(layers["conv0"]["weights"]), _conv0_thr_half(layers["conv0"]["thresholds"], cfg.IN_C)),
-            "conv1": (_wmat(layers["conv1"]["weights"]), _binary_thr_half(layers["conv1"]["thresholds"], cfg.K1)),
-            "conv2": (_wmat(layers["conv2"]["weights"]), _binary_thr_half(layers["conv2"]["thresholds"], cfg.K2)),
-            "conv3": (_wmat(layers["conv3"]["weights"]), _binary_thr_half(layers["conv3"]["thresholds"], cfg.K3)),
-            "fc0": (_wmat(layers["fc0"]["weights"]), _binary_thr_half(layers["fc0"]["thresholds"], cfg.KF0)),
-            "fc1": (_wmat(layers["fc1"]["weights"]), layers["fc1"]["shift"].astype(np.int64),
-                    layers["fc1"]["bias"].astype(np.int64)),
-        }
+        buf = {"conv0": (_wmat(layers["conv0"]["weights"]),
+                         _conv0_thr_half(layers["conv0"]["thresholds"], cfg.IN_C))}
+        for name in ("conv1", "conv2", "conv3", "fc0"):
+            w = layers[name]["weights"]
+            buf[name] = (_wmat(w), _binary_thr_half(w, layers[name]["thresholds"]))
+        w = layers["fc1"]["weights"]
+        buf["fc1"] = (_wmat(w), _wsum(w), layers["fc1"]["shift"].astype(np.int64),
+                      layers["fc1"]["bias"].astype(np.int64))
         self._buffers = buf
 
     def _check_images(self, images):
@@ -214,12 +219,12 @@ class BnnEngineModel:
 
     def _forward(self, x):
         b = self._buffers
-        a = _conv_pm(x.astype(np.float32), *b["conv0"])
-        a = _conv_pm(a, *b["conv1"])
-        a = _pool_pm(a)
-        a = _conv_pm(a, *b["conv2"])
-        a = _conv_pm(a, *b["conv3"])
-        a = _pool_pm(a)
+        a = _conv(x.astype(np.float32), *b["conv0"])
+        a = _conv(a, *b["conv1"])
+        a = _pool(a)
+        a = _conv(a, *b["conv2"])
+        a = _conv(a, *b["conv3"])
+        a = _pool(a)
         a = a.reshape(a.shape[0], -1)                       # NHWC flatten = FORMAT.md fc0 order
-        a = _fc_pm(a, *b["fc0"])
+        a = _fc(a, *b["fc0"])
         return _fc_out(a, *b["fc1"])

@@ -39,13 +39,28 @@ FLAG_SHIFT_ONLY = 1 << 3
 FLAG_W8 = 1 << 4
 
 # descriptor word indices
-W_OP, W_IN_OFF, W_IN_H, W_IN_W, W_IN_CS, W_CIN, W_IN_MODE, W_STRIDE, W_IN_ZP, W_FLAGS = range(10)
-W_OUT_OFF, W_OUT_H, W_OUT_W, W_OUT_CS, W_OUT_CHOFF, W_COUT = range(10, 16)
-W_GATHER_OFF, W_W_OFF, W_Q_OFF, W_CLAMP_LO, W_CLAMP_HI, W_DIL_OFF, W_DIL_CS, W_PAD = range(16, 24)
+D_OP, D_IN_OFF, D_IN_H, D_IN_W, D_IN_CS, D_CIN, D_IN_MODE, D_STRIDE, D_IN_ZP, D_FLAGS = range(10)
+D_OUT_OFF, D_OUT_H, D_OUT_W, D_OUT_CS, D_OUT_CHOFF, D_COUT = range(10, 16)
+D_GATHER_OFF, D_W_OFF, D_Q_OFF, D_CLAMP_LO, D_CLAMP_HI, D_DIL_OFF, D_DIL_CS, D_PAD = range(16, 24)
+D_RESERVED = 24         # words 24..31 are reserved, 0
 
+FLAGS_ALL = 31
+
+# ---- on-chip buffers (derived, as in the header) ----
+W_WORD_BYTES = PA // 2                       # one 1x1 weight word: PA 4-bit or PA/2 8-bit weights
+W_WORDS = 2176                               # weight words per PE lane (see the header)
+MAX_K = MAX_CH                               # 1x1 inputs per pixel (PATCH3X3: 9 * cin)
+CH_TILES = MAX_CH // PE
+PE_DRAIN = 2                                 # modelled pipeline drain per output tile
+ARENA_BUS_BYTES = 16                         # arena / weights m_axi width (128-bit beats)
+PIX_BEATS = 128                              # 1x1 on-chip pixel buffer (beats)
+DIL_BEATS = 256                              # deformable dilation-row buffer (beats)
+
+# ---- weights blob ----
 SECTION_ALIGN = 8       # weights-blob sections are 8-byte aligned
-REQUANT_RECORD_BYTES = 8
+RQ_RECORD_BYTES = 8     # int32 bias, int16 M, uint8 S, int8 reserved
 MAX_SHIFT = 31
+MAX_PAD = 1             # 3x3 windows (DW3X3, PATCH3X3) take pad 0..MAX_PAD
 MAX_MULT = 32767
 
 # the engine limits the header must define (checked by check_header_agrees)

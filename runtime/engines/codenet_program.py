@@ -100,8 +100,14 @@ def _align(n, a=cfg.SECTION_ALIGN):
 
 
 # ------------------------------------------------------------------------ validation
-def validate_layer(spec):
-    """Raise ValueError naming the layer and the violated engine limit (with numbers)."""
+def validate_layer(spec, strict=True):
+    """Raise ValueError naming the layer and the violated engine limit (with numbers).
+
+    strict=False: exactly the descriptor checks of the engine (the C simulation's
+    codenet_csim_check, less the buffer bounds): what the numpy model accepts. strict=True (the
+    compiler's check) adds what a correct program also satisfies: the output size is the one the
+    input geometry gives, weights/requant values fit their fields, and the accumulator cannot
+    overflow ACC_BITS for any input byte."""
     nm = "layer {!r}".format(spec.label())
 
     def fail(msg):
@@ -119,17 +125,20 @@ def validate_layer(spec):
                                  ("cout", spec.cout, 1, cfg.MAX_CH, "MAX_CH"),
                                  ("input height", spec.in_h, 1, cfg.MAX_H, "MAX_H"),
                                  ("input width", spec.in_w, 1, cfg.MAX_W, "MAX_W"),
-                                 ("upsampled input height", spec.eff_h, 1, cfg.MAX_H, "MAX_H"),
-                                 ("upsampled input width", spec.eff_w, 1, cfg.MAX_W, "MAX_W"),
                                  ("output height", spec.out_h, 1, cfg.MAX_H, "MAX_H"),
                                  ("output width", spec.out_w, 1, cfg.MAX_W, "MAX_W")):
         if not lo <= v <= hi:
             fail("{} {} outside the engine's {}..{} ({})".format(what, v, lo, hi, lim))
-    if patch and 9 * spec.cin > cfg.MAX_CH:
+    if patch and 9 * spec.cin > cfg.MAX_K:
         fail("patch 3x3 over {} channels gives {} logical input channels, the engine takes at most "
-             "{} (MAX_CH)".format(spec.cin, 9 * spec.cin, cfg.MAX_CH))
+             "{} (MAX_K)".format(spec.cin, 9 * spec.cin, cfg.MAX_K))
     if not conv and spec.cin != spec.cout:
         fail("dw3x3 needs cin == cout, got cin {} and cout {}".format(spec.cin, spec.cout))
+    if spec.in_cs < 1:
+        fail("input channel stride {} < 1".format(spec.in_cs))
+    if spec.out_cs < 1 or spec.out_choff < 0 or spec.out_choff + spec.cout > spec.out_cs:
+        fail("output channels {}..{} do not fit the output channel stride {}".format(
+            spec.out_choff, spec.out_choff + spec.cout - 1, spec.out_cs))
     # strides and padding
     if conv and not patch:
         if spec.stride not in (1, 2):
@@ -139,8 +148,12 @@ def validate_layer(spec):
     else:
         if spec.stride not in (1, 2, 4):
             fail("stride {}: {} takes stride 1, 2 or 4".format(spec.stride, "patch 3x3" if patch else "dw3x3"))
-        if spec.pad not in (0, 1):
-            fail("pad {}: 3x3 windows take pad 0 or 1".format(spec.pad))
+        if not 0 <= spec.pad <= cfg.MAX_PAD:
+            fail("pad {}: 3x3 windows take pad 0..{} (MAX_PAD)".format(spec.pad, cfg.MAX_PAD))
+    if not 0 <= spec.in_zp <= 255:
+        fail("in_zp {} is not a byte 0..255".format(spec.in_zp))
+    if spec.w_bits not in (4, 8):
+        fail("w_bits {}: the engine has 4-bit and 8-bit weights".format(spec.w_bits))
     if spec.deformable:
         if conv:
             fail("deformable is for dw3x3 only")
@@ -149,59 +162,41 @@ def validate_layer(spec):
                  "pad {}".format(spec.stride, spec.pad))
         if spec.dil_cs < 1:
             fail("dilation map channel stride {} < 1".format(spec.dil_cs))
-        if spec.dil_off < 0:
-            fail("dilation map offset {} < 0".format(spec.dil_off))
-    eh, ew = spec.eff_h + (2 * spec.pad if (patch or not conv) else 0), spec.eff_w + (
-        2 * spec.pad if (patch or not conv) else 0)
-    if (patch or not conv) and (eh < 3 or ew < 3):
-        fail("padded input {}x{} is smaller than the 3x3 window".format(eh, ew))
-    oh, ow = expected_out_hw(spec)
-    if (spec.out_h, spec.out_w) != (oh, ow):
-        fail("output {}x{} but the input geometry gives {}x{}".format(spec.out_h, spec.out_w, oh, ow))
-    # buffers
-    if spec.in_off < 0 or spec.out_off < 0:
-        fail("negative arena offset (in_off {}, out_off {})".format(spec.in_off, spec.out_off))
-    if spec.in_cs < 1:
-        fail("input channel stride {} < 1".format(spec.in_cs))
-    if spec.out_choff < 0 or spec.out_choff + spec.cout > spec.out_cs:
-        fail("output channels {}..{} do not fit the output channel stride {}".format(
-            spec.out_choff, spec.out_choff + spec.cout - 1, spec.out_cs))
-    if not 0 <= spec.in_zp <= 255:
-        fail("in_zp {} is not a byte 0..255".format(spec.in_zp))
-    gather = np.asarray(spec.gather)
-    if gather.shape != (spec.cin,):
-        fail("gather table has shape {}, needs ({},)".format(gather.shape, spec.cin))
-    if spec.cin and (gather.min() < 0 or gather.max() >= spec.in_cs):
-        fail("gather table refers to physical channel {} outside the input channel stride {}".format(
-            int(gather.max()) if gather.max() >= spec.in_cs else int(gather.min()), spec.in_cs))
-    # weights
-    if spec.w_bits not in (4, 8):
-        fail("w_bits {}: the engine has 4-bit and 8-bit weights".format(spec.w_bits))
-    w = np.asarray(spec.weights)
-    if w.shape != (spec.cout, spec.k):
-        fail("weights have shape {}, needs ({}, {})".format(w.shape, spec.cout, spec.k))
-    wlo, whi = -(1 << (spec.w_bits - 1)), (1 << (spec.w_bits - 1)) - 1
-    if w.size and (w.min() < wlo or w.max() > whi):
-        fail("weights span {}..{}, {}-bit weights hold {}..{}".format(int(w.min()), int(w.max()),
-                                                                     spec.w_bits, wlo, whi))
+    olo, ohi = (-128, 127) if spec.out_signed else (0, 255)
+    if not olo <= spec.clamp_lo <= spec.clamp_hi <= ohi:
+        fail("clamp {}..{} is not an ordered range inside the {} output range {}..{}".format(
+            spec.clamp_lo, spec.clamp_hi, "int8" if spec.out_signed else "uint8", olo, ohi))
     if conv and spec.weight_bytes() > cfg.W_BUF_BYTES:
         fail("1x1 weights need {} bytes, the engine's weight buffer holds {} (W_BUF_BYTES)".format(
             spec.weight_bytes(), cfg.W_BUF_BYTES))
-    # requant
+    gather = np.asarray(spec.gather)
+    if gather.shape != (spec.cin,):
+        fail("gather table has shape {}, needs ({},)".format(gather.shape, spec.cin))
+    if gather.min() < 0 or gather.max() >= spec.in_cs:
+        bad = int(gather.max()) if gather.max() >= spec.in_cs else int(gather.min())
+        fail("gather table refers to physical channel {} outside the input channel stride {}".format(
+            bad, spec.in_cs))
+    w = np.asarray(spec.weights)
+    if w.shape != (spec.cout, spec.k):
+        fail("weights have shape {}, needs ({}, {})".format(w.shape, spec.cout, spec.k))
     for nm_, arr, lo, hi in (("bias", spec.bias, -(1 << 31), (1 << 31) - 1),
-                             ("mult", spec.mult, 0, cfg.MAX_MULT),
+                             ("mult", spec.mult, -(1 << 15) if spec.shift_only else 0, cfg.MAX_MULT),
                              ("shift", spec.shift, 0, cfg.MAX_SHIFT),
                              ("zp_out", spec.zp_out, -(1 << 15), (1 << 15) - 1)):
         a = np.asarray(arr)
         if a.shape != (spec.cout,):
             fail("{} has shape {}, needs ({},)".format(nm_, a.shape, spec.cout))
-        if a.size and (a.min() < lo or a.max() > hi):
+        if a.min() < lo or a.max() > hi:
             fail("{} spans {}..{}, outside {}..{}".format(nm_, int(a.min()), int(a.max()), lo, hi))
-    olo, ohi = (-128, 127) if spec.out_signed else (0, 255)
-    if not olo <= spec.clamp_lo <= spec.clamp_hi <= ohi:
-        fail("clamp {}..{} is not an ordered range inside the {} output range {}..{}".format(
-            spec.clamp_lo, spec.clamp_hi, "int8" if spec.out_signed else "uint8", olo, ohi))
-    # accumulator (ACC_BITS signed): worst case over every input byte of the input's type
+    wlo, whi = -(1 << (spec.w_bits - 1)), (1 << (spec.w_bits - 1)) - 1
+    if w.min() < wlo or w.max() > whi:
+        fail("weights span {}..{}, {}-bit weights hold {}..{}".format(int(w.min()), int(w.max()),
+                                                                     spec.w_bits, wlo, whi))
+    if not strict:
+        return
+    oh, ow = expected_out_hw(spec)
+    if (spec.out_h, spec.out_w) != (oh, ow) or oh < 1 or ow < 1:
+        fail("output {}x{} but the input geometry gives {}x{}".format(spec.out_h, spec.out_w, oh, ow))
     bound = acc_bound(spec)
     if bound > (1 << (cfg.ACC_BITS - 1)) - 1:
         fail("worst-case accumulator |bias| + sum|w|*|x| = {} overflows the {}-bit accumulator "
@@ -284,7 +279,7 @@ def pack_requant(spec):
     rec["mult"] = np.asarray(spec.mult, np.int64)
     rec["shift"] = np.asarray(spec.shift, np.int64)
     zp = np.asarray(spec.zp_out, np.int64).astype("<i2")
-    out = np.zeros(n * cfg.REQUANT_RECORD_BYTES + _align(2 * n), np.uint8)
+    out = np.zeros(n * cfg.RQ_RECORD_BYTES + _align(2 * n), np.uint8)
     out[:n * 8] = rec.view(np.uint8)
     out[n * 8:n * 8 + 2 * n] = zp.view(np.uint8)
     return out
@@ -299,13 +294,14 @@ def unpack_requant(blob, q_off, cout):
             zp.astype(np.int16))
 
 
-def pack_program(layers):
-    """-> (program uint32 (n*DESC_WORDS,), weights uint8 blob). Validates every layer first."""
+def pack_program(layers, strict=True):
+    """-> (program uint32 (n*DESC_WORDS,), weights uint8 blob). Validates every layer first
+    (strict=False: only the engine's own descriptor checks, see validate_layer)."""
     if len(layers) > cfg.MAX_LAYERS:
         raise ValueError("program has {} layers, the engine runs at most {} (MAX_LAYERS)".format(
             len(layers), cfg.MAX_LAYERS))
     for s in layers:
-        validate_layer(s)
+        validate_layer(s, strict=strict)
     program = np.zeros((len(layers), cfg.DESC_WORDS), np.uint32)
     chunks, pos = [], 0
 
@@ -324,14 +320,14 @@ def pack_program(layers):
         w_off = put(pack_weight_rows(s.weights, s.w_bits))
         q_off = put(pack_requant(s))
         d = program[i]
-        vals = {cfg.W_OP: OPS[s.op], cfg.W_IN_OFF: s.in_off, cfg.W_IN_H: s.in_h, cfg.W_IN_W: s.in_w,
-                cfg.W_IN_CS: s.in_cs, cfg.W_CIN: s.cin, cfg.W_IN_MODE: s.in_mode, cfg.W_STRIDE: s.stride,
-                cfg.W_IN_ZP: s.in_zp, cfg.W_FLAGS: s.flags, cfg.W_OUT_OFF: s.out_off, cfg.W_OUT_H: s.out_h,
-                cfg.W_OUT_W: s.out_w, cfg.W_OUT_CS: s.out_cs, cfg.W_OUT_CHOFF: s.out_choff,
-                cfg.W_COUT: s.cout, cfg.W_GATHER_OFF: g_off, cfg.W_W_OFF: w_off, cfg.W_Q_OFF: q_off,
-                cfg.W_CLAMP_LO: s.clamp_lo, cfg.W_CLAMP_HI: s.clamp_hi,
-                cfg.W_DIL_OFF: s.dil_off, cfg.W_DIL_CS: s.dil_cs,
-                cfg.W_PAD: s.pad}
+        vals = {cfg.D_OP: OPS[s.op], cfg.D_IN_OFF: s.in_off, cfg.D_IN_H: s.in_h, cfg.D_IN_W: s.in_w,
+                cfg.D_IN_CS: s.in_cs, cfg.D_CIN: s.cin, cfg.D_IN_MODE: s.in_mode, cfg.D_STRIDE: s.stride,
+                cfg.D_IN_ZP: s.in_zp, cfg.D_FLAGS: s.flags, cfg.D_OUT_OFF: s.out_off, cfg.D_OUT_H: s.out_h,
+                cfg.D_OUT_W: s.out_w, cfg.D_OUT_CS: s.out_cs, cfg.D_OUT_CHOFF: s.out_choff,
+                cfg.D_COUT: s.cout, cfg.D_GATHER_OFF: g_off, cfg.D_W_OFF: w_off, cfg.D_Q_OFF: q_off,
+                cfg.D_CLAMP_LO: s.clamp_lo, cfg.D_CLAMP_HI: s.clamp_hi,
+                cfg.D_DIL_OFF: s.dil_off, cfg.D_DIL_CS: s.dil_cs,
+                cfg.D_PAD: s.pad}
         for k, v in vals.items():
             d[k] = int(v) & 0xFFFFFFFF
     blob = np.concatenate(chunks) if chunks else np.zeros(0, np.uint8)
@@ -346,13 +342,13 @@ def _s32(v):
 def decode_descriptor(d):
     """One descriptor's words -> dict of raw fields (signed ones sign-extended)."""
     d = [int(x) for x in d]
-    return dict(op=d[cfg.W_OP], in_off=d[cfg.W_IN_OFF], in_h=d[cfg.W_IN_H], in_w=d[cfg.W_IN_W],
-                in_cs=d[cfg.W_IN_CS], cin=d[cfg.W_CIN], in_mode=d[cfg.W_IN_MODE], stride=d[cfg.W_STRIDE],
-                in_zp=d[cfg.W_IN_ZP], flags=d[cfg.W_FLAGS], out_off=d[cfg.W_OUT_OFF], out_h=d[cfg.W_OUT_H],
-                out_w=d[cfg.W_OUT_W], out_cs=d[cfg.W_OUT_CS], out_choff=d[cfg.W_OUT_CHOFF],
-                cout=d[cfg.W_COUT], gather_off=d[cfg.W_GATHER_OFF], w_off=d[cfg.W_W_OFF],
-                q_off=d[cfg.W_Q_OFF], clamp_lo=_s32(d[cfg.W_CLAMP_LO]), clamp_hi=_s32(d[cfg.W_CLAMP_HI]),
-                dil_off=d[cfg.W_DIL_OFF], dil_cs=d[cfg.W_DIL_CS], pad=d[cfg.W_PAD])
+    return dict(op=d[cfg.D_OP], in_off=d[cfg.D_IN_OFF], in_h=d[cfg.D_IN_H], in_w=d[cfg.D_IN_W],
+                in_cs=d[cfg.D_IN_CS], cin=d[cfg.D_CIN], in_mode=d[cfg.D_IN_MODE], stride=d[cfg.D_STRIDE],
+                in_zp=d[cfg.D_IN_ZP], flags=d[cfg.D_FLAGS], out_off=d[cfg.D_OUT_OFF], out_h=d[cfg.D_OUT_H],
+                out_w=d[cfg.D_OUT_W], out_cs=d[cfg.D_OUT_CS], out_choff=d[cfg.D_OUT_CHOFF],
+                cout=d[cfg.D_COUT], gather_off=d[cfg.D_GATHER_OFF], w_off=d[cfg.D_W_OFF],
+                q_off=d[cfg.D_Q_OFF], clamp_lo=_s32(d[cfg.D_CLAMP_LO]), clamp_hi=_s32(d[cfg.D_CLAMP_HI]),
+                dil_off=d[cfg.D_DIL_OFF], dil_cs=d[cfg.D_DIL_CS], pad=d[cfg.D_PAD])
 
 
 def unpack_layer(d, weights, index=0):
@@ -365,6 +361,15 @@ def unpack_layer(d, weights, index=0):
     if not 1 <= f["cin"] <= cfg.MAX_CH or not 1 <= f["cout"] <= cfg.MAX_CH:
         raise ValueError("layer {}: cin {} / cout {} outside 1..{} (MAX_CH)".format(
             index, f["cin"], f["cout"], cfg.MAX_CH))
+    if f["flags"] & ~cfg.FLAGS_ALL:
+        raise ValueError("layer {}: unknown flag bits 0x{:X}".format(index, f["flags"] & ~cfg.FLAGS_ALL))
+    if any(int(v) for v in d[cfg.D_RESERVED:cfg.DESC_WORDS]):
+        raise ValueError("layer {}: reserved descriptor words {}..{} are not 0".format(
+            index, cfg.D_RESERVED, cfg.DESC_WORDS - 1))
+    for what in ("gather_off", "w_off", "q_off"):
+        if f[what] % cfg.SECTION_ALIGN:
+            raise ValueError("layer {}: {} {} is not {}-byte aligned".format(index, what, f[what],
+                                                                          cfg.SECTION_ALIGN))
     flags = f["flags"]
     spec = LayerSpec(op=OP_NAMES[f["op"]], in_off=f["in_off"], in_h=f["in_h"], in_w=f["in_w"], in_cs=f["in_cs"],
                      cin=f["cin"], in_mode=f["in_mode"], stride=f["stride"], pad=f["pad"], in_zp=f["in_zp"],
@@ -378,7 +383,7 @@ def unpack_layer(d, weights, index=0):
     k = spec.k
     sizes = (("gather table", f["gather_off"], 2 * spec.cin),
              ("weights", f["w_off"], spec.cout * spec.row_bytes()),
-             ("requant parameters", f["q_off"], 10 * spec.cout))
+             ("requant parameters", f["q_off"], (cfg.RQ_RECORD_BYTES + 2) * spec.cout))
     for what, off, n in sizes:
         if off + n > blob.size:
             raise ValueError("layer {}: {} at weights byte {} (+{}) run past the end of the {}-byte "

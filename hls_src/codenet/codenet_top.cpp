@@ -1,0 +1,62 @@
+// CoDeNet IP top function: walks the program's layer descriptors in order; per layer, loads the
+// gather table, requant parameters and weights into on-chip buffers, then streams the pixels
+// (codenet_engine.h). Contract: FORMAT.md. Cycle model: codenet_config.h.
+#include "codenet_top.h"
+
+#include "codenet_engine.h"
+
+namespace {
+
+// C/RTL co-simulation depth hints only, in beats (the real buffers are whatever the host allocates).
+constexpr int COSIM_WEIGHT_BEATS = (1 << 20) / ARENA_BUS_BYTES;
+constexpr int COSIM_ARENA_BEATS = (1 << 22) / ARENA_BUS_BYTES;
+
+}  // namespace
+
+void codenet_top(const ap_uint<32> *program, const ap_uint<8 * ARENA_BUS_BYTES> *weights,
+                 ap_uint<8 * ARENA_BUS_BYTES> *arena, ap_uint<32> n_layers) {
+#pragma HLS INTERFACE m_axi port = program offset = slave bundle = gmem_prog depth = MAX_LAYERS * DESC_WORDS max_read_burst_length = 32
+#pragma HLS INTERFACE m_axi port = weights offset = slave bundle = gmem_weights depth = COSIM_WEIGHT_BEATS max_read_burst_length = 64 num_read_outstanding = 8
+#pragma HLS INTERFACE m_axi port = arena offset = slave bundle = gmem_arena depth = COSIM_ARENA_BEATS max_read_burst_length = 64 max_write_burst_length = 64 num_read_outstanding = 16 num_write_outstanding = 16
+#pragma HLS INTERFACE s_axilite port = program bundle = control
+#pragma HLS INTERFACE s_axilite port = weights bundle = control
+#pragma HLS INTERFACE s_axilite port = arena bundle = control
+#pragma HLS INTERFACE s_axilite port = n_layers bundle = control
+#pragma HLS INTERFACE s_axilite port = return bundle = control
+
+    // On-chip buffers, refilled at the start of every layer.
+    static codenet::chan_t gch[MAX_CH];         // gather table
+#pragma HLS ARRAY_PARTITION variable = gch cyclic factor = PE
+    static codenet::Gather gather;              // its channel ranges
+    static codenet::XSrc xsrc[MAX_K];           // 1x1: logical input -> pixel-buffer byte
+#pragma HLS ARRAY_PARTITION variable = xsrc cyclic factor = PA
+    static codenet::Requant rq[PE][CH_TILES];
+#pragma HLS ARRAY_PARTITION variable = rq complete dim = 1
+    static codenet::wword_t wbuf[PE][W_WORDS];  // 1x1 weights, PA x PE per cycle
+#pragma HLS ARRAY_PARTITION variable = wbuf complete dim = 1
+    static codenet::dwrow_t dww[PE][CH_TILES];  // 3x3 depthwise weights, 9 x PE per cycle
+#pragma HLS ARRAY_PARTITION variable = dww complete dim = 1
+
+    const int n = n_layers.to_int();
+#ifndef __SYNTHESIS__
+    codenet::cycle_log().n_layers = n;
+#endif
+    for (int l = 0; l < n; l++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_LAYERS
+#ifndef __SYNTHESIS__
+        codenet::cycle_log().layer = l;
+        for (int p = 0; p < N_PHASES; p++) codenet::cycle_log().count[l][p] = 0;
+#endif
+        const codenet::Desc d = codenet::read_desc(program, l);
+        codenet::load_gather(weights, d, gch, gather);
+        codenet::load_requant(weights, d, rq);
+        if (d.op == OP_CONV1X1) {
+            codenet::load_conv_weights(weights, d, wbuf);
+            codenet::load_xsrc(d, gch, gather, xsrc);
+            codenet::conv1x1(arena, d, gather, xsrc, wbuf, rq);
+        } else {
+            codenet::load_dw_weights(weights, d, dww);
+            codenet::dw3x3(arena, d, gch, gather, dww, rq);
+        }
+    }
+}

@@ -1,0 +1,17 @@
+// CoDeNet IP top function (contract: FORMAT.md, "IP interface").
+#ifndef CODENET_TOP_H
+#define CODENET_TOP_H
+
+#include "codenet_ap_types.h"
+
+#include "codenet_config.h"
+
+// One start runs the whole program: n_layers (0 .. MAX_LAYERS) descriptors of DESC_WORDS words
+// at `program`, in order; parameters from the `weights` blob; activations read from and written
+// to the `arena`. The host (or codenet_csim_run) has checked every descriptor against the limits.
+// weights and arena are ARENA_BUS_BYTES-wide ports over byte-addressed buffers (FORMAT.md):
+// both start 16-byte aligned and are allocated to a whole number of beats.
+void codenet_top(const ap_uint<32> *program, const ap_uint<8 * ARENA_BUS_BYTES> *weights,
+                 ap_uint<8 * ARENA_BUS_BYTES> *arena, ap_uint<32> n_layers);
+
+#endif  // CODENET_TOP_H

@@ -1,0 +1,596 @@
+"""ONNX -> CoDeNet engine program (hls_src/codenet/FORMAT.md; DESIGN.md sections 3 and 5).
+
+    compile_onnx(model, input_size=None, class_names=None) -> CompiledModel
+    CompiledModel.load(dir) / .save(dir)
+
+The front end (frontend.py) walks a quantized ONNX graph (QDQ or QONNX) into layer ops on
+engine tensors; this module lowers them: requantizations folded into their producers (e.g. the
+producers of a Concat write at the concat's scale), buffers merged where a consumer reads
+channels of several tensors (zero-copy concat), the arena planned (planner.py), every layer's
+real multipliers turned into integers (requant.py), the accumulator proven wide enough (A2Q bound
+with the bias included) and the program packed. Anything that cannot be mapped exactly raises
+`CompileError` naming the ONNX node and the reason. See runtime/compiler/README.md.
+"""
+import copy
+import hashlib
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..engines import codenet_config as cfg
+from ..engines.codenet_program import LayerSpec, pack_program, unpack_program, validate_layer
+from ..errors import InputError, ModelError
+from .frontend import Frontend, LayerOp
+from .onnx_graph import CompileError, load_model
+from .planner import plan_arena
+from .requant import ScaleError, mult_shift, pow2_shift
+
+__all__ = ["CompileError", "CompiledModel", "compile_onnx", "load_compiled", "a2q_bits"]
+
+MODEL_FORMAT = "pynq-deploy/codenet-model"
+FORMAT_VERSION = 1
+PROGRAM_FILE, WEIGHTS_FILE, META_FILE = "program.npy", "weights.npy", "model.json"
+
+OP_LABELS = {"conv1x1": "conv1x1", "patch": "conv3x3(patch)", "dw": "dw3x3", "deform": "dw3x3(deformable)",
+             "copy": "requant copy (dw3x3 identity)"}
+
+
+# ------------------------------------------------------------------------ accumulator bound
+def a2q_bits(w, bias, in_signed, acc_bits=cfg.ACC_BITS):
+    """Accumulator proof for one layer. w: (cout, K) integer weights as the engine multiplies them,
+    bias: (cout,) int (zero-point correction included). Worst case per output channel:
+    ||w[o]||_1 * max|x| + |bias[o]| with max|x| = 128 (int8 input bytes) or 255 (uint8).
+    Returns dict(l1 (cout,), worst (cout,), bits_needed (cout,), acc_bits, margin_bits,
+    worst_channel, a2q_l1_budget) where bits_needed = ceil(log2(worst + 1)) + 1 (sign bit) and
+    a2q_l1_budget = (2^(P-1) - 1) * 2^(s - N) is the A2Q L1 limit without bias (N = 8 bits,
+    s = 1 signed / 0 unsigned)."""
+    w = np.abs(np.asarray(w, np.int64))
+    l1 = w.sum(axis=1)
+    xmax = 128 if in_signed else 255
+    worst = l1 * xmax + np.abs(np.asarray(bias, np.int64))
+    bits = np.array([int(math.ceil(math.log2(int(v) + 1))) + 1 for v in worst], np.int64)
+    o = int(np.argmax(bits)) if bits.size else 0
+    need = int(bits.max()) if bits.size else 1
+    return dict(l1=l1, worst=worst, bits_needed=bits, acc_bits=acc_bits, margin_bits=acc_bits - need,
+                worst_channel=o, xmax=xmax,
+                a2q_l1_budget=((1 << (acc_bits - 1)) - 1) * 2.0 ** ((1 if in_signed else 0) - 8))
+
+
+# ------------------------------------------------------------------------ lowering
+class _UF:
+    def __init__(self):
+        self.p = {}
+
+    def find(self, a):
+        self.p.setdefault(a, a)
+        while self.p[a] != a:
+            self.p[a] = self.p[self.p[a]]
+            a = self.p[a]
+        return a
+
+    def union(self, a, b):
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.p[max(ra, rb)] = min(ra, rb)
+
+
+def _fail(op, reason):
+    raise CompileError("node {!r} ({}): {}".format(op.name, op.onnx_op, reason))
+
+
+def _tensors_of(fe, act):
+    seen = []
+    for g in act.flat:
+        t = fe.g_tensor[int(g)]
+        if t not in seen:
+            seen.append(t)
+    return seen
+
+
+def _fold_requants(fe, outputs):
+    """Fold each RequantOp into its producer when it is the producer's only reader, else turn it
+    into a copy layer. Returns the final op list (LayerOps only)."""
+    uses = {}
+
+    def count(op, d):
+        for a in (op.act, getattr(op, "dil", None)):
+            if a is not None:
+                for t in _tensors_of(fe, a):
+                    uses[t] = uses.get(t, 0) + d
+
+    for op in fe.ops:
+        count(op, 1)
+    for _, act in outputs:
+        for t in _tensors_of(fe, act):
+            uses[t] = uses.get(t, 0) + 1
+    final = []
+    for op in fe.ops:
+        if isinstance(op, LayerOp):
+            final.append(op)
+            continue
+        r = op.out
+        qpost = op.post.clamp((op.qlo - r.quant.zp) * r.quant.scale, (op.qhi - r.quant.zp) * r.quant.scale)
+        ts = _tensors_of(fe, op.act)
+        t = fe.tensors[ts[0]]
+        flat = op.act.flat
+        if (not op.force_copy and len(ts) == 1 and isinstance(t.producer, LayerOp) and uses.get(t.id, 0) == 1
+                and not op.act.up and flat.size == t.c and len(set(flat.tolist())) == t.c):
+            lay = t.producer
+            perm = flat - t.base
+            p1 = lay.post.take(perm)
+            post = p1.affine(qpost.a, qpost.b).clamp(qpost.lo, qpost.hi)
+            lay.w, lay.ws, lay.bias, lay.post = lay.w[perm], lay.ws[perm], lay.bias[perm], post
+            if lay.kind in ("dw", "deform", "copy"):
+                lay.act = type(lay.act)(lay.act.ch[perm], lay.act.h, lay.act.w, lay.act.up)
+            lay.out = r
+            r.producer = lay
+            lay.name = lay.name if op.name in lay.name.split(" + ") else "{} + {}".format(lay.name, op.name)
+            uses[t.id] = 0
+            t.producer = None
+            continue
+        c = flat.size
+        w = np.zeros((c, 9), np.int64)
+        w[:, 4] = 1
+        lay = LayerOp("copy", op.act, w, np.ones(c), np.zeros(c), 1, 1, qpost, r, op.name, op.onnx_op)
+        r.producer = lay
+        final.append(lay)
+    # dead layers (nothing reads their output): drop, repeatedly
+    outs = {t for _, a in outputs for t in _tensors_of(fe, a)}
+    changed = True
+    while changed:
+        changed = False
+        keep = []
+        for op in final:
+            if uses.get(op.out.id, 0) == 0 and op.out.id not in outs:
+                count(op, -1)
+                changed = True
+            else:
+                keep.append(op)
+        final = keep
+    return final
+
+
+def _int_layer(op, q_in, q_out):
+    """Real layer -> engine integers. Returns (fields dict, report extras)."""
+    w = np.asarray(op.w, np.int64)
+    cout = w.shape[0]
+    post = op.post
+    k_real = q_in.scale * np.asarray(op.ws, np.float64)
+    eff = post.a * k_real
+    sg = np.where(eff < 0, -1, 1)
+    effa = np.abs(eff)
+    w2 = w * sg[:, None]
+    c = post.a * np.asarray(op.bias, np.float64) + post.b
+    zp_out = np.full(cout, q_out.zp, np.int64)
+    bias = np.zeros(cout, np.int64)
+    mult = np.zeros(cout, np.int64)
+    shift = np.zeros(cout, np.int64)
+    errs = np.zeros(cout)
+    ms = effa / q_out.scale
+    for o in range(cout):
+        if effa[o] == 0:
+            w2[o] = 0
+            zp_out[o] = q_out.zp + int(np.rint(c[o] / q_out.scale))
+            continue
+        bias[o] = int(np.rint(c[o] / effa[o]))
+        try:
+            mult[o], shift[o], errs[o] = mult_shift(ms[o])
+        except ScaleError as e:
+            _fail(op, "scale not representable: output channel {}: requantization multiplier s_in * s_w / s_out "
+                      "= {:.6g} * {:.6g} / {:.6g}: {}".format(o, q_in.scale, abs(op.ws[o] * post.a[o]),
+                                                             q_out.scale, e))
+    bias = bias - q_in.zp * w2.sum(axis=1)
+    shifts = [pow2_shift(m) for m in ms]
+    shift_only = all(s is not None for s in shifts) and bool(np.all(effa > 0))
+    if shift_only:
+        mult[:] = 1
+        shift[:] = shifts
+        errs[:] = 0.0
+    # output clamp (one per layer)
+    with np.errstate(invalid="ignore", over="ignore"):
+        lo = np.where(np.isfinite(post.lo), np.rint(post.lo / q_out.scale) + q_out.zp, q_out.qmin)
+        hi = np.where(np.isfinite(post.hi), np.rint(post.hi / q_out.scale) + q_out.zp, q_out.qmax)
+    lo = np.clip(lo, q_out.qmin, q_out.qmax).astype(np.int64)
+    hi = np.clip(hi, q_out.qmin, q_out.qmax).astype(np.int64)
+    if lo.min() != lo.max() or hi.min() != hi.max():
+        _fail(op, "output clamp differs between channels ({}..{} to {}..{}); the engine has one clamp per "
+                  "layer".format(int(lo.min()), int(hi.min()), int(lo.max()), int(hi.max())))
+    if int(lo[0]) > int(hi[0]):
+        _fail(op, "empty output range {}..{}".format(int(lo[0]), int(hi[0])))
+    wmin, wmax = (int(w2.min()), int(w2.max())) if w2.size else (0, 0)
+    if -8 <= wmin and wmax <= 7:
+        w_bits = 4
+    elif -128 <= wmin and wmax <= 127:
+        w_bits = 8
+    else:
+        _fail(op, "weights span {}..{}: more than the engine's 8 bits".format(wmin, wmax))
+    acc = a2q_bits(w2, bias, q_in.signed)
+    if acc["margin_bits"] < 0:
+        o = acc["worst_channel"]
+        _fail(op, "accumulator could overflow: output channel {} has ||w||_1 = {} and |bias| = {}, worst case "
+                  "{} * {} + {} = {} needs {} bits, the engine accumulates in {} bits (ACC_BITS)".format(
+                      o, int(acc["l1"][o]), abs(int(bias[o])), int(acc["l1"][o]), acc["xmax"], abs(int(bias[o])),
+                      int(acc["worst"][o]), int(acc["bits_needed"][o]), cfg.ACC_BITS))
+    fields = dict(weights=w2.astype(np.int8), bias=bias.astype(np.int32), mult=mult.astype(np.int16),
+                  shift=shift.astype(np.uint8), zp_out=zp_out.astype(np.int16), clamp_lo=int(lo[0]),
+                  clamp_hi=int(hi[0]), shift_only=shift_only, w_bits=w_bits)
+    return fields, acc, float(errs.max()) if cout else 0.0
+
+
+def _split_rows(spec):
+    """A 1x1 layer whose weights exceed the on-chip buffer -> several layers, each computing a
+    slice of the output channels into the same buffer (exact: output channels are independent)."""
+    rows = max(1, cfg.W_BUF_BYTES // spec.row_bytes())
+    if rows >= cfg.PE:
+        rows -= rows % cfg.PE
+    parts = []
+    for i, start in enumerate(range(0, spec.cout, rows)):
+        sl = slice(start, min(spec.cout, start + rows))
+        p = copy.copy(spec)
+        p.cout = sl.stop - sl.start
+        p.out_choff = spec.out_choff + start
+        p.weights, p.bias, p.mult = spec.weights[sl], spec.bias[sl], spec.mult[sl]
+        p.shift, p.zp_out = spec.shift[sl], spec.zp_out[sl]
+        p.name = "{} [out {}..{}]".format(spec.name, sl.start, sl.stop - 1)
+        parts.append(p)
+    return parts
+
+
+def _lower(fe, outputs, class_names, source, split_wide=True, reuse=True):
+    ops = _fold_requants(fe, outputs)
+    tensors = fe.tensors
+    uf = _UF()
+    live = set()
+    for op in ops:
+        live.add(op.out.id)
+        for a in (op.act, op.dil):
+            if a is None:
+                continue
+            ts = _tensors_of(fe, a)
+            live.update(ts)
+            for t in ts[1:]:
+                uf.union(ts[0], t)
+    for name, act in outputs:
+        ts = _tensors_of(fe, act)
+        live.update(ts)
+        for t in ts[1:]:
+            uf.union(ts[0], t)
+    live.add(fe.input_tensor.id)
+    groups = {}
+    for t in sorted(live):
+        groups.setdefault(uf.find(t), []).append(t)
+    index = {op.out.id: i for i, op in enumerate(ops)}
+    inp = fe.input_tensor.id
+    n = len(ops)
+    last = {}
+    for i, op in enumerate(ops):
+        for a in (op.act, op.dil):
+            if a is not None:
+                for t in _tensors_of(fe, a):
+                    last[t] = i
+    for _, act in outputs:
+        for t in _tensors_of(fe, act):
+            last[t] = n
+    bufs, choff, gof = [], {}, {}
+    for gi, (root, members) in enumerate(sorted(groups.items())):
+        members.sort(key=lambda t: -1 if t == inp else index.get(t, n))
+        if inp in members and len(members) > 1:
+            other = tensors[[m for m in members if m != inp][0]]
+            raise CompileError("the network input {!r} is concatenated with computed tensors ({!r}); the engine "
+                               "keeps the input image in its own buffer".format(tensors[inp].name, other.name))
+        h, w = tensors[members[0]].h, tensors[members[0]].w
+        pos = 0
+        for t in members:
+            if (tensors[t].h, tensors[t].w) != (h, w):
+                raise CompileError("tensors {!r} and {!r} share a buffer but have different sizes".format(
+                    tensors[members[0]].name, tensors[t].name))
+            choff[t] = pos
+            gof[t] = gi
+            pos += tensors[t].c
+        first = min(-1 if t == inp else index.get(t, n) for t in members)
+        lst = max(last.get(t, first) for t in members) if reuse else n
+        bufs.append(dict(size=h * w * pos, first=first, last=max(lst, first), cs=pos, h=h, w=w,
+                         fixed=0 if inp in members else None, members=members))
+    offsets, arena_size = plan_arena(bufs)
+
+    def phys(g):
+        t = fe.g_tensor[int(g)]
+        return choff[t] + int(g) - tensors[t].base
+
+    def view(act):
+        ts = _tensors_of(fe, act)
+        b = gof[ts[0]]
+        return offsets[b], bufs[b]["cs"], np.array([phys(g) for g in act.flat], np.int64)
+
+    layers, report = [], []
+    for op in ops:
+        ts = _tensors_of(fe, op.act)
+        q_in = tensors[ts[0]].quant
+        for t in ts[1:]:
+            if not tensors[t].quant.same(q_in):
+                _fail(op, "its input mixes channels quantized differently ({!r} and {!r})".format(
+                    q_in, tensors[t].quant))
+        q_out = op.out.quant
+        fields, acc, err = _int_layer(op, q_in, q_out)
+        in_off, in_cs, gather = view(op.act)
+        up = op.act.up
+        out = op.out
+        ob = gof[out.id]
+        spec = LayerSpec(op="conv1x1" if op.kind in ("conv1x1", "patch") else "dw3x3", in_off=in_off,
+                         in_h=op.act.h >> up, in_w=op.act.w >> up, in_cs=in_cs, cin=int(op.act.flat.size),
+                         in_mode=cfg.MODE_PATCH3X3 if op.kind == "patch" else (cfg.MODE_UPSAMPLE2 if up else 0),
+                         stride=int(op.stride), pad=int(op.pad), in_zp=q_in.zp & 0xFF, in_signed=q_in.signed,
+                         out_signed=q_out.signed, deformable=op.kind == "deform",
+                         out_off=offsets[ob], out_h=out.h, out_w=out.w, out_cs=bufs[ob]["cs"],
+                         out_choff=choff[out.id], cout=out.c, gather=gather.astype(np.uint16), name=op.name,
+                         **fields)
+        if op.dil is not None:
+            d_off, d_cs, d_ch = view(op.dil)
+            spec.dil_off, spec.dil_cs = d_off + int(d_ch[0]), d_cs
+        parts = [spec]
+        if split_wide and spec.op == "conv1x1" and spec.weight_bytes() > cfg.W_BUF_BYTES:
+            parts = _split_rows(spec)
+        for part in parts:
+            try:
+                validate_layer(part)
+            except ValueError as e:
+                msg = str(e)
+                pre = "layer {!r}: ".format(part.label())
+                _fail(op, "engine limit: " + (msg[len(pre):] if msg.startswith(pre) else msg))
+        layers.extend(parts)
+        report.append(dict(name=op.name, onnx_op=op.onnx_op, op=OP_LABELS[op.kind],
+                           in_shape=[int(op.act.flat.size), op.act.h, op.act.w], out_shape=[out.c, out.h, out.w],
+                           w_bits=spec.w_bits, l1_max=int(acc["l1"].max()),
+                           acc_bits_needed=int(acc["bits_needed"].max()), acc_bits=cfg.ACC_BITS,
+                           margin_bits=int(acc["margin_bits"]), worst_scale_error=err,
+                           shift_only=bool(spec.shift_only), engine_layers=len(parts)))
+    if len(layers) > cfg.MAX_LAYERS:
+        raise CompileError("the network needs {} engine layers, the engine runs at most {} (MAX_LAYERS)".format(
+            len(layers), cfg.MAX_LAYERS))
+    if not layers:
+        raise CompileError("the network has no layer the engine runs")
+    program, weights = pack_program(layers)
+    t_in = tensors[inp]
+    input_info = dict(name=fe.input_name, shape=[1, t_in.c, t_in.h, t_in.w], offset=offsets[gof[inp]],
+                      cs=bufs[gof[inp]]["cs"], **t_in.quant.as_dict())
+    outs = []
+    for name, act in outputs:
+        ts = _tensors_of(fe, act)
+        q = tensors[ts[0]].quant
+        for t in ts[1:]:
+            if not tensors[t].quant.same(q):
+                raise CompileError("graph output {!r} mixes channels quantized differently".format(name))
+        off, cs, ch = view(act)
+        outs.append(dict(name=name, shape=[1, int(act.flat.size), act.h, act.w], offset=int(off), cs=int(cs),
+                         channels=[int(c) for c in ch], up=int(act.up), **q.as_dict()))
+    meta = dict(source=source, n_copy_layers=sum(op.kind == "copy" for op in ops))
+    cm = CompiledModel(program, weights, layers, arena_size, input_info, outs, class_names, report, meta)
+    # where every quantized ONNX value lives in the arena after a run (debugging aid, not saved;
+    # a buffer may have been reused by a later layer)
+    probes = {}
+    for name, v in fe.values.items():
+        act = getattr(v, "act", v) if type(v).__name__ == "RawQ" else v
+        if type(act).__name__ != "Act" or act.ch.ndim != 1:
+            continue
+        ts = _tensors_of(fe, act)
+        if not all(t in gof for t in ts) or len({gof[t] for t in ts}) != 1:
+            continue
+        off, cs, ch = view(act)
+        probes[name] = dict(name=name, shape=[1, int(act.flat.size), act.h, act.w], offset=int(off), cs=int(cs),
+                            channels=[int(c) for c in ch], up=int(act.up), **tensors[ts[0]].quant.as_dict())
+    cm.probes = probes
+    return cm
+
+
+def compile_onnx(model, input_size=None, class_names=None, float_weight_bits=None, split_wide=True,
+                 reuse_memory=True):
+    """Compile a quantized ONNX model (QDQ or QONNX; path, bytes or ModelProto) for the engine.
+    input_size: (H, W) or an int, for models with symbolic spatial sizes (or to override them).
+    float_weight_bits: None (default) refuses float weights; 4 or 8 quantizes them symmetrically
+    per output channel (not exact: the float model's numbers change).
+    split_wide: a 1x1 layer whose packed weights exceed the engine's weight buffer (W_BUF_BYTES)
+    becomes several engine layers over slices of its output channels (exact); False refuses it.
+    reuse_memory=False keeps every tensor at its own arena bytes (for inspecting intermediate
+    tensors through `CompiledModel.probes` after a run)."""
+    m = load_model(model)
+    src = model if isinstance(model, (str, os.PathLike)) else getattr(m.graph, "name", "")
+    fe = Frontend(m, input_size=input_size, float_weight_bits=float_weight_bits)
+    outputs = fe.run()
+    names = list(class_names) if class_names is not None else None
+    return _lower(fe, outputs, names, dict(model=str(src), producer=m.producer_name,
+                                           sha256=hashlib.sha256(m.SerializeToString()).hexdigest()),
+                  split_wide=split_wide, reuse=reuse_memory)
+
+
+# ------------------------------------------------------------------------ compiled model
+def _sha(arr):
+    return hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()
+
+
+class CompiledModel:
+    """A compiled network: the packed program + weights blob and what the host needs around them."""
+
+    def __init__(self, program, weights, layers, arena_size, input_info, outputs, class_names, report, meta=None):
+        self.program = np.ascontiguousarray(program, np.uint32)
+        self.weights = np.ascontiguousarray(weights, np.uint8)
+        self.layers = layers
+        self.arena_size = int(arena_size)
+        self.input = input_info
+        self.outputs = outputs
+        self.class_names = class_names
+        self.report = report
+        self.meta = meta or {}
+
+    @property
+    def n_layers(self):
+        return len(self.layers)
+
+    def report_text(self):
+        head = "{:<40} {:<22} {:>15} {:>15} {:>3} {:>7} {:>9} {:>6} {:>9}".format(
+            "layer", "op", "in (C,H,W)", "out (C,H,W)", "wb", "L1 max", "acc bits", "margin", "scale err")
+        rows = [head]
+        for r in self.report:
+            rows.append("{:<40} {:<22} {:>15} {:>15} {:>3} {:>7} {:>5}/{:<3} {:>6} {:>9.2e}".format(
+                r["name"][-40:], r["op"], "x".join(map(str, r["in_shape"])), "x".join(map(str, r["out_shape"])),
+                r["w_bits"], r["l1_max"], r["acc_bits_needed"], r["acc_bits"], r["margin_bits"],
+                r["worst_scale_error"]))
+        return "\n".join(rows)
+
+    # ---- host side
+    def input_bytes(self):
+        _, c, h, w = self.input["shape"]
+        return c * h * w
+
+    def quantize_input(self, x):
+        """Float NCHW (1, C, H, W) or (C, H, W) -> the uint8 bytes of the input tensor (NHWC) to put
+        at input['offset'] of the arena (QuantizeLinear semantics: round half to even, saturate)."""
+        x = np.asarray(x, np.float32)
+        want = tuple(self.input["shape"])
+        if x.shape == want[1:]:
+            x = x[None]
+        if x.shape != want:
+            raise InputError("input {!r} must have shape {} (NCHW float), got {}".format(
+                self.input["name"], list(want), list(x.shape)))
+        lo, hi = (-128, 127) if self.input["signed"] else (0, 255)
+        q = np.clip(np.rint(x / np.float32(self.input["scale"])) + self.input["zp"], lo, hi)
+        q = q[0].transpose(1, 2, 0).astype(np.int8 if self.input["signed"] else np.uint8)
+        return np.ascontiguousarray(q).reshape(-1).view(np.uint8)
+
+    def new_arena(self):
+        return np.zeros(self.arena_size, np.uint8)
+
+    def read_outputs(self, arena):
+        """-> {onnx output name: float32 NCHW array} (dequantized)."""
+        arena = np.asarray(arena, np.uint8).reshape(-1)
+        res = {}
+        for o in self.outputs:
+            _, c, h, w = o["shape"]
+            ph, pw = h >> o["up"], w >> o["up"]
+            end = o["offset"] + ph * pw * o["cs"]
+            if end > arena.size:
+                raise InputError("arena of {} bytes is too small for output {!r} (needs {})".format(
+                    arena.size, o["name"], end))
+            px = arena[o["offset"]:end].reshape(ph, pw, o["cs"])[:, :, o["channels"]]
+            q = px.view(np.int8) if o["signed"] else px
+            if o["up"]:
+                q = q.repeat(2, axis=0).repeat(2, axis=1)
+            v = (q.astype(np.float32) - np.float32(o["zp"])) * np.float32(o["scale"])
+            res[o["name"]] = np.ascontiguousarray(v.transpose(2, 0, 1)[None])
+        return res
+
+    def read_outputs_q(self, arena):
+        """-> {onnx output name: int NCHW array} (the stored integers, signedness applied)."""
+        arena = np.asarray(arena, np.uint8).reshape(-1)
+        res = {}
+        for o in self.outputs:
+            _, c, h, w = o["shape"]
+            ph, pw = h >> o["up"], w >> o["up"]
+            px = arena[o["offset"]:o["offset"] + ph * pw * o["cs"]].reshape(ph, pw, o["cs"])[:, :, o["channels"]]
+            q = (px.view(np.int8) if o["signed"] else px).astype(np.int32)
+            if o["up"]:
+                q = q.repeat(2, axis=0).repeat(2, axis=1)
+            res[o["name"]] = q.transpose(2, 0, 1)[None]
+        return res
+
+    def run_arena(self, x):
+        from ..engines.codenet_model import run_program
+        arena = self.new_arena()
+        off = self.input["offset"]
+        b = self.quantize_input(x)
+        arena[off:off + b.size] = b
+        run_program(self.program, self.weights, arena)
+        return arena
+
+    def run_numpy(self, x):
+        """Run the bit-exact numpy engine on a float NCHW input -> dequantized outputs."""
+        return self.read_outputs(self.run_arena(x))
+
+    # ---- files
+    def meta_dict(self):
+        return dict(format=MODEL_FORMAT, version=FORMAT_VERSION, n_layers=self.n_layers,
+                    layer_names=[s.name for s in self.layers], arena_size=self.arena_size, input=self.input,
+                    outputs=self.outputs, class_names=self.class_names, report=self.report, meta=self.meta,
+                    engine=dict(ACC_BITS=cfg.ACC_BITS, W_BUF_BYTES=cfg.W_BUF_BYTES, MAX_CH=cfg.MAX_CH),
+                    program_sha256=_sha(self.program.astype("<u4")), weights_sha256=_sha(self.weights),
+                    program_words=int(self.program.size), weights_bytes=int(self.weights.size))
+
+    def save(self, path):
+        """Write program.npy, weights.npy and model.json atomically (temp files renamed in place)."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        meta = json.dumps(self.meta_dict(), indent=1).encode()
+        staged = []
+        try:
+            for name, write in ((PROGRAM_FILE, lambda f: np.save(f, self.program.astype("<u4"), allow_pickle=False)),
+                                (WEIGHTS_FILE, lambda f: np.save(f, self.weights, allow_pickle=False)),
+                                (META_FILE, lambda f: f.write(meta))):
+                fd, tmp = tempfile.mkstemp(dir=str(path), prefix="." + name, suffix=".tmp")
+                staged.append((tmp, path / name))
+                with os.fdopen(fd, "wb") as f:
+                    write(f)
+                    f.flush()
+                    os.fsync(f.fileno())
+            for tmp, final in staged:
+                os.replace(tmp, str(final))
+        finally:
+            for tmp, _ in staged:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+        return path
+
+    @classmethod
+    def load(cls, path):
+        """Load a saved model; raises ModelError on a missing, corrupt or truncated file or a sha256
+        mismatch."""
+        path = Path(path)
+        if not path.is_dir():
+            raise ModelError("CoDeNet model folder not found: {}".format(path))
+        for nm in (META_FILE, PROGRAM_FILE, WEIGHTS_FILE):
+            if not (path / nm).is_file():
+                raise ModelError("CoDeNet model {} is incomplete: {} is missing".format(path, nm))
+        try:
+            meta = json.loads((path / META_FILE).read_text())
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            raise ModelError("CoDeNet model {}: {} is corrupt: {}".format(path, META_FILE, e)) from e
+        if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
+            raise ModelError("CoDeNet model {}: {} is not a {} file".format(path, META_FILE, MODEL_FORMAT))
+        if meta.get("version") != FORMAT_VERSION:
+            raise ModelError("CoDeNet model {}: format version {} is not {} (recompile the model)".format(
+                path, meta.get("version"), FORMAT_VERSION))
+        arrays = {}
+        for nm, dt, key in ((PROGRAM_FILE, "<u4", "program_sha256"), (WEIGHTS_FILE, "u1", "weights_sha256")):
+            try:
+                arr = np.load(path / nm, allow_pickle=False)
+            except (OSError, ValueError, EOFError) as e:
+                raise ModelError("CoDeNet model {}: {} is corrupt or truncated: {}".format(path, nm, e)) from e
+            if arr.dtype != np.dtype(dt) or arr.ndim != 1:
+                raise ModelError("CoDeNet model {}: {} must be a 1-D {} array, got {} {}".format(
+                    path, nm, np.dtype(dt), arr.dtype, arr.shape))
+            if _sha(arr) != meta.get(key):
+                raise ModelError("CoDeNet model {}: {} does not match the sha256 in {} (corrupt file)".format(
+                    path, nm, META_FILE))
+            arrays[nm] = arr
+        try:
+            layers = unpack_program(arrays[PROGRAM_FILE], arrays[WEIGHTS_FILE])
+            for s, nm in zip(layers, meta.get("layer_names") or []):
+                s.name = nm
+            for s in layers:
+                validate_layer(s)
+        except ValueError as e:
+            raise ModelError("CoDeNet model {}: the program does not fit the engine: {}".format(path, e)) from e
+        if len(layers) != meta.get("n_layers"):
+            raise ModelError("CoDeNet model {}: {} holds {} layers, {} says {}".format(
+                path, PROGRAM_FILE, len(layers), META_FILE, meta.get("n_layers")))
+        try:
+            return cls(arrays[PROGRAM_FILE], arrays[WEIGHTS_FILE], layers, meta["arena_size"], meta["input"],
+                       meta["outputs"], meta.get("class_names"), meta.get("report", []), meta.get("meta", {}))
+        except KeyError as e:
+            raise ModelError("CoDeNet model {}: {} lacks the field {}".format(path, META_FILE, e)) from e
+
+
+def load_compiled(path):
+    return CompiledModel.load(path)

@@ -1,0 +1,26 @@
+"""Driver of the CoDeNet engine (hls_src/codenet, VLNV pynq-deploy.org:hls:codenet:1.0).
+
+One start runs a whole compiled network: the engine walks the program of layer descriptors."""
+from .hls_ip import HlsIP
+
+
+class CodenetDriver(HlsIP):
+    bindto = ["pynq-deploy.org:hls:codenet:1.0"]
+
+    def set_model(self, program, weights, n_layers):
+        """Point the engine at a compiled program (uint32 PynqBuffer) and weights (uint8); once
+        per model: the registers keep their values between frames."""
+        program.flush()
+        weights.flush()
+        self.write_reg("program", program.physical_address)
+        self.write_reg("weights", weights.physical_address)
+        self.write_reg("n_layers", n_layers)
+
+    def run(self, arena, timeout_s=2.0):
+        """One frame: the arena (uint8 PynqBuffer) holds the quantized input on entry and every
+        output on return. Exactly one ap_start."""
+        arena.flush()
+        self.write_reg("arena", arena.physical_address)
+        self.start()
+        self.wait(timeout_s)
+        arena.invalidate()

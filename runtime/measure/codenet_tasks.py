@@ -1,0 +1,191 @@
+"""CoDeNet tasks of the CLI: the default test network, `verify codenet` and `bench codenet`.
+
+The default network is a CoDeNet-1x (ShuffleNetV2 1x backbone, deformable decoder, CenterNet
+heads) with random weights whose BatchNorm statistics and activation ranges are calibrated on
+real frames, exported by `training/codenet/export.py` as QONNX with 4-bit weights and 8-bit
+activations (W4A8), and compiled by `runtime.compiler`. Building it needs the `train` extra
+(torch); it is cached by the hash of the code that makes it.
+"""
+import hashlib
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ModelError
+from ..platform.manifest import repo_root
+
+
+def _cache_root():
+    env = os.environ.get("PYNQ_DEPLOY_CACHE")
+    return (Path(env) if env else Path.home() / ".cache" / "pynq-deploy") / "codenet"
+
+
+def _source_hash():
+    h = hashlib.sha256()
+    root = repo_root()
+    for folder in ("training/codenet", "runtime/compiler", "runtime/engines"):
+        for p in sorted((root / folder).glob("*.py")):
+            h.update(p.name.encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def default_model_dir(input_size=256):
+    """Build (once) and return the folder holding codenet_float.onnx, codenet_qonnx.onnx and the
+    compiled W4A8 model under compiled/."""
+    from ..compiler.codenet_compiler import compile_onnx
+    out = _cache_root() / "codenet1x_{}_{}".format(input_size, _source_hash())
+    compiled = out / "compiled"
+    if (compiled / "model.json").is_file():
+        return out
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise ModelError("no --model given, and building the default CoDeNet test network needs the "
+                         "train extra (torch): `pip install torch==2.13.0 && pip install -e .[train]`, "
+                         "or pass --model DIR (a folder written by `pynq-deploy compile`)")
+    out.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "training.codenet.export", "--input-size", str(input_size),
+           "--out", str(out), "--qonnx", "--data", "samples", "--threads", "2"]
+    proc = subprocess.run(cmd, cwd=str(repo_root()), capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise ModelError("building the default CoDeNet network failed:\n{}\n{}".format(
+            " ".join(cmd), proc.stderr[-4000:]))
+    model = compile_onnx(str(out / "codenet_qonnx.onnx"))
+    model.save(compiled)
+    return out
+
+
+def resolve_model(model=None, input_size=256):
+    """(compiled model folder, float ONNX path or None) for --model or the default network."""
+    if model is None:
+        d = default_model_dir(input_size)
+        return d / "compiled", d / "codenet_float.onnx"
+    d = Path(model)
+    if (d / "compiled" / "model.json").is_file():
+        return d / "compiled", (d / "codenet_float.onnx") if (d / "codenet_float.onnx").is_file() else None
+    if (d / "model.json").is_file():
+        f = d / "codenet_float.onnx"
+        return d, f if f.is_file() else None
+    raise ModelError("{} holds no compiled CoDeNet model (model.json)".format(d))
+
+
+def real_frames(n, size):
+    """n real frames (the committed samples, repeated if needed) as float32 NCHW 0..255 RGB."""
+    from ..vision.samples import sample_frames
+    frames = sample_frames(size)
+    if not frames:
+        raise ModelError("no sample frames found (demos/data)")
+    x = np.stack([frames[i % len(frames)] for i in range(n)]).astype(np.float32)
+    return x.transpose(0, 3, 1, 2)
+
+
+def verify_codenet(model=None, frames=3):
+    """C-simulation vs numpy engine model, both through PYNQ on the simulated PL, on real frames:
+    every output byte of the arena's output tensors compared."""
+    from ..codenet_runner import CodenetRunner
+    from ..compiler.codenet_compiler import CompiledModel
+    compiled_dir, _ = resolve_model(model)
+    cm = CompiledModel.load(compiled_dir)
+    _, _, h, w = cm.input["shape"]
+    x = real_frames(frames, (h, w))
+    outs = {}
+    starts = {}
+    for engine in ("numpy", "csim"):
+        with CodenetRunner(cm, pl="sim", engine=engine) as net:
+            outs[engine] = [cm.read_outputs_q(net.run_quantized(x[i:i + 1])) for i in range(frames)]
+            starts[engine] = net.overlay.device.starts["codenet_0"]
+    mismatching = total = 0
+    for a, b in zip(outs["numpy"], outs["csim"]):
+        for name in a:
+            mismatching += int(np.count_nonzero(a[name] != b[name]))
+            total += int(a[name].size)
+    return {"frames": frames, "mismatching_outputs": mismatching, "output_values": total,
+            "starts_per_frame": {k: v / frames for k, v in starts.items()},
+            "model": str(compiled_dir), "input_shape": cm.input["shape"], "layers": cm.n_layers,
+            "data": "committed real sample frames (demos/data), stretched to the input size"}
+
+
+def _best_rate(fn, n, repeats=3):
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return n / best
+
+
+def bench_codenet(model=None, input_size=256, frames=5):
+    from ..codenet_runner import CodenetRunner
+    from ..compiler.codenet_compiler import CompiledModel
+    from .codenet_perf import modelled, published_comparison
+    compiled_dir, float_onnx = resolve_model(model, input_size)
+    cm = CompiledModel.load(compiled_dir)
+    _, _, h, w = cm.input["shape"]
+    x = real_frames(frames, (h, w))
+
+    numpy_fps = _best_rate(lambda: [cm.run_numpy(x[i:i + 1]) for i in range(frames)], frames)
+    with CodenetRunner(cm, pl="sim", engine="numpy") as net:
+        dev = net.overlay.device
+        before = dev.starts["codenet_0"]
+        t0 = time.perf_counter()
+        for i in range(frames):
+            net.run(x[i:i + 1])
+        sim_fps = frames / (time.perf_counter() - t0)
+        starts_per_frame = (dev.starts["codenet_0"] - before) / frames
+
+    ort_fps = None
+    ort_version = None
+    if float_onnx is not None:
+        import onnxruntime as ort
+        ort_version = ort.__version__
+        from .bench_bnn import _ort_options
+        sess = ort.InferenceSession(str(float_onnx), _ort_options(), providers=["CPUExecutionProvider"])
+        name = sess.get_inputs()[0].name
+        ort_fps = _best_rate(lambda: [sess.run(None, {name: x[i:i + 1]}) for i in range(frames)], frames)
+
+    mod = modelled(cm.layers, h)
+    return {
+        "input_size": h,
+        "measured": {
+            "numpy_fps": numpy_fps, "onnxruntime_fps": ort_fps,
+            "numpy_vs_onnxruntime": (numpy_fps / ort_fps) if ort_fps else None,
+            "simulated_pl_fps": sim_fps, "starts_per_frame": starts_per_frame,
+            "host_work_between_layers": "none: the whole program runs inside one ap_start",
+            "frames": frames, "onnxruntime": ort_version, "float_onnx": str(float_onnx) if float_onnx else None,
+            "host": "{} ({} cores), Python {}".format(platform.machine(), os.cpu_count(), platform.python_version()),
+            "method": "best of 3 passes over the same real frames, batch 1, same process and run",
+        },
+        "modelled": mod,
+        "published_comparison": published_comparison(cm.layers, h),
+        "model": str(compiled_dir),
+    }
+
+
+def print_bench(r):
+    m, mod = r["measured"], r["modelled"]
+    print("CoDeNet benchmark, {0}x{0} input".format(r["input_size"]))
+    print("  measured on this machine ({}):".format(m["host"]))
+    print("    numpy engine model       {:8.2f} frames/s".format(m["numpy_fps"]))
+    if m["onnxruntime_fps"]:
+        print("    onnxruntime (float ONNX) {:8.2f} frames/s   numpy/onnxruntime = {:.2f}x".format(
+            m["onnxruntime_fps"], m["numpy_vs_onnxruntime"]))
+    print("    starts per frame: {:g}; host work between layers: none".format(m["starts_per_frame"]))
+    print("  MODELLED Ultra96-V2 (analytical model, not measured on a board):")
+    print("    {:.0f} MHz, PA=PE={}: {:.1f} fps, latency {:.2f} ms ({:.1f} M cycles, {:.2f} M DDR beats)".format(
+        mod["clock_mhz"], mod["pa"], mod["fps"], mod["latency_ms"], mod["cycles_per_frame"] / 1e6,
+        mod["ddr_beats_per_frame"] / 1e6))
+    sens = mod["sensitivity"]
+    print("    if every pipelined-loop entry cost {} more cycles (fill, DDR latency): {:.1f} fps".format(
+        sens["entry_overhead_cycles"], sens["fps"]))
+    print("    DSP {} / 360, BRAM36 {} / 216, LUT {} / 70560".format(mod["dsp"], mod["bram36"], mod["lut"]))
+    pc = r.get("published_comparison")
+    if pc:
+        print("    published system: {} fps measured; this model with its host work: {:.1f} fps; "
+              "ours: {:.1f} fps".format(pc["published_measured_fps"], pc["model_with_published_host_work_fps"],
+                                        pc["ours_fps"]))

@@ -1,0 +1,225 @@
+"""Random CoDeNet layers and programs for the tests (hypothesis `data.draw` based), and a runner
+that executes a program on both the numpy model and the C simulation."""
+import ctypes
+
+import numpy as np
+from hypothesis import strategies as st
+
+from runtime.engines import codenet_config as cfg
+from runtime.engines.codenet_program import LayerSpec, expected_out_hw, pack_program
+
+_lib = None
+
+
+def csim_lib():
+    """The C-simulation library (built once per session; hls_src/codenet)."""
+    global _lib
+    if _lib is None:
+        from runtime.engines.csim import load_csim_library
+        lib = load_csim_library("codenet")
+        lib.codenet_csim_run.restype = ctypes.c_int
+        lib.codenet_csim_run.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                                         ctypes.c_uint32, ctypes.c_uint64, ctypes.c_uint64]
+        lib.codenet_csim_last_error.restype = ctypes.c_char_p
+        _lib = lib
+    return _lib
+
+
+def csim_run(program, weights, arena):
+    """Run the C simulation in place on `arena`; -> (rc, message)."""
+    lib = csim_lib()
+    program = np.ascontiguousarray(program, np.uint32)
+    weights = np.ascontiguousarray(weights, np.uint8)
+    if weights.size == 0:
+        weights = np.zeros(8, np.uint8)
+    n = program.size // cfg.DESC_WORDS
+    rc = lib.codenet_csim_run(program.ctypes.data, weights.ctypes.data, arena.ctypes.data, n, arena.size,
+                              weights.size)
+    return rc, lib.codenet_csim_last_error().decode()
+
+
+class Layout:
+    """Bump allocator over the arena with random gaps."""
+
+    def __init__(self, draw):
+        self.draw = draw
+        self.top = draw(st.integers(0, 7))
+
+    def alloc(self, nbytes):
+        off = self.top + self.draw(st.integers(0, 5))
+        self.top = off + nbytes
+        return off
+
+
+def draw_requant(draw, cout, typical, out_signed, shift_only=None):
+    """Requant parameters that spread typical accumulators (magnitude `typical`) over the output
+    range, with extremes (S = 0 / 1 / 31, M = 0, wide zero points, narrow clamps) mixed in."""
+    if shift_only is None:
+        shift_only = draw(st.booleans())
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
+    lo_t, hi_t = (-128, 127) if out_signed else (0, 255)
+    if shift_only:
+        mult = rng.integers(-5, 6, cout) if draw(st.booleans()) else np.ones(cout, np.int64)
+        m_eff = np.ones(cout)
+    else:
+        mult = rng.integers(1, 32768, cout)
+        if draw(st.booleans()):
+            mult[rng.integers(0, cout)] = 0
+        m_eff = np.maximum(mult, 1)
+    base = np.log2(np.maximum(typical * m_eff, 1)).astype(np.int64) - 6
+    shift = np.clip(base + rng.integers(-1, 2, cout), 0, cfg.MAX_SHIFT)
+    if draw(st.booleans()):
+        shift[rng.integers(0, cout)] = draw(st.sampled_from([0, 1, 31]))
+    zp = (lo_t + hi_t + 1) // 2 + rng.integers(-40, 41, cout)
+    if draw(st.integers(0, 4)) == 0:
+        zp[rng.integers(0, cout)] = draw(st.sampled_from([-32768, 32767, -300, 300]))
+    if draw(st.integers(0, 2)):
+        clamp_lo, clamp_hi = lo_t, hi_t
+    else:
+        clamp_lo = draw(st.integers(lo_t, hi_t))
+        clamp_hi = draw(st.integers(clamp_lo, hi_t))
+    return dict(mult=mult.astype(np.int16), shift=shift.astype(np.uint8), zp_out=zp.astype(np.int16),
+                shift_only=shift_only, clamp_lo=clamp_lo, clamp_hi=clamp_hi)
+
+
+def draw_gather(draw, cin, extra_max=3):
+    """(gather, in_cs): identity, a shifted slice, a permutation or a subset with repeats."""
+    kind = draw(st.sampled_from(["identity", "slice", "perm", "subset"]))
+    extra = draw(st.integers(0, extra_max))
+    in_cs = cin + extra
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
+    if kind == "identity":
+        g = np.arange(cin)
+    elif kind == "slice":
+        g = np.arange(cin) + draw(st.integers(0, extra))
+    elif kind == "perm":
+        g = rng.permutation(in_cs)[:cin]
+    else:
+        g = rng.integers(0, in_cs, cin)
+    return g.astype(np.uint16), in_cs
+
+
+def set_out_signed(spec, signed):
+    """Force the output signedness (full clamp range if it changes)."""
+    if spec.out_signed != signed:
+        spec.out_signed = signed
+        spec.clamp_lo, spec.clamp_hi = (-128, 127) if signed else (0, 255)
+        spec.zp_out = np.zeros(spec.cout, np.int16)
+
+
+def draw_layer(draw, lay, op=None, in_mode=None, src=None, cin=None, deformable=None, odd_geometry=False,
+               cout=None, dst=None, big_bias=False, max_hw=7, max_ch=20, stride=None, pad=None):
+    """One random valid layer. src: dict(off, h, w, cs, signed, zp) of an existing tensor to read
+    (else a new input tensor is placed); dst: dict(off, h, w, cs, choff) to write into."""
+    if op is None:
+        op = draw(st.sampled_from(["conv1x1", "dw3x3"]))
+    conv = op == "conv1x1"
+    if deformable is None:
+        deformable = (not conv) and draw(st.booleans())
+    if in_mode is None:
+        in_mode = draw(st.sampled_from([0, 1, 2] if conv else [0, 1]))
+    patch = in_mode == cfg.MODE_PATCH3X3
+    if stride is not None:
+        pass
+    elif deformable:
+        stride, pad = 1, 1
+    elif conv and not patch:
+        stride, pad = draw(st.sampled_from([1, 2])), 0
+    else:
+        stride = draw(st.sampled_from([1, 2, 4]))
+        pad = draw(st.integers(0, cfg.MAX_PAD))
+    if src is None:
+        in_h, in_w = draw(st.integers(1, max_hw)), draw(st.integers(1, max_hw))
+        if patch or not conv:
+            # the padded input must hold one 3x3 window (unless the output size is free)
+            in_h, in_w = max(in_h, 3 - 2 * pad), max(in_w, 3 - 2 * pad)
+        if cin is None:
+            cin = draw(st.integers(1, max_ch if not patch else min(max_ch, cfg.MAX_K // 9)))
+        gather, in_cs = draw_gather(draw, cin)
+        in_signed = draw(st.booleans())
+        in_off = lay.alloc(in_h * in_w * in_cs)
+    else:
+        in_h, in_w, in_cs, in_off, in_signed = src["h"], src["w"], src["cs"], src["off"], src["signed"]
+        gather = np.asarray(src["gather"], np.uint16)
+        cin = gather.size
+        up = 2 if in_mode == cfg.MODE_UPSAMPLE2 else 1
+        if (patch or not conv) and min(in_h, in_w) * up + 2 * pad < 3:
+            pad = 1                  # one 3x3 window must fit the padded input
+    in_zp = draw(st.integers(0, 255))
+    if not conv:
+        cout = cin
+    elif cout is None:
+        cout = draw(st.integers(1, max_ch))
+    w_bits = draw(st.sampled_from([4, 8]))
+    k = 9 if not conv else (9 * cin if patch else cin)
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
+    wlo = -(1 << (w_bits - 1))
+    weights = rng.integers(wlo, -wlo, (cout, k))
+    if draw(st.booleans()):
+        weights[:, rng.integers(0, k)] = draw(st.sampled_from([wlo, -wlo - 1]))
+    xmax = 128 if in_signed else 255
+    typical = np.sqrt(k) * (np.abs(weights).mean() + 0.5) * xmax / 2
+    bound = int(np.abs(weights).sum(axis=1).max()) * xmax
+    room = (1 << (cfg.ACC_BITS - 1)) - 1 - bound
+    if big_bias:
+        bias = rng.integers(-(1 << 31), 1 << 31, cout)
+    else:
+        b = int(min(room, np.sqrt(k) * 8 * xmax / 2))
+        bias = rng.integers(-b, b + 1, cout)
+    out_signed = draw(st.booleans())
+    rq = draw_requant(draw, cout, typical, out_signed)
+    spec = LayerSpec(op=op, in_off=in_off, in_h=in_h, in_w=in_w, in_cs=in_cs, cin=cin, in_mode=in_mode,
+                     stride=stride, pad=pad, in_zp=in_zp, in_signed=in_signed, out_signed=out_signed,
+                     deformable=deformable, w_bits=w_bits, gather=gather, weights=weights.astype(np.int8),
+                     bias=bias.astype(np.int32), name="L{}".format(draw(st.integers(0, 99))), **rq)
+    oh, ow = expected_out_hw(spec)
+    if odd_geometry:
+        oh = max(1, oh + draw(st.integers(-2, 3)))
+        ow = max(1, ow + draw(st.integers(-2, 3)))
+    spec.out_h, spec.out_w = oh, ow
+    if dst is None:
+        out_choff = draw(st.integers(0, 3))
+        out_cs = out_choff + cout + draw(st.integers(0, 3))
+        out_off = lay.alloc(oh * ow * out_cs)
+    else:
+        assert (dst["h"], dst["w"]) == (oh, ow)
+        out_off, out_cs, out_choff = dst["off"], dst["cs"], dst["choff"]
+    spec.out_off, spec.out_cs, spec.out_choff, spec.cout = out_off, out_cs, out_choff, cout
+    if deformable:
+        spec.dil_cs = draw(st.integers(1, 3))
+        spec.dil_off = lay.alloc(oh * ow * spec.dil_cs)
+    return spec
+
+
+def fill_arena(draw, size, layers, dil_max=cfg.MAX_DIL):
+    """Random arena bytes; deformable layers' dilation maps get values 0..dil_max."""
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
+    arena = rng.integers(0, 256, size).astype(np.uint8)
+    for s in layers:
+        if s.deformable:
+            n = s.out_h * s.out_w
+            idx = s.dil_off + np.arange(n) * s.dil_cs
+            arena[idx] = rng.integers(0, dil_max + 1, n)
+    return arena
+
+
+def run_both(layers, arena, strict=True):
+    """Pack, run the numpy model and the C simulation on copies of `arena`; assert that the whole
+    arenas agree byte for byte. Returns the numpy result."""
+    from runtime.engines.codenet_model import run_program
+    program, weights = pack_program(layers, strict=strict)
+    a_np, a_cs = arena.copy(), arena.copy()
+    run_program(program, weights, a_np)
+    rc, msg = csim_run(program, weights, a_cs)
+    assert rc == 0, msg
+    if not np.array_equal(a_np, a_cs):
+        bad = np.flatnonzero(a_np != a_cs)
+        raise AssertionError("numpy model and C-sim differ in {} arena bytes, first at {}: numpy {} csim {}"
+                             "\nlayers: {}".format(bad.size, bad[0], a_np[bad[0]], a_cs[bad[0]], layers))
+    return a_np
+
+
+def pack_unchecked(layers):
+    """pack_program with only the engine's descriptor checks: for descriptors the engine accepts
+    but a compiler would not emit (free output sizes, wrapping accumulators)."""
+    return pack_program(layers, strict=False)

@@ -1,0 +1,65 @@
+"""The shipped BNN model through the CLI, on real Fashion-MNIST test images, on the simulated PL."""
+import json
+
+import numpy as np
+from runtime.cli import main
+from tests.conftest import require_torch
+
+
+def run_cli(args, tmp_path, name="out.json"):
+    out = tmp_path / name
+    rc = main(args + ["--json", str(out)])
+    return rc, json.loads(out.read_text())
+
+
+def test_info_json(capsys):
+    assert main(["info", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["pl"] == "simulated"
+    bnn = info["overlays"]["bnn"]
+    assert bnn["ips"] == {"bnn_0": "pynq-deploy.org:hls:bnn:1.0"}
+    assert bnn["models"]["fashion_mnist"]["present"] is True
+    assert "codenet" in info["overlays"]
+
+
+def test_classify_all_10000_test_images_numpy(tmp_path):
+    rc, r = run_cli(["classify", "--dataset", "fashion-mnist", "--engine", "numpy", "--quiet",
+                     "--predictions", str(tmp_path / "pred.npy")], tmp_path)
+    assert rc == 0
+    assert r["images"] == 10000 and r["engine"] == "numpy" and r["pl"] == "sim"
+    assert r["accuracy"] >= 0.88, r
+    assert r["images_per_s"] > 0
+
+
+def test_csim_makes_the_same_predictions_as_numpy(tmp_path):
+    rc, r_np = run_cli(["classify", "--limit", "1000", "--engine", "numpy", "--quiet",
+                        "--predictions", str(tmp_path / "np.npy")], tmp_path, "np.json")
+    rc2, r_cs = run_cli(["classify", "--limit", "1000", "--engine", "csim", "--quiet",
+                         "--predictions", str(tmp_path / "cs.npy")], tmp_path, "cs.json")
+    assert rc == rc2 == 0 and r_cs["engine"] == "csim" and r_cs["images"] == 1000
+    pred_np, pred_cs = np.load(tmp_path / "np.npy"), np.load(tmp_path / "cs.npy")
+    assert pred_np.shape == (1000,)
+    assert np.array_equal(pred_np, pred_cs)
+    assert r_np["accuracy"] == r_cs["accuracy"]
+
+
+def test_verify_bnn_three_levels_agree(tmp_path):
+    require_torch()
+    rc, r = run_cli(["verify", "bnn", "--limit", "200"], tmp_path)
+    assert rc == 0
+    assert r["images"] == 200
+    assert r["levels"] == ["hls_csim", "numpy", "torch_integer"]
+    assert r["mismatches"] == 0 and all(v == 0 for v in r["pairwise_mismatches"].values())
+
+
+def test_bench_bnn_json(tmp_path):
+    rc, r = run_cli(["bench", "bnn", "--images", "500", "--csim-images", "20"], tmp_path)
+    assert rc == 0
+    m, mod = r["measured"], r["modelled"]
+    for key in ("numpy_images_per_s", "csim_images_per_s", "onnxruntime_images_per_s"):
+        assert m[key] > 0
+    assert m["onnxruntime_scores_equal_engine"] and m["csim_scores_equal_engine"]
+    assert mod["clock_mhz"] <= 250 and mod["dsp"] == 0
+    assert mod["lut"] <= 0.7 * 70560 and mod["bram36"] <= 216
+    assert mod["images_per_s"] >= 5311
+    assert "MODELLED" in mod["label"]
