@@ -185,7 +185,7 @@ def test_limits_are_refused_without_touching_the_arena(lib):
                 out_w=2, out_cs=1, cout=1, gather_off=0, w_off=8, q_off=16, clamp_lo=0, clamp_hi=255)
     arena = np.arange(16, dtype=np.uint8)
     assert csim_run(lib, desc(**good), blob, arena)[0] == 0
-    bad = [dict(op=2), dict(cin=cfg.MAX_CH + 1), dict(in_w=cfg.MAX_W + 1), dict(stride=3),
+    bad = [dict(op=2), dict(cin=cfg.MAX_CH + 1), dict(in_w=cfg.MAX_IMG + 1), dict(stride=3),
            dict(pad=1), dict(in_mode=3), dict(flags=cfg.FLAG_DEFORMABLE), dict(flags=64),
            dict(clamp_lo=-1), dict(clamp_hi=256), dict(out_choff=1), dict(out_off=13),
            dict(in_off=14), dict(q_off=24), dict(w_off=4), dict(in_cs=0)]

@@ -13,8 +13,8 @@ from onnx import TensorProto, helper
 from runtime.vision.samples import sample_clip_path, sample_frames
 from training.codenet.export import (QONNX_DOMAIN, check_against_torch, offset_constants, ort_session,
                                      qonnx_to_reference, to_float_onnx, to_qonnx)
-from training.codenet.network import (MAX_DIL, CoDeNet, DecoderBlock, build, calibrate, deform_dw3x3,
-                                      dilation_ste)
+from training.codenet.network import (MAX_DIL, CoDeNet, DecoderBlock, align_to_data, build, calibrate,
+                                      deform_dw3x3, dilation_ste)
 from training.data import calibration_frames, to_nchw
 
 torch.set_num_threads(2)
@@ -146,6 +146,36 @@ def test_channels_and_units():
     assert m.conv5.conv.out_channels == 1024
     assert [b.pw.conv.out_channels for b in m.decoder] == [256, 128, 64]
     assert m.hm.out.out_channels == 1
+
+
+def test_align_to_data_then_calibrate(frames128):
+    """The export's default conditioning (w = a C^0.5 per conv, a the random init): deterministic,
+    changes every conv but the dilation predictors, keeps BN-calibrated activations and d in 0..7,
+    and the ONNX export still matches torch."""
+    f = frames128[:2, :, ::2, ::2].copy()                       # 64 x 64
+    models = []
+    for _ in range(2):
+        m = build(num_classes=3, input_size=64, seed=3)
+        a = {k: v.clone() for k, v in m.state_dict().items()}
+        align_to_data(m, f, 0.5)
+        aligned = {k: v.clone() for k, v in m.state_dict().items()}
+        calibrate(m, f, batch=2)
+        models.append(m)
+    m = models[0]
+    sd = m.state_dict()
+    assert all(torch.equal(sd[k], models[1].state_dict()[k]) for k in sd)
+    convs = [k for k in sd if k.endswith("weight") and sd[k].dim() == 4]
+    moved = {k for k in convs if not torch.allclose(aligned[k], a[k])}
+    assert moved == {k for k in convs if ".dil." not in k}
+    with torch.no_grad():
+        feats = m.features(torch.as_tensor(f))
+    assert torch.isfinite(feats).all() and (feats > 0).float().mean() > 0.2
+    ds = torch.cat([b.last_d.flatten() for b in m.decoder])
+    assert ds.min() >= 0 and ds.max() <= MAX_DIL
+    onx, _ = to_float_onnx(m)
+    assert max(check_against_torch(m, onx, f).values()) < 1e-3
+    w = build(num_classes=3, input_size=64, seed=3)
+    assert align_to_data(w, f, 0) is w and all(torch.equal(v, a[k]) for k, v in w.state_dict().items())
 
 
 def test_calibration_gives_real_statistics(calibrated128):

@@ -41,6 +41,7 @@ constexpr int CLOCK_MHZ = 250;
 constexpr int MAX_CH = 1024;           // channels of any layer input / output
 constexpr int MAX_W = 256;
 constexpr int MAX_H = 256;
+constexpr int MAX_IMG = 1024;          // conv1x1 / PATCH3X3 tensor height and width (no line buffer)
 constexpr int W_BUF_BYTES = 262144;    // a 1x1 layer's packed weights (cout * row bytes) fit this
 constexpr int MAX_LAYERS = 512;
 constexpr int ACC_BITS = 24;

@@ -81,10 +81,13 @@ int check_layer(int l, const uint32_t *w, const uint8_t *weights, uint64_t arena
     // ---- fields
     if (op != (uint64_t)OP_CONV1X1 && op != (uint64_t)OP_DW3X3)
         return fail(CSIM_ERR_FIELD, l, "op is not CONV1X1 (0) or DW3X3 (1)", op);
-    if (in_h < 1 || in_h > (uint64_t)MAX_H) return fail(CSIM_ERR_FIELD, l, "in_h outside 1..MAX_H", in_h);
-    if (in_w < 1 || in_w > (uint64_t)MAX_W) return fail(CSIM_ERR_FIELD, l, "in_w outside 1..MAX_W", in_w);
-    if (out_h < 1 || out_h > (uint64_t)MAX_H) return fail(CSIM_ERR_FIELD, l, "out_h outside 1..MAX_H", out_h);
-    if (out_w < 1 || out_w > (uint64_t)MAX_W) return fail(CSIM_ERR_FIELD, l, "out_w outside 1..MAX_W", out_w);
+    // depthwise layers go through the line buffer (MAX_H x MAX_W); 1x1 / patch layers read DDR
+    const uint64_t max_h = conv ? (uint64_t)MAX_IMG : (uint64_t)MAX_H;
+    const uint64_t max_w = conv ? (uint64_t)MAX_IMG : (uint64_t)MAX_W;
+    if (in_h < 1 || in_h > max_h) return fail(CSIM_ERR_FIELD, l, "in_h outside the height limit", in_h);
+    if (in_w < 1 || in_w > max_w) return fail(CSIM_ERR_FIELD, l, "in_w outside the width limit", in_w);
+    if (out_h < 1 || out_h > max_h) return fail(CSIM_ERR_FIELD, l, "out_h outside the height limit", out_h);
+    if (out_w < 1 || out_w > max_w) return fail(CSIM_ERR_FIELD, l, "out_w outside the width limit", out_w);
     if (cin < 1 || cin > (uint64_t)MAX_CH) return fail(CSIM_ERR_FIELD, l, "cin outside 1..MAX_CH", cin);
     if (cout < 1 || cout > (uint64_t)MAX_CH) return fail(CSIM_ERR_FIELD, l, "cout outside 1..MAX_CH", cout);
     if (!conv && cin != cout) return fail(CSIM_ERR_FIELD, l, "DW3X3 needs cin == cout", cin);

@@ -406,9 +406,9 @@ inline void conv1x1(bus_t *arena, const Desc &d, const Gather &g, const XSrc xsr
     const bool wide = ntap * tap_beats <= PIX_BEATS;
     const act_t zp = act_value(d.in_zp, d.in_signed);
     for (int yb = 0; yb < ceil_div(d.out_h, rep); yb++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_H
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_IMG
         for (int xb = 0; xb < ceil_div(d.out_w, rep); xb++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_W
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_IMG
             // the taps: seen position, in-image flag, byte address of the lowest gathered channel
             bool valid[9];
             addr_t ta[9];

@@ -16,6 +16,7 @@ CLOCK_MHZ = 250
 MAX_CH = 1024           # max channels of any layer input/output
 MAX_W = 256             # max tensor width (line buffers)
 MAX_H = 256             # max tensor height
+MAX_IMG = 1024          # conv1x1 / PATCH3X3 tensor height and width (read from DDR, no line buffer)
 W_BUF_BYTES = 262144    # on-chip weight buffer: one layer's packed weights must fit
 MAX_LAYERS = 512        # max descriptors in a program
 ACC_BITS = 24           # signed accumulator width
@@ -64,7 +65,7 @@ MAX_PAD = 1             # 3x3 windows (DW3X3, PATCH3X3) take pad 0..MAX_PAD
 MAX_MULT = 32767
 
 # the engine limits the header must define (checked by check_header_agrees)
-HEADER_REQUIRED = ("PA", "PE", "CLOCK_MHZ", "MAX_CH", "MAX_W", "MAX_H", "W_BUF_BYTES",
+HEADER_REQUIRED = ("PA", "PE", "CLOCK_MHZ", "MAX_CH", "MAX_W", "MAX_H", "MAX_IMG", "W_BUF_BYTES",
                    "MAX_LAYERS", "ACC_BITS", "LINE_ROWS", "MAX_DIL", "DESC_WORDS")
 
 

@@ -121,12 +121,15 @@ def validate_layer(spec, strict=True):
     if spec.in_mode == cfg.MODE_PATCH3X3 and not conv:
         fail("in_mode 2 (patch 3x3) is for conv1x1 only, not dw3x3")
     patch = spec.in_mode == cfg.MODE_PATCH3X3
+    # depthwise layers go through the line buffer (MAX_H x MAX_W); 1x1 / patch layers read DDR
+    (max_h, lim_h), (max_w, lim_w) = (((cfg.MAX_IMG, "MAX_IMG"), (cfg.MAX_IMG, "MAX_IMG")) if conv
+                                      else ((cfg.MAX_H, "MAX_H"), (cfg.MAX_W, "MAX_W")))
     for what, v, lo, hi, lim in (("cin", spec.cin, 1, cfg.MAX_CH, "MAX_CH"),
                                  ("cout", spec.cout, 1, cfg.MAX_CH, "MAX_CH"),
-                                 ("input height", spec.in_h, 1, cfg.MAX_H, "MAX_H"),
-                                 ("input width", spec.in_w, 1, cfg.MAX_W, "MAX_W"),
-                                 ("output height", spec.out_h, 1, cfg.MAX_H, "MAX_H"),
-                                 ("output width", spec.out_w, 1, cfg.MAX_W, "MAX_W")):
+                                 ("input height", spec.in_h, 1, max_h, lim_h),
+                                 ("input width", spec.in_w, 1, max_w, lim_w),
+                                 ("output height", spec.out_h, 1, max_h, lim_h),
+                                 ("output width", spec.out_w, 1, max_w, lim_w)):
         if not lo <= v <= hi:
             fail("{} {} outside the engine's {}..{} ({})".format(what, v, lo, hi, lim))
     if patch and 9 * spec.cin > cfg.MAX_K:

@@ -16,9 +16,10 @@ Resources (first-order estimates, no synthesis run behind them):
 - DSP: the PA x PE 4b x 8b multipliers of the 1x1 array are packed two per DSP48E2 (two 4-bit
   weights share one 8-bit activation), the PE x 9 depthwise multipliers likewise, plus PE
   requantization multipliers (24 x 16 bit, one DSP each);
-- BRAM36: the weight buffer (W_BUF_BYTES) in 36 Kbit blocks, the deformable line buffer
-  (LINE_ROWS rows x MAX_W pixels x PE channels, replicated x2 for the three taps per row),
-  gather/requant/depthwise-weight memories for MAX_CH channels, 8 for AXI burst FIFOs;
+- memories: every on-chip array of codenet_engine.h with its partitioning (`on_chip_memories`),
+  in BRAM36 (best aspect ratio) or, up to 64 deep, LUTRAM; the line buffer counted twice (each
+  row bank duplicated so the three column taps of a row are read in one cycle); 8 BRAM36 of AXI
+  burst FIFOs;
 - LUT: adder trees of the 1x1 array (~14 LUT per product), depthwise trees, DSP-packing
   correction, address generation for the deformable taps, requantization, AXI infrastructure.
 """
@@ -29,7 +30,6 @@ from . import codenet_cycles
 
 START_OVERHEAD_US = 20.0            # one start: a few AXI-Lite writes and the ap_done poll
 ENTRY_OVERHEAD_SENSITIVITY = 8      # cycles per pipelined-loop entry, for the sensitivity figure
-BRAM36_BITS = 36 * 1024
 
 # What the published system ran on the ARM cores (DESIGN.md section 3, from the CoDeNet paper),
 # per input size: first layer via TVM, channel split/concat/shuffle copies, x2 upsample, and one
@@ -56,20 +56,59 @@ def layer_cycles(spec):
     return c
 
 
+BRAM36_SHAPES = ((72, 512), (36, 1024), (18, 2048), (9, 4096), (4, 8192), (2, 16384), (1, 32768))
+
+
+def _bram36(width, depth):
+    return min(-(-width // w) * -(-depth // d) for w, d in BRAM36_SHAPES)
+
+
+def _memory(banks, width, depth):
+    """(bram36, lut) of `banks` memories of width x depth bits: LUTRAM (64 bits per LUT) up to
+    64 deep, BRAM36 in its best aspect ratio above."""
+    if depth <= 64:
+        return 0, banks * width
+    return banks * _bram36(width, depth), 0
+
+
+def on_chip_memories():
+    """The on-chip arrays of hls_src/codenet/codenet_engine.h with their partitioning."""
+    pe, pa = cfg.PE, cfg.PA
+    tiles = cfg.MAX_CH // pe
+    return {
+        # name: (banks, width bits, depth)
+        "wbuf 1x1 weights [PE][W_WORDS] x (PA/2 bytes)": (pe, pa * 4, cfg.W_WORDS),
+        # [LINE_ROWS][MAX_W][PE] bytes, rows partitioned; duplicated so the 3 column taps of a row
+        # are read in one cycle (II = 1, what the cycle model assumes)
+        "lbuf line buffer x2 [LINE_ROWS][MAX_W][PE]": (2 * cfg.LINE_ROWS, pe * 8, cfg.MAX_W),
+        "pbuf 1x1 pixel runs [PA][PIX_BEATS] x 128b": (pa, 128, cfg.PIX_BEATS),
+        "xbuf 1x1 extracted inputs [MAX_K/(PA/2)][PA] bytes": (pa, 8, cfg.MAX_CH // (pa // 2)),
+        "obuf output pixel [MAX_CH] bytes, cyclic 16": (16, 8, cfg.MAX_CH // 16),
+        "rq requant [PE][CH_TILES] x 69b": (pe, 69, tiles),
+        "dww depthwise weights [PE][CH_TILES] x 72b": (pe, 72, tiles),
+        "gather table [MAX_CH] x 16b": (1, 16, cfg.MAX_CH),
+        "dilation row [DIL_BEATS] x 128b": (1, 128, cfg.DIL_BEATS),
+    }
+
+
 def resources():
     mult_1x1 = cfg.PA * cfg.PE
     mult_dw = cfg.PE * 9
     dsp = mult_1x1 // 2 + mult_dw // 2 + cfg.PE
-    weight_bram = math.ceil(cfg.W_BUF_BYTES * 8 / BRAM36_BITS)
-    line_bram = 2 * cfg.LINE_ROWS * math.ceil(cfg.MAX_W * cfg.PE * 8 / BRAM36_BITS)
-    channel_bram = math.ceil(cfg.MAX_CH * (16 + 64 + 36) / BRAM36_BITS) + 2
-    bram = weight_bram + line_bram + channel_bram + 8
-    lut = (14 * mult_1x1 + 12 * mult_dw + 8 * (mult_1x1 + mult_dw) // 2
-           + 2500 + 1500 + 6000 + 3000)
+    mems = {}
+    bram = lutram = 0
+    for name, (banks, width, depth) in on_chip_memories().items():
+        b, l = _memory(banks, width, depth)
+        mems[name] = {"bram36": b, "lutram_lut": l}
+        bram, lutram = bram + b, lutram + l
+    bram += 8  # AXI burst FIFOs of the three m_axi ports
+    logic = (14 * mult_1x1 + 12 * mult_dw + 8 * (mult_1x1 + mult_dw) // 2   # adder trees, DSP-packing fix-up
+             + 2500 + 1500 + 3000)                                          # deformable addressing, requant, control
+    lut = logic + lutram + 6000                                              # + AXI interconnect / adapters
     return {"dsp": dsp, "bram36": bram, "lut": lut,
-            "detail": {"dsp_1x1_packed": mult_1x1 // 2, "dsp_dw_packed": mult_dw // 2, "dsp_requant": cfg.PE,
-                       "bram_weights": weight_bram, "bram_line_buffer": line_bram,
-                       "bram_channel_tables": channel_bram, "bram_axi_fifos": 8}}
+            "detail": {"dsp_1x1_packed_2_per_dsp": mult_1x1 // 2, "dsp_dw_packed_2_per_dsp": mult_dw // 2,
+                       "dsp_requant": cfg.PE, "memories": mems, "bram36_axi_fifos": 8,
+                       "lut_logic": logic, "lut_lutram": lutram, "lut_axi": 6000}}
 
 
 def modelled(layers, input_size, clock_mhz=None, entry_overhead_cycles=0):

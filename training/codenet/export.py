@@ -2,11 +2,22 @@
 
     python -m training.codenet.export --input-size 256 --out DIR [--weights random|briefly-trained]
         [--classes N] [--width 1.0] [--no-deformable] [--qonnx] [--frames 16] [--data auto]
+        [--align-power 0.5]
 
 Writes `DIR/codenet_float.onnx` (+ `DIR/codenet_qonnx.onnx` with --qonnx) and `DIR/export.json`
 (config, calibration source, onnxruntime-vs-torch check). `--weights random` (the default) is
 random init with real statistics: BatchNorm running stats and the dilation predictors calibrated
 on real frames (training.codenet.network.calibrate). `briefly-trained` is not implemented yet.
+
+Conditioning (`--align-power P`, default 0.5): before calibration the random weights are aligned
+with the calibration frames (training.codenet.network.align_to_data: every conv's random weight a
+becomes a C^P, C the covariance of its input patches, layer by layer). Plain random weights
+(`--align-power 0`, the old behaviour) make a chaotic network once quantized: raising 16 input
+bytes by 1 LSB changes ~95% of the 8-bit outputs of its onnxruntime QDQ model, by up to ~100 LSB,
+so any 1-LSB rounding difference between two correct integer implementations explodes end to
+end. Aligned (P = 0.5, 256x256, --no-deformable, QInt4 QDQ of training/codenet/quantize.py):
+~1.7% of the outputs change, by 1 LSB, and activations keep a realistic 8-bit range (on a real
+frame, per-tensor std 4-27 LSB, median 12; per-tensor max |q| 32-227, median 61).
 
 The graph is written by hand with onnx.helper (not torch.onnx), op by op, so that the compiler
 (runtime/compiler) sees fixed patterns:
@@ -64,9 +75,10 @@ import onnx
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from training.codenet.network import MAX_DIL, CoDeNet, ConvBN, build, calibrate
+from training.codenet.network import MAX_DIL, CoDeNet, ConvBN, align_to_data, build, calibrate
 
 OPSET = 21
+ALIGN_POWER = 0.5
 QONNX_DOMAIN = "qonnx.custom_op.general"
 
 
@@ -393,6 +405,7 @@ def make_model(args, frames):
                   deformable=not args.no_deformable, seed=args.seed)
     if args.weights == "briefly-trained":
         raise SystemExit("--weights briefly-trained is not implemented yet; use random (BN calibrated)")
+    align_to_data(model, frames, args.align_power)
     calibrate(model, frames)
     return model
 
@@ -409,6 +422,10 @@ def main(argv=None):
     ap.add_argument("--frames", type=int, default=16, help="real frames for BN / activation calibration")
     ap.add_argument("--data", choices=("auto", "installed", "samples"), default="auto")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--align-power", type=float, default=ALIGN_POWER,
+                    help="align the random weights with the calibration frames (w = a C^P, see "
+                         "network.align_to_data) for a well-conditioned quantized network; 0: plain "
+                         "random weights (chaotic once quantized)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--save-torch", action="store_true", help="also write codenet.pt (state dict + config)")
     args = ap.parse_args(argv)
@@ -422,7 +439,8 @@ def main(argv=None):
     onx, qpoints = to_float_onnx(model)
     _save(onx, out / "codenet_float.onnx")
     check = check_against_torch(model, onx, frames[: min(4, len(frames))])
-    report = dict(config=model.config, weights=args.weights, seed=args.seed, calibration_frames=len(frames),
+    report = dict(config=model.config, weights=args.weights, seed=args.seed, align_power=args.align_power,
+                  calibration_frames=len(frames),
                   calibration_source=src, opset=OPSET, float_vs_torch_max_abs=check,
                   files=["codenet_float.onnx"])
     print("float ONNX vs torch, max |diff| on {} real frames: {}".format(min(4, len(frames)), check))

@@ -2,10 +2,28 @@
 
     python -m training.codenet.quantize --float DIR/codenet_float.onnx --out DIR/codenet_qdq.onnx
         [--frames 16] [--data auto|installed|samples] [--per-tensor] [--method minmax|percentile|entropy]
+        [--weight-type int8|int4] [--share-concat-scales]
 
 `onnxruntime.quantization.quantize_static`, QuantFormat.QDQ, activations QUInt8, weights QInt8
-(per channel by default), calibrated on real frames (training.data.calibration_frames) through a
-CalibrationDataReader. Writes DIR/codenet_qdq.onnx and a JSON report next to it
+(per channel by default; `--weight-type int4`: QInt4, opset-21 INT4 initializers), calibrated on
+real frames (training.data.calibration_frames) through a CalibrationDataReader.
+`--share-concat-scales`: all tensors joined by a Concat / Split / channel shuffle (one ShuffleNet
+stage) get one (rmin, rmax), the union of their calibrated ranges, passed to ORT through
+`extra_options={"TensorQuantOverrides": ...}`; the CoDeNet compiler then needs no requant copy.
+
+The recipe the CoDeNet engine runs (W4A8; 8-bit weights overflow the engine's 24-bit accumulator
+in the 1024-channel decoder layer and the compiler refuses them):
+
+    python -m training.codenet.export --input-size 256 --no-deformable --out DIR
+    python -m training.codenet.quantize --float DIR/codenet_float.onnx --out DIR/codenet_qdq.onnx \
+        --weight-type int4 --share-concat-scales
+    pynq-deploy compile DIR/codenet_qdq.onnx -o DIR/compiled
+    pynq-deploy run DIR/compiled --input X.npy --output Y.npz     # X: float (N, 3, 256, 256), 0..255
+
+(tests/test_codenet_compiler.py: the compiled program agrees with onnxruntime's execution of that
+QDQ model within 1 LSB on >= 99% of the output values on real frames.)
+
+Writes DIR/codenet_qdq.onnx and a JSON report next to it
 (`<out>.json`): for every op type, how many nodes there are and how many have their inputs /
 outputs in QDQ form, plus the accuracy of the QDQ graph against the float graph (onnxruntime).
 
@@ -123,10 +141,69 @@ def compare(float_path, qdq_path, frames):
     return out
 
 
-def quantize(float_path, out_path, frames, per_channel=True, method="minmax", quantize_dilation=False):
+def concat_groups(model):
+    """Groups (lists of tensor names, > 1) joined by Concat / Split / Reshape / Transpose / Slice:
+    one quantization range per group keeps concat, split and shuffle on one integer grid."""
+    parent = {}
+
+    def find(a):
+        parent.setdefault(a, a)
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    for n in model.graph.node:
+        if n.op_type == "Concat":
+            for i in n.input:
+                parent[find(i)] = find(n.output[0])
+        elif n.op_type in ("Split", "Reshape", "Transpose", "Slice"):
+            for o in n.output:
+                parent[find(o)] = find(n.input[0])
+    groups = {}
+    for t in sorted(parent):
+        groups.setdefault(find(t), []).append(t)
+    return [g for g in groups.values() if len(g) > 1]
+
+
+def shared_concat_overrides(model, frames, input_name="image"):
+    """TensorQuantOverrides giving every tensor of a concat group the group's (rmin, rmax): the
+    min / max over the group (and 0) of the float graph's values on `frames` (onnxruntime)."""
+    from onnx import TensorProto, helper
+    from training.codenet.export import ort_session
+    inits = {i.name for i in model.graph.initializer}
+    groups = concat_groups(model)
+    names = sorted({t for g in groups for t in g if t not in inits})
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    have = {o.name for o in m.graph.output}
+    for t in names:
+        if t not in have:
+            m.graph.output.append(helper.make_tensor_value_info(t, TensorProto.FLOAT, None))
+    sess = ort_session(m)
+    outn = [o.name for o in sess.get_outputs()]
+    lo, hi = {}, {}
+    for i in range(len(frames)):
+        for n, v in zip(outn, sess.run(None, {input_name: frames[i:i + 1]})):
+            lo[n] = min(lo.get(n, 0.0), float(v.min()))
+            hi[n] = max(hi.get(n, 0.0), float(v.max()))
+    ov = {}
+    for g in groups:
+        ts = [t for t in g if t in lo]
+        for t in ts:
+            ov[t] = [{"rmin": np.float32(min(lo[u] for u in ts)), "rmax": np.float32(max(hi[u] for u in ts))}]
+    return ov
+
+
+def quantize(float_path, out_path, frames, per_channel=True, method="minmax", quantize_dilation=False,
+             weight_type="int8", share_concat_scales=False):
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     model = onnx.load(str(float_path))
     exclude = [] if quantize_dilation else dilation_chain_nodes(model)
+    extra = {}
+    if share_concat_scales:
+        extra["TensorQuantOverrides"] = shared_concat_overrides(model, frames, model.graph.input[0].name)
+    wtype = {"int8": QuantType.QInt8, "int4": QuantType.QInt4}[weight_type]
     meth = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
             "entropy": CalibrationMethod.Entropy}[method]
     out_path = Path(out_path)
@@ -134,8 +211,8 @@ def quantize(float_path, out_path, frames, per_channel=True, method="minmax", qu
         tmp = Path(td) / "q.onnx"
         quantize_static(str(float_path), str(tmp), _reader_class()(frames),
                         quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
-                        weight_type=QuantType.QInt8, per_channel=per_channel, calibrate_method=meth,
-                        nodes_to_exclude=exclude)
+                        weight_type=wtype, per_channel=per_channel, calibrate_method=meth,
+                        nodes_to_exclude=exclude, extra_options=extra)
         q = onnx.load(str(tmp))
         onnx.save(q, str(tmp))
         os.chmod(tmp, 0o644)
@@ -153,6 +230,10 @@ def main(argv=None):
     ap.add_argument("--method", choices=("minmax", "percentile", "entropy"), default="minmax")
     ap.add_argument("--quantize-dilation", action="store_true",
                     help="do not exclude the dilation / offset chain from quantization")
+    ap.add_argument("--weight-type", choices=("int8", "int4"), default="int8",
+                    help="int4: QInt4 weights (opset 21), the engine's W4A8")
+    ap.add_argument("--share-concat-scales", action="store_true",
+                    help="one activation range per concat / split / shuffle group (TensorQuantOverrides)")
     ap.add_argument("--eval-frames", type=int, default=4)
     args = ap.parse_args(argv)
     import torch
@@ -163,14 +244,16 @@ def main(argv=None):
     size = shape[2].dim_value
     frames = calibration_frames(args.frames, size, source=args.data)
     fm, qm, exclude = quantize(args.float_path, args.out, frames, per_channel=not args.per_tensor,
-                               method=args.method, quantize_dilation=args.quantize_dilation)
+                               method=args.method, quantize_dilation=args.quantize_dilation,
+                               weight_type=args.weight_type, share_concat_scales=args.share_concat_scales)
     rep, extra = qdq_report(fm, qm)
     evf = calibration_frames(args.frames + args.eval_frames, size, source=args.data)[args.frames:]
     if len(evf) == 0:
         evf = frames[:args.eval_frames]
     acc = compare(args.float_path, args.out, evf)
     report = dict(float=str(args.float_path), out=str(args.out), frames=args.frames,
-                  per_channel=not args.per_tensor, method=args.method, excluded_nodes=exclude,
+                  per_channel=not args.per_tensor, method=args.method, weight_type=args.weight_type,
+                  share_concat_scales=args.share_concat_scales, excluded_nodes=exclude,
                   op_types=rep, added_op_types=extra, qdq_vs_float=acc)
     with open(str(args.out) + ".json", "w") as fh:
         json.dump(report, fh, indent=1)

@@ -1,0 +1,109 @@
+"""The CoDeNet engine end to end on the simulated PL: the default CoDeNet-1x W4A8 network (built
+by training/codenet, compiled by runtime.compiler), real frames, one ap_start per frame."""
+import json
+import re
+
+import numpy as np
+import pytest
+
+from runtime.cli import main
+from runtime.codenet_runner import CodenetRunner
+from runtime.compiler.codenet_compiler import CompiledModel
+from runtime.errors import InputError
+from runtime.measure.codenet_tasks import default_model_dir, real_frames
+from tests.conftest import require_torch
+
+
+@pytest.fixture(scope="module")
+def net256():
+    require_torch()  # building the default network needs the train extra
+    return default_model_dir(256)
+
+
+@pytest.fixture(scope="module")
+def model256(net256):
+    return CompiledModel.load(net256 / "compiled")
+
+
+def test_verify_codenet_full_network_on_real_frames(net256, tmp_path):
+    out = tmp_path / "verify.json"
+    assert main(["verify", "codenet", "--model", str(net256), "--frames", "3", "--json", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert r["frames"] == 3 and r["input_shape"] == [1, 3, 256, 256]
+    assert r["output_values"] == 3 * 84 * 64 * 64
+    assert r["mismatching_outputs"] == 0
+    assert r["starts_per_frame"] == {"numpy": 1.0, "csim": 1.0}
+
+
+def test_one_ap_start_per_frame_and_no_host_work_between_layers(model256):
+    x = real_frames(3, 256)
+    with CodenetRunner(model256, pl="sim", engine="numpy") as net:
+        dev = net.overlay.device
+        assert model256.n_layers > 70
+        for i in range(3):
+            dev.register_log.clear()
+            before = dev.starts["codenet_0"]
+            out = net.run(x[i:i + 1])
+            assert dev.starts["codenet_0"] == before + 1
+            # the host wrote the arena pointer and ap_start, nothing per layer
+            assert [(off, v) for _, off, v in dev.register_log] == [
+                (0x28, net._arena.physical_address & 0xFFFFFFFF), (0x2C, net._arena.physical_address >> 32),
+                (0x00, 1)]
+            ref = model256.run_numpy(x[i:i + 1])
+            assert sorted(out) == ["heatmap", "offset", "size"]
+            for k in ref:
+                assert np.array_equal(out[k], ref[k])
+
+
+def test_run_cli_writes_every_output_dequantized(net256, model256, tmp_path):
+    x = real_frames(2, 256)
+    np.save(tmp_path / "x.npy", x)
+    assert main(["run", str(net256 / "compiled"), "--input", str(tmp_path / "x.npy"),
+                 "--output", str(tmp_path / "y.npz")]) == 0
+    y = np.load(tmp_path / "y.npz")
+    assert sorted(y.files) == ["heatmap", "offset", "size"]
+    assert y["heatmap"].shape == (2, 80, 64, 64) and y["heatmap"].dtype == np.float32
+    for i in range(2):
+        ref = model256.run_numpy(x[i:i + 1])
+        assert np.array_equal(y["size"][i:i + 1], ref["size"])
+
+
+def test_run_refuses_bad_inputs_and_writes_nothing(net256, tmp_path, capsys):
+    np.save(tmp_path / "int.npy", np.zeros((1, 3, 256, 256), np.uint8))
+    np.save(tmp_path / "shape.npy", np.zeros((1, 3, 128, 128), np.float32))
+    for name, msg in (("int.npy", "must be a float array"), ("shape.npy", r"must have shape \[1, 3, 256, 256\]")):
+        assert main(["run", str(net256 / "compiled"), "--input", str(tmp_path / name),
+                     "--output", str(tmp_path / "y.npz")]) == 2
+        assert re.search(msg, capsys.readouterr().err)
+    assert not (tmp_path / "y.npz").exists()
+    with CodenetRunner(net256 / "compiled", pl="sim") as net:
+        with pytest.raises(InputError):
+            net.run(np.zeros((2, 3, 256, 256), np.float32))
+
+
+def test_bench_codenet_256_modelled_targets(net256, tmp_path):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "codenet", "--model", str(net256), "--frames", "2", "--json", str(out)]) == 0
+    r = json.loads(out.read_text())
+    m, mod = r["measured"], r["modelled"]
+    assert r["input_size"] == 256
+    assert m["starts_per_frame"] == 1 and m["numpy_fps"] > 0 and m["onnxruntime_fps"] > 0
+    assert mod["clock_mhz"] == 250 and mod["pa"] == 16 and mod["pe"] == 16
+    assert mod["fps"] >= 64 and mod["dsp"] <= 360 and mod["bram36"] <= 216
+    assert "MODELLED" in mod["label"] and len(mod["layers"]) > 70
+    pc = r["published_comparison"]
+    assert pc["published_measured_fps"] == 32.2
+    # the model, made to include the published host work, lands in the published order of magnitude
+    assert 0.5 <= pc["model_with_published_host_work_fps"] / 32.2 <= 2.0
+
+
+def test_modelled_512(tmp_path):
+    require_torch()
+    net512 = default_model_dir(512)
+    out = tmp_path / "bench512.json"
+    assert main(["bench", "codenet", "--model", str(net512), "--input-size", "512", "--frames", "1",
+                 "--json", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert r["input_size"] == 512
+    assert r["modelled"]["fps"] >= 18 and r["modelled"]["dsp"] <= 360
+    assert 0.5 <= r["published_comparison"]["model_with_published_host_work_fps"] / 9.3 <= 2.0
