@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+from tests.conftest import require_torch  # noqa: E402
+
+torch = require_torch()
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
@@ -209,8 +211,6 @@ def test_fold_hidden_ties_and_edge_cases():
 
 # ------------------------------------------------------------------ (c) the shipped model
 def _shipped():
-    if not (SHIPPED / "params.npy").is_file():
-        pytest.skip("no shipped model under {}".format(SHIPPED))
     words = np.load(SHIPPED / "params.npy", allow_pickle=False)
     meta = json.loads((SHIPPED / "model.json").read_text())
     return words, meta

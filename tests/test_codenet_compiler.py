@@ -110,71 +110,14 @@ def _activation_probes(model, cm):
     return [nm for nm in cm.probes if nm in prod and prod[nm].op_type in ("Quant", "DequantizeLinear", "Clip")]
 
 
-def _concat_groups(model):
-    """Tensors joined by Concat / Split / Reshape / Transpose / Slice: one scale lets the compiler
-    keep concat, split and shuffle copy-free."""
-    parent = {}
-
-    def find(a):
-        parent.setdefault(a, a)
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
-
-    for n in model.graph.node:
-        if n.op_type == "Concat":
-            for i in n.input:
-                parent[find(i)] = find(n.output[0])
-        elif n.op_type in ("Split", "Reshape", "Transpose", "Slice"):
-            for o in n.output:
-                parent[find(o)] = find(n.input[0])
-    groups = {}
-    for t in list(parent):
-        groups.setdefault(find(t), []).append(t)
-    return [g for g in groups.values() if len(g) > 1]
-
-
 def _quantize_static(float_path, out_path, frames, weight_type="QInt8", share_concat_scales=False):
-    """onnxruntime quantize_static, QDQ, activations QUInt8, per-channel weights, calibrated on
-    the frames; optionally one (rmin, rmax) per concat group through TensorQuantOverrides."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    model = onnx.load(str(float_path))
-    iname = model.graph.input[0].name
-    extra = {}
-    if share_concat_scales:
-        inits = {i.name for i in model.graph.initializer}
-        groups = _concat_groups(model)
-        names = sorted({t for g in groups for t in g if t not in inits})
-        m2 = onnx.ModelProto()
-        m2.CopyFrom(model)
-        have = {o.name for o in m2.graph.output}
-        for t in names:
-            if t not in have:
-                m2.graph.output.append(helper.make_tensor_value_info(t, TensorProto.FLOAT, None))
-        s = _session(m2)
-        outn = [o.name for o in s.get_outputs()]
-        lo, hi = {}, {}
-        for f in frames:
-            for n, v in zip(outn, s.run(None, {iname: f})):
-                lo[n], hi[n] = min(lo.get(n, 0.0), float(v.min())), max(hi.get(n, 0.0), float(v.max()))
-        ov = {}
-        for g in groups:
-            ts = [t for t in g if t in lo]
-            for t in ts:
-                ov[t] = [{"rmin": np.float32(min(lo[u] for u in ts)), "rmax": np.float32(max(hi[u] for u in ts))}]
-        extra = {"TensorQuantOverrides": ov}
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.it = iter([{iname: f} for f in frames])
-
-        def get_next(self):
-            return next(self.it, None)
-
-    quantize_static(str(float_path), str(out_path), Reader(), quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QUInt8, weight_type=getattr(QuantType, weight_type),
-                    per_channel=True, extra_options=extra)
+    """onnxruntime quantize_static through the project's recipe (training/codenet/quantize.py):
+    QDQ, activations QUInt8, per-channel weights, MinMax calibration on the frames; optionally one
+    (rmin, rmax) per concat group through TensorQuantOverrides."""
+    from training.codenet.quantize import quantize
+    quantize(float_path, out_path, np.concatenate(list(frames)),
+             weight_type={"QInt8": "int8", "QInt4": "int4"}[weight_type],
+             share_concat_scales=share_concat_scales)
     return onnx.load(str(out_path))
 
 

@@ -55,6 +55,46 @@ def test_dw3x3_deformable(csim, data):
     _single(data, op="dw3x3", deformable=True)
 
 
+@settings(SETTINGS, max_examples=20)
+@given(st.data())
+def test_dw3x3_sparse_taps(csim, data):
+    """dw3x3 whose taps are zero for every channel (skipped by the model), none left, or one tap of
+    weight 1 (an upsampling copy: the model reads the padded input directly)."""
+    draw = data.draw
+    lay = Layout(draw)
+    spec = draw_layer(draw, lay, op="dw3x3", deformable=False)
+    kind = draw(st.sampled_from(["subset", "none", "identity"]))
+    keep = np.zeros(9, bool)
+    if kind == "subset":
+        keep[draw(st.lists(st.integers(0, 8), min_size=1, max_size=8))] = True
+    elif kind == "identity":
+        keep[draw(st.integers(0, 8))] = True
+        spec.weights = np.ones_like(spec.weights)
+    spec.weights = np.where(keep[None, :], spec.weights, 0).astype(np.int8)
+    arena = fill_arena(draw, arena_bytes_needed([spec]) + 2, [spec])
+    run_both([spec], arena, strict=False)
+
+
+@settings(SETTINGS, max_examples=20)
+@given(st.data())
+def test_conv1x1_shuffled_gather(csim, data):
+    """A permuted gather table over many channels (the model copies contiguous runs of the
+    physical channels, or takes the whole table at once when there are many runs)."""
+    draw = data.draw
+    lay = Layout(draw)
+    h, w, k = draw(st.integers(1, 5)), draw(st.integers(1, 5)), draw(st.integers(17, 60))
+    cs = k + draw(st.integers(0, 3))
+    x = dict(off=lay.alloc(h * w * cs), h=h, w=w, cs=cs, signed=draw(st.booleans()))
+    perm = np.asarray(draw(st.permutations(range(cs))))[:k]
+    if draw(st.booleans()):                      # a few long runs instead of a random order
+        cut = draw(st.integers(1, k - 1))
+        perm = np.concatenate([np.arange(cut, k), np.arange(cut)])
+    spec = draw_layer(draw, lay, op="conv1x1", in_mode=draw(st.sampled_from([0, 1, 2])),
+                      src={**x, "gather": perm}, max_ch=24)
+    arena = fill_arena(draw, arena_bytes_needed([spec]) + 2, [spec])
+    run_both([spec], arena, strict=False)
+
+
 @settings(SETTINGS, max_examples=10)
 @given(st.data())
 def test_deformable_dilation_bytes_above_max_read_as_max(csim, data):
@@ -178,6 +218,42 @@ def test_fast_requant_equals_format_reference(data):
             assert layer.rq == path
             got = layer.requant_values(acc.astype(np.float32 if bound < (1 << 24) else np.float64))
             assert np.array_equal(got, want), path
+
+
+@SETTINGS
+@given(st.data())
+def test_int32_requant_of_float64_layers(data):
+    """Layers whose static bound needs the float64 requant take an int32 variant (uniform or
+    per-channel shift) when a call's max |acc| allows; each against FORMAT.md's int64 formula,
+    at the largest accumulator the variant accepts and just beyond it."""
+    draw = data.draw
+    cout = draw(st.integers(1, 16))
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
+    out_signed = draw(st.booleans())
+    bias = rng.integers(-(1 << 12), 1 << 12, cout)
+    mult = rng.integers(1 << 14, 1 << 15, cout)
+    shift = rng.integers(draw(st.integers(0, 24)), 25, cout)
+    zp = rng.choice([0, -3, 40], cout)
+    lo_t, hi_t = (-128, 127) if out_signed else (0, 255)
+    lo = draw(st.integers(lo_t, hi_t))
+    hi = draw(st.integers(lo, hi_t))
+    spec = LayerSpec(op="conv1x1", in_off=0, in_h=1, in_w=1, in_cs=1, cin=1, out_h=1, out_w=1, out_cs=cout,
+                     cout=cout, out_signed=out_signed, clamp_lo=lo, clamp_hi=hi,
+                     gather=np.zeros(1, np.uint16), weights=np.zeros((cout, 1), np.int8), bias=bias.astype(np.int32),
+                     mult=mult.astype(np.int16), shift=shift.astype(np.uint8), zp_out=zp.astype(np.int16))
+    layer = _Layer(spec)
+    layer.bound_c = np.full(cout, (1 << 23) - 1 - (1 << 12))    # static: needs float64
+    assert layer._init_requant()["i32"] is False and layer.rq in ("f64i32", "f64") and layer.dyn
+    for amax, *_ in layer.dyn:
+        for a in (amax, amax + 1, draw(st.integers(0, amax))):
+            a = min(a, int(layer.bound_c[0]))
+            acc = rng.integers(-a, a + 1, (32, cout))
+            acc[0], acc[1] = a, -a
+            want = requant(acc + bias, layer.mult, shift, zp, lo, hi)
+            got = layer.requant_values(acc.astype(np.float32))
+            assert np.array_equal(got, want)
+            ctx = layer.requant_ctx(32)
+            assert ctx.used == ("i32dyn" if a <= layer.dyn[-1][0] else layer.rq)
 
 
 def test_wrap_acc():

@@ -16,10 +16,13 @@ Exactness of the fast paths (DESIGN.md section 6). Per layer, from the actual we
 - Accumulation. 1x1 / patch convolutions are one matmul per layer over all output pixels
   (`x @ W`, bias excluded), so every partial sum, in any summation order (BLAS blocking, FMA),
   is an integer of magnitude <= B. It runs in float32 when B < 2^24 (every such integer is
-  exactly representable), float64 when B < 2^53, else int64 (`matmul_dtype`). Depthwise 3x3:
-  the nine taps are strided views of a zero-point-padded copy of the (upsampled) input;
-  deformable: one gather with per-pixel index arrays built from the dilation map. Summed in
-  int16 when B < 2^15, else int32 (B <= 9 * 128 * 255).
+  exactly representable), float64 when B < 2^53, else int64 (`matmul_dtype`). The input columns
+  are the logical channels in physical order (weight rows permuted alike), copied run by run.
+  Depthwise 3x3: the nine taps are contiguous slices of zero-point-padded stride phase planes of
+  the (upsampled) input, computed over a few extra columns that are never stored (_init_dw);
+  taps whose weights are all zero are skipped (they add 0); deformable: one gather with index
+  arrays tabulated per dilation value. Summed in int16 when B < 2^15, else int32
+  (B <= 9 * 128 * 255).
 - No wrap. When Bb < 2^(ACC_BITS-1) the engine's ACC_BITS accumulator (which starts at the bias)
   never wraps; that is what `validate_layer` demands of compiled programs. Otherwise the layer
   takes the exact int64 path, which wraps the sum to ACC_BITS as ap_int does.
@@ -32,8 +35,10 @@ Exactness of the fast paths (DESIGN.md section 6). Per layer, from the actual we
   ((t + round) >> S) + zp_out and clamp(floor(v)) = floor(clamp(v)) for integer bounds. The
   float64 result is floored either by an int32 cast after adding a power of two O >= 256 that
   makes it positive (exact while 2O * 2^S <= 2^53; stored modulo 256, O being a multiple of 256)
-  or by np.floor. The int64 reference `requant` implements FORMAT.md literally; the tests compare
-  every path with it, and the whole model with the C simulation.
+  or by np.floor. Layers on a float64 path still take the int32 formula on a call whose actual
+  max |acc| = a satisfies a * max|M| + max|c| < 2^31 (checked per call; `_Requant`). The int64
+  reference `requant` implements FORMAT.md literally; the tests compare every path with it, and
+  the whole model with the C simulation.
 """
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -103,6 +108,8 @@ def _strided(arena, off, rows, cols, row_stride, what, name):
     if off < 0 or end > _arena_limit(arena):
         raise EngineLimitError("layer {!r}: {} bytes {}..{} lie outside the {}-byte arena".format(
             name, what, off, end - 1, arena.size))
+    if arena.flags.c_contiguous and arena.flags.writeable:      # cheap: no slicing / as_strided
+        return np.ndarray((rows, cols), np.uint8, buffer=arena, offset=off, strides=(row_stride, 1))
     base = arena[off:end]
     st = base.strides[0]
     return as_strided(base, shape=(rows, cols), strides=(row_stride * st, st), writeable=True)
@@ -116,9 +123,127 @@ def _seen_index(n_out, step, offset, seen, up):
     return np.where(valid, s >> up, 0), valid
 
 
+# ------------------------------------------------------------------------ fast-path helpers
+ROW_TILE = 8192      # elements per row of the tiled elementwise passes
+MAX_RUNS = 16        # gather tables with more contiguous runs than this use one np.take
+
+
+def _row_tile(n_rows, row_len, limit=ROW_TILE):
+    """Largest divisor r of n_rows with r * row_len <= max(limit, row_len). Elementwise passes view a
+    contiguous (n_rows, row_len) array as (n_rows / r, r * row_len) with per-channel constants tiled
+    r times: numpy's loops are several times slower on short broadcast rows than on long ones."""
+    best = 1
+    for r in range(2, n_rows + 1):
+        if r * row_len > limit:
+            break
+        if n_rows % r == 0:
+            best = r
+    return best
+
+
+def _runs(g):
+    """Logical input channels sorted by physical channel, and the contiguous physical runs of that
+    order: (order, [(first column, first physical channel, length)])."""
+    order = np.argsort(g, kind="stable")
+    gs = g[order]
+    cut = np.flatnonzero(np.diff(gs) != 1) + 1
+    starts, ends = np.concatenate(([0], cut)), np.concatenate((cut, [gs.size]))
+    return order, [(int(a), int(gs[a]), int(b - a)) for a, b in zip(starts, ends)]
+
+
+def _axis_pairs(n_q, step, phase, pad, seen, up):
+    """One axis of a stride phase plane: plane index i holds seen coordinate y = i * step + phase - pad,
+    i.e. physical (y >> up), when 0 <= y < seen (else it keeps the zero point). -> [(plane slice,
+    physical slice)] covering the valid i: one arithmetic progression, two when upsampling at an
+    odd step (each physical row is seen twice)."""
+    i = np.arange(n_q)
+    y = i * step + phase - pad
+    ok = (y >= 0) & (y < seen)
+    q = 2 if (up and step % 2) else 1
+    pairs = []
+    for e in range(q):
+        ii = i[ok & (i % q == e)]
+        if ii.size == 0:
+            continue
+        src = y[ii] >> up
+        ds = int(src[1] - src[0]) if ii.size > 1 else 1
+        if ds < 1 or not (np.all(np.diff(ii) == q) and np.array_equal(src, src[0] + ds * np.arange(ii.size))):
+            raise AssertionError("plane fill is not a progression")   # cannot happen (y is affine in i)
+        pairs.append((slice(int(ii[0]), int(ii[-1]) + 1, q), slice(int(src[0]), int(src[-1]) + 1, ds)))
+    return pairs
+
+
+class _Requant:
+    """One layer's requantization of n pixels: buffers and per-channel constants tiled along long
+    rows (see _row_tile). Calling it with bias-less accumulators (n * cout values shaped (..., cout),
+    any integral-valued dtype, views allowed) returns an (n, cout) array, owned by this object, of
+    the clamped output values, or for the 'f64i32' path values + O (self.offset = O; store modulo
+    256), or for the 'f64' path floored float64 values. Float64 layers take an int32 variant
+    (layer.dyn) when the call's max |acc| allows it (self.used says which ran). Exactness: see
+    _Layer._init_requant."""
+
+    def __init__(self, layer, n):
+        s = layer.spec
+        self.rq, c = layer.rq, s.cout
+        r = _row_tile(n, c)
+        self.shape, self.shape2 = (n, c), (n // r, r * c)
+        self.lo, self.hi = np.int32(s.clamp_lo), np.int32(s.clamp_hi)
+        tile = lambda v: v if np.ndim(v) == 0 else np.tile(v, r)
+        if self.rq == "i32":
+            self.i32 = (tile(layer.m32), tile(layer.c32), tile(layer.s32))
+        else:
+            self.dyn = [(amax, tile(m), tile(cc), tile(sh)) for amax, m, cc, sh in layer.dyn]
+            self.v = np.empty(self.shape, np.float64)
+            self.scale = np.tile(layer.scale, r)
+            if self.rq == "f64i32":
+                self.offs = np.tile(layer.offs_o, r)
+                self.lo_o, self.hi_o = np.int32(layer.lo_o), np.int32(layer.hi_o)
+                self.o = layer.lo_o - s.clamp_lo
+            else:
+                self.offs = np.tile(layer.offs, r)
+                self.flo, self.fhi = float(s.clamp_lo), float(s.clamp_hi)
+        self.t = np.empty(self.shape, np.int32)
+        self.used, self.offset = self.rq, 0
+
+    def _int32(self, acc, m, c, sh):
+        t = self.t
+        np.copyto(t.reshape(acc.shape), acc, casting="unsafe")        # integral values, |acc| < 2^31
+        t2 = t.reshape(self.shape2)
+        np.multiply(t2, m, out=t2)
+        np.add(t2, c, out=t2)
+        np.right_shift(t2, sh, out=t2)
+        np.clip(t2, self.lo, self.hi, out=t2)
+        return t
+
+    def __call__(self, acc):
+        self.used, self.offset = self.rq, 0
+        if self.rq == "i32":
+            return self._int32(acc, *self.i32)
+        if self.dyn and acc.size:
+            a = max(float(acc.max()), -float(acc.min()))
+            for amax, m, c, sh in self.dyn:
+                if a <= amax:
+                    self.used = "i32dyn"
+                    return self._int32(acc, m, c, sh)
+        v = self.v
+        np.copyto(v.reshape(acc.shape), acc, casting="unsafe")        # exact: |acc| < 2^53
+        v2 = v.reshape(self.shape2)
+        np.multiply(v2, self.scale, out=v2)
+        np.add(v2, self.offs, out=v2)
+        if self.rq == "f64i32":
+            t = self.t
+            np.copyto(t, v, casting="unsafe")                          # v > 0: truncation = floor
+            t2 = t.reshape(self.shape2)
+            np.clip(t2, self.lo_o, self.hi_o, out=t2)
+            self.offset = self.o
+            return t
+        np.clip(v2, self.flo, self.fhi, out=v2)
+        return np.floor(v, out=v)
+
+
 # ------------------------------------------------------------------------ layers
 class _Layer:
-    """One decoded layer: weights in the layout and dtype of its fast path, index arrays,
+    """One decoded layer: weights in the layout and dtype of its fast path, index arrays, buffers,
     requantization constants of its requant path."""
 
     def __init__(self, spec):
@@ -131,9 +256,8 @@ class _Layer:
         z = int(s.in_zp) & 0xFF
         self.zp = z - 256 if (s.in_signed and z >= 128) else z
         g = np.asarray(s.gather, np.int64)
-        self.g0, self.span = int(g.min()), int(g.max() - g.min()) + 1
+        self.g0 = int(g.min())
         self.g_slice = np.array_equal(g, np.arange(self.g0, self.g0 + s.cin))
-        self.g_rel = g - self.g0
         self.g_idx = g.astype(np.intp)
         w = np.asarray(s.weights, np.int64)
         self.bound = partial_sum_bound(w, s.in_signed)
@@ -141,7 +265,7 @@ class _Layer:
         self._init_requant()
         self._bound_arena = None
         if s.op == "conv1x1":
-            self._init_conv(w)
+            self._init_conv(w, g)
         else:
             self._init_dw(w)
         self.path += " rq:" + self.rq
@@ -150,7 +274,9 @@ class _Layer:
     def _init_requant(self, prefer=None):
         """Pick the cheapest exact requant path from per-channel bounds (|acc| <= bound_c):
         'i32'    t = acc * M + c with c = bias * M + round + zp_out * 2^S in int32, then
-                 clamp(t >> S): needs bound_c * M + |c| < 2^31 for every channel;
+                 clamp(t >> S): needs bound_c * M + |c| < 2^31 for every channel. When that still
+                 holds with every channel brought to the largest shift Smax (M, c times 2^(Smax - S),
+                 the same floor), the shift is one scalar;
         'f64i32' v = acc * scale + offs + O (float64, exact, see the module docstring) with O a
                  power of two >= 256 above |v - O|, cast to int32 (truncation = floor, v > 0),
                  clamped, stored modulo 256 (O is a multiple of 256): needs 2O * 2^S <= 2^53;
@@ -172,50 +298,57 @@ class _Layer:
         c = bias * m + rnd + (zp << sh)
         vmax = (self.bound_c * np.abs(m) + np.abs(bias * m + rnd)) / np.ldexp(1.0, sh) + np.abs(zp)
         k = max(8, int(np.ceil(np.log2(float(vmax.max()) + 2))))
+        fits32 = lambda mm, cc: int((self.bound_c * np.abs(mm) + np.abs(cc)).max()) < (1 << 31)
         ok = {"wrap": self.wraps,
-              "i32": not self.wraps and int((self.bound_c * np.abs(m) + np.abs(c)).max()) < (1 << 31),
+              "i32": not self.wraps and fits32(m, c),
               "f64i32": not self.wraps and k <= 29 and int(sh.max()) + k + 1 <= 53,
               "f64": not self.wraps}
         self.rq = prefer if prefer and ok[prefer] else next(p for p in ("wrap", "i32", "f64i32", "f64") if ok[p])
+        d = int(sh.max()) - sh
         if self.rq == "i32":
-            self.m32, self.c32, self.s32 = m.astype(np.int32), c.astype(np.int32), sh.astype(np.int32)
-        elif self.rq == "f64i32":
+            if fits32(m << d, c << d):
+                self.m32, self.c32, self.s32 = (m << d).astype(np.int32), (c << d).astype(np.int32), np.int32(sh.max())
+            else:
+                self.m32, self.c32, self.s32 = m.astype(np.int32), c.astype(np.int32), sh.astype(np.int32)
+        # float64 layers: int32 variants for frames whose accumulators are small enough, checked per
+        # call from the actual max |acc| = a: exact when a * max|M| + max|c| < 2^31
+        self.dyn = []
+        if self.rq in ("f64i32", "f64"):
+            for mm, cc, ss in ((m << d, c << d, np.int32(sh.max())), (m, c, sh.astype(np.int32))):
+                mx, cx = int(np.abs(mm).max()), int(np.abs(cc).max())
+                if mx < (1 << 31) and cx < (1 << 31) - 1:
+                    amax = ((1 << 31) - 1 - cx) // mx if mx else 1 << 62
+                    self.dyn.append((amax, mm.astype(np.int32), cc.astype(np.int32), ss))
+        if self.rq == "f64i32":
             self.offs_o = self.offs + float(1 << k)
             self.lo_o, self.hi_o = s.clamp_lo + (1 << k), s.clamp_hi + (1 << k)
+        self._rq_ctx = {}
         return ok
 
+    def requant_ctx(self, n):
+        """The _Requant of n pixels (made on first use)."""
+        ctx = self._rq_ctx.get(n)
+        if ctx is None:
+            ctx = self._rq_ctx[n] = _Requant(self, n)
+        return ctx
+
     def requant_fast(self, acc):
-        """Requantize bias-less accumulators (any integer-valued dtype) -> int array of output
-        values (int32 / float64), clamped; or, for the 'f64i32' path, values + O (store them
-        modulo 256). Exact; see _init_requant."""
-        s = self.spec
-        if self.rq == "i32":
-            t = acc.astype(np.int32)
-            np.multiply(t, self.m32, out=t)
-            np.add(t, self.c32, out=t)
-            np.right_shift(t, self.s32, out=t)
-            return np.clip(t, s.clamp_lo, s.clamp_hi, out=t)
-        v = np.multiply(acc, self.scale)
-        if self.rq == "f64i32":
-            np.add(v, self.offs_o, out=v)
-            t = v.astype(np.int32)
-            return np.clip(t, self.lo_o, self.hi_o, out=t)
-        np.add(v, self.offs, out=v)
-        np.clip(v, s.clamp_lo, s.clamp_hi, out=v)
-        return np.floor(v, out=v)
+        """Requantize bias-less accumulators (any integral-valued dtype, shape (..., cout)) -> (n, cout)
+        int32 output values, clamped, or values + O ('f64i32': store them modulo 256) or floored
+        float64 values ('f64'); the array is a buffer reused by the next call. Exact; see _init_requant."""
+        return self.requant_ctx(acc.size // self.spec.cout)(acc)
 
     def requant_values(self, acc):
         """Output values (int64) of bias-less accumulators, whatever the path (for tests)."""
+        acc = np.reshape(acc, (-1, self.spec.cout))
         if self.rq == "wrap":
             return requant(wrap_acc(np.asarray(acc, np.int64) + self.bias), self.mult, self.spec.shift,
                            self.spec.zp_out, self.spec.clamp_lo, self.spec.clamp_hi)
-        y = self.requant_fast(acc).astype(np.int64)
-        if self.rq == "f64i32":
-            y = y - (self.lo_o - self.spec.clamp_lo)
-        return y
+        ctx = self.requant_ctx(acc.shape[0])
+        return ctx(acc).astype(np.int64) - ctx.offset
 
     def _store(self, y, out_u8, out5_u8):
-        """Write output values into the arena as bytes (two's complement, modulo 256)."""
+        """Write output values (n, cout) into the arena as bytes (two's complement, modulo 256)."""
         s = self.spec
         if y.dtype.kind == "f":
             y = y.astype(np.int32)               # integral values (floored) in int32 range
@@ -227,25 +360,26 @@ class _Layer:
             np.copyto(out_u8, y, casting="unsafe")
 
     # ---- conv1x1 -----------------------------------------------------------------------
-    def _init_conv(self, w):
+    def _init_conv(self, w, g):
         s = self.spec
         self.dtype, _ = matmul_dtype(w, s.in_signed)
         _assert_exact(self.dtype, self.bound)
         patch = s.in_mode == cfg.MODE_PATCH3X3
-        # input channel selection: a slice of the pixel row, the gather folded into the weights
-        # (duplicated / permuted channels of a narrow window), or an explicit gather
-        if patch or self.g_slice:
-            self.sel = "slice" if self.g_slice else "gather"
-            wm = w.T
-        elif self.span <= 2 * s.cin:
-            self.sel = "fold"
-            wm = np.zeros((self.span, s.cout), np.int64)
-            np.add.at(wm, self.g_rel, w.T)
+        # input channels: the logical channels in physical order, copied run by run (a slice of
+        # the pixel row is one run) with the weight rows permuted alike; or one np.take
+        order, runs = _runs(g)
+        if len(runs) <= MAX_RUNS:
+            self.sel, self.runs = ("slice" if self.g_slice else "runs"), runs
         else:
-            self.sel = "gather"
-            wm = w.T
+            self.sel, order = "gather", np.arange(s.cin)
+        if patch:
+            wm = w.reshape(s.cout, 9, s.cin)[:, :, order].reshape(s.cout, 9 * s.cin).T
+        else:
+            wm = w[:, order].T
         self.wmat = np.ascontiguousarray(wm.astype(self.dtype))
+        self.g_ord = self.g_idx[order]
         # pixel geometry
+        self.idx = None
         if patch:
             self.geom = "patch"
             ys, vy = _seen_index(s.out_h, s.stride, np.arange(3) - s.pad, self.seen_h, 0)
@@ -254,7 +388,6 @@ class _Layer:
             idx = ys[:, None, :, None] * s.in_w + xs[None, :, None, :]
             valid = vy[:, None, :, None] & vx[None, :, None, :]
             self.idx = np.where(valid, idx, self.p_in).reshape(self.p_out, 9)
-            self.needs_zp = not valid.all()
         elif self.up == 0 and s.stride == 1 and (s.out_h, s.out_w) == (s.in_h, s.in_w):
             self.geom = "dense"
         elif self.up == 1 and s.stride == 1 and (s.out_h, s.out_w) == (2 * s.in_h, 2 * s.in_w):
@@ -266,98 +399,122 @@ class _Layer:
             idx = ys[:, :1] * s.in_w + xs[:, 0][None, :]
             valid = vy[:, :1] & vx[:, 0][None, :]
             self.idx = np.where(valid, idx, self.p_in).ravel()
-            self.needs_zp = not valid.all()
+        # buffers: logical input rows (+ a zero-point row when pixels are indexed), matmul operands
+        if self.idx is None:
+            self.xin = np.empty((self.p_in, s.cin), self.dtype)
+            self.xmat = self.xin
+        else:
+            self.xin = np.empty((self.p_in + 1, s.cin), self.dtype)
+            self.xin[self.p_in] = self.zp
+            self.xgath = np.empty(self.idx.shape + (s.cin,), self.dtype)
+            self.xmat = self.xgath.reshape(self.idx.shape[0], -1)
+        self.ymat = np.empty((self.xmat.shape[0], s.cout), self.dtype)
         self.path = "conv1x1 {} {}".format(np.dtype(self.dtype).name, self.geom)
 
-    def _conv_rows(self, rows):
-        """Logical input rows (p, K) of the layer from the physical pixel rows view."""
-        s = self.spec
-        if self.sel == "slice":
-            return rows[:, self.g0:self.g0 + s.cin]
-        if self.sel == "fold":
-            return rows[:, self.g0:self.g0 + self.span]
-        return rows[:, self.g_idx]
+    def _load_channels(self, dst, rows):
+        """dst[:, k] = logical input channel order[k] of every pixel row (cast to dst's dtype)."""
+        if self.sel == "gather":
+            np.copyto(dst, np.take(rows, self.g_ord, axis=1))
+        else:
+            for k0, c0, n in self.runs:
+                np.copyto(dst[:, k0:k0 + n], rows[:, c0:c0 + n])
 
     def _run_conv(self, rows):
-        s = self.spec
-        x = self._conv_rows(rows)
-        if self.geom in ("patch", "general"):
-            if self.needs_zp:
-                src = np.empty((self.p_in + 1, x.shape[1]), x.dtype)
-                src[:self.p_in] = x
-                src[self.p_in] = self.zp
-            else:
-                src = x
-            x = src[self.idx]
-            if self.geom == "patch":
-                x = x.reshape(self.p_out, 9 * s.cin)
-        return np.matmul(x.astype(self.dtype), self.wmat)
+        self._load_channels(self.xin[:self.p_in], rows)
+        if self.idx is not None:
+            np.take(self.xin, self.idx, axis=0, out=self.xgath, mode="clip")   # indices are in range
+        return np.matmul(self.xmat, self.wmat, out=self.ymat)
 
     # ---- dw3x3 -------------------------------------------------------------------------
     def _init_dw(self, w):
         s = self.spec
         self.dtype = np.int16 if self.bound < (1 << 15) else np.int32
         _assert_exact(self.dtype, self.bound)
+        c = s.cout
         self.w9 = np.ascontiguousarray(w.T.astype(self.dtype))          # (9, c)
+        self.xg = None if self.g_slice else np.empty((self.p_in, s.cin), self.in_dtype)
         if s.deformable:
+            # source row of every (dilation, tap, output pixel); row p_in holds the zero point
             self.geom = "deformable"
-            self.yy = np.repeat(np.arange(s.out_h), s.out_w)
-            self.xx = np.tile(np.arange(s.out_w), s.out_h)
-            t = np.arange(9)
-            self.dky, self.dkx = (t // 3 - 1)[:, None], (t % 3 - 1)[:, None]
-            self.w9 = self.w9.reshape(9, 1, s.cout)
+            d = np.arange(cfg.MAX_DIL + 1)[:, None, None]
+            t = np.arange(9)[None, :, None]
+            yy = np.repeat(np.arange(s.out_h), s.out_w)[None, None, :]
+            xx = np.tile(np.arange(s.out_w), s.out_h)[None, None, :]
+            sy, sx = yy + (t // 3 - 1) * d, xx + (t % 3 - 1) * d                # seen (upsampled) grid
+            valid = (sy >= 0) & (sy < self.seen_h) & (sx >= 0) & (sx < self.seen_w)
+            idx = np.where(valid, (sy >> self.up) * s.in_w + (sx >> self.up), self.p_in)
+            self.dtab = np.ascontiguousarray(idx.transpose(1, 0, 2))            # (9, MAX_DIL+1, p_out)
+            self.pix = np.arange(self.p_out)
+            self.src = np.empty((self.p_in + 1, s.cin), self.dtype)
+            self.src[self.p_in] = self.zp
+            self.gat = np.empty((9, self.p_out, c), self.dtype)
+            r = _row_tile(self.p_out, c)
+            self.gat2 = self.gat.reshape(9, self.p_out // r, r * c)
+            self.w9 = np.tile(self.w9, r)[:, None, :]                           # (9, 1, r * c)
+            self.acc = np.empty((self.p_out, c), self.dtype)
         else:
-            # a zero-point-padded copy of the seen (upsampled) input covering every tap of every
-            # output position; the nine taps are strided views of it. The border is written once.
+            # Stride phase planes: plane (a, b)[i, j] is the zero-point-padded seen input at
+            # (i * stride + a, j * stride + b), so the tap (ky, kx) of every output pixel is plane
+            # (ky % stride, kx % stride) shifted by (ky // stride, kx // stride). The planes are
+            # wq = out_w + 2 // stride columns wide; computing every output row over wq columns
+            # (garbage in the last ones, never stored) makes each tap ONE contiguous slice of a
+            # flattened plane, so the nine multiply-adds run over long contiguous rows. The
+            # border (zero point) is written once; each frame overwrites the seen part.
             self.geom = "window"
-            hp = max(s.pad + self.seen_h, (s.out_h - 1) * s.stride + 3)
-            wp = max(s.pad + self.seen_w, (s.out_w - 1) * s.stride + 3)
-            self.xp = np.full((hp, wp, s.cin), self.zp, self.dtype)
+            st, oh, ow = s.stride, s.out_h, s.out_w
+            npl, e = min(st, 3), 2 // st
+            hq, wq = oh + e, ow + e
+            self.planes = np.full((npl, npl, hq + 1, wq, c), self.zp, self.dtype)   # +1 row: slack
+            self.fills = []
+            for a in range(npl):
+                for rd, rs in _axis_pairs(hq, st, a, s.pad, self.seen_h, self.up):
+                    for b in range(npl):
+                        for cd, cs in _axis_pairs(wq, st, b, s.pad, self.seen_w, self.up):
+                            self.fills.append((self.planes[a, b, rd, cd], rs, cs))
+            r = _row_tile(oh, wq * c)
+            shape2, n = (oh // r, r * wq * c), oh * wq * c
+            flat = self.planes.reshape(npl, npl, -1)
+            self.taps = []                     # taps with a non-zero weight (the others add 0)
+            for t in range(9):
+                if self.w9[t].any():
+                    ky, kx = divmod(t, 3)
+                    off = ((ky // st) * wq + kx // st) * c
+                    self.taps.append((flat[ky % st, kx % st, off:off + n].reshape(shape2),
+                                      np.tile(self.w9[t], r * wq)))
+            self.acc = np.zeros(shape2, self.dtype)                     # stays 0 without taps
+            self.tmp = np.empty(shape2, self.dtype)
+            if len(self.taps) == 1 and (self.taps[0][1] == 1).all():
+                self.acc = self.taps[0][0]     # one tap of weight 1 (an upsampling copy): the plane
+                self.taps = []
+            self.acc_valid = self.acc.reshape(oh, wq, c)[:, :ow]
         self.path = "dw3x3 {} {}".format(np.dtype(self.dtype).name, self.geom)
 
     def _dw_input(self, rows):
         s = self.spec
         if self.g_slice:
-            x = rows[:, self.g0:self.g0 + s.cin]
-        else:
-            x = rows[:, self.g_idx]
-        return x
+            return rows[:, self.g0:self.g0 + s.cin]
+        return np.take(rows, self.g_idx, axis=1, out=self.xg, mode="clip")
 
     def _run_dw(self, rows, dil):
         s = self.spec
         x = self._dw_input(rows)
         if dil is not None:
-            src = np.empty((self.p_in + 1, s.cin), self.dtype)
-            src[:self.p_in] = x
-            src[self.p_in] = self.zp
-            d = np.minimum(dil, cfg.MAX_DIL).astype(np.intp)
-            sy = self.yy + self.dky * d                                     # seen (upsampled) grid
-            sx = self.xx + self.dkx * d
-            valid = (sy >= 0) & (sy < self.seen_h) & (sx >= 0) & (sx < self.seen_w)
-            idx = (sy >> self.up) * s.in_w + (sx >> self.up)
-            g = src[np.where(valid, idx, self.p_in)]                        # (9, p_out, c)
-            np.multiply(g, self.w9, out=g)
-            return np.add.reduce(g, axis=0, dtype=self.dtype)
-        xp, p, st = self.xp, s.pad, s.stride
+            np.copyto(self.src[:self.p_in], x)
+            idx = self.dtab[:, np.minimum(dil, cfg.MAX_DIL), self.pix]        # (9, p_out)
+            np.take(self.src, idx, axis=0, out=self.gat, mode="clip")          # indices are in range
+            np.multiply(self.gat2, self.w9, out=self.gat2)
+            return np.add.reduce(self.gat, axis=0, out=self.acc)
         x3 = x.reshape(s.in_h, s.in_w, s.cin)
-        if self.up:
-            for a in (0, 1):
-                for b in (0, 1):
-                    xp[p + a:p + self.seen_h:2, p + b:p + self.seen_w:2] = x3
-        else:
-            xp[p:p + s.in_h, p:p + s.in_w] = x3
-        oh, ow = s.out_h, s.out_w
-        acc = np.empty((oh, ow, s.cin), self.dtype)
-        tmp = np.empty_like(acc)
-        for t in range(9):
-            ky, kx = divmod(t, 3)
-            view = xp[ky:ky + st * (oh - 1) + 1:st, kx:kx + st * (ow - 1) + 1:st]
+        for dst, rs, cs in self.fills:
+            np.copyto(dst, x3[rs, cs])
+        acc, tmp = self.acc, self.tmp
+        for t, (view, wt) in enumerate(self.taps):
             if t == 0:
-                np.multiply(view, self.w9[0], out=acc)
+                np.multiply(view, wt, out=acc)
             else:
-                np.multiply(view, self.w9[t], out=tmp)
+                np.multiply(view, wt, out=tmp)
                 np.add(acc, tmp, out=acc)
-        return acc.reshape(self.p_out, s.cin)
+        return self.acc_valid
 
     # ---- common ------------------------------------------------------------------------
     def bind(self, arena):
@@ -394,17 +551,29 @@ class _Layer:
         self._store(self.requant_values(acc) if self.rq == "wrap" else self.requant_fast(acc), out, out5)
 
 
-def check_arena_ranges(layer, arena_size):
-    """EngineLimitError if the layer reads or writes outside an arena of arena_size bytes."""
-    s = layer.spec if isinstance(layer, _Layer) else layer
-    limit = min(int(arena_size), 1 << 32)
+def _extents(s):
+    """(what, first byte, end) of each arena region the layer reads or writes."""
     top = int(np.max(s.gather)) + 1
     for what, off, n, cs, width in (("input tensor", s.in_off, s.in_h * s.in_w, s.in_cs, top),
                                     ("output tensor", s.out_off + s.out_choff, s.out_h * s.out_w, s.out_cs, s.cout),
                                     ("dilation map", s.dil_off, s.out_h * s.out_w, s.dil_cs, 1)):
         if what == "dilation map" and not s.deformable:
             continue
-        end = off + (n - 1) * cs + width
+        yield what, off, off + (n - 1) * cs + width
+
+
+def arena_end(spec):
+    """Smallest arena size (bytes) the layer runs on; above 2^32 when no arena can hold it (the
+    engine's byte offsets are 32-bit)."""
+    end = max(e for _, _, e in _extents(spec))
+    return end if end <= (1 << 32) else (1 << 64)
+
+
+def check_arena_ranges(layer, arena_size):
+    """EngineLimitError if the layer reads or writes outside an arena of arena_size bytes."""
+    s = layer.spec if isinstance(layer, _Layer) else layer
+    limit = min(int(arena_size), 1 << 32)
+    for what, off, end in _extents(s):
         if end > limit:
             raise EngineLimitError("layer {!r}: {} bytes {}..{} lie outside the {}-byte arena".format(
                 s.name, what, off, end - 1, arena_size))
@@ -444,6 +613,7 @@ class _PlanCache:
         self.program = None
         self.weights = None
         self.layers = None
+        self.arena_need = 0
 
     def get(self, program_words, weights_blob):
         p = np.asarray(program_words, np.uint32).ravel()
@@ -453,6 +623,7 @@ class _PlanCache:
             return self.layers
         layers = decode_program(p, w)
         self.program, self.weights, self.layers = p.copy(), w.copy(), layers
+        self.arena_need = max([arena_end(layer.spec) for layer in layers] + [0])
         return layers
 
 
@@ -462,12 +633,14 @@ _cache = _PlanCache()
 def run_program(program_words, weights_blob, arena, profile=None):
     """Run every layer of the program on `arena` (1-D uint8, modified in place). Raises
     EngineLimitError (a ValueError), before touching the arena, for any descriptor the engine
-    refuses. `profile`: optional list receiving (layer name, path, seconds) per layer."""
+    refuses. `profile`: optional list receiving (layer name, path, seconds) per layer. Not
+    re-entrant: the decoded layers own their work buffers (one call at a time per process)."""
     if not (isinstance(arena, np.ndarray) and arena.dtype == np.uint8 and arena.ndim == 1):
         raise TypeError("arena must be a 1-D uint8 numpy array")
     layers = _cache.get(program_words, weights_blob)
-    for layer in layers:
-        check_arena_ranges(layer, arena.size)
+    if arena.size < _cache.arena_need:
+        for layer in layers:
+            check_arena_ranges(layer, arena.size)      # raises for the first layer out of range
     if profile is None:
         for layer in layers:
             layer.run(arena)

@@ -209,7 +209,7 @@ def quantize(float_path, out_path, frames, per_channel=True, method="minmax", qu
     out_path = Path(out_path)
     with tempfile.TemporaryDirectory() as td:
         tmp = Path(td) / "q.onnx"
-        quantize_static(str(float_path), str(tmp), _reader_class()(frames),
+        quantize_static(str(float_path), str(tmp), _reader_class()(frames, model.graph.input[0].name),
                         quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
                         weight_type=wtype, per_channel=per_channel, calibrate_method=meth,
                         nodes_to_exclude=exclude, extra_options=extra)
