@@ -15,6 +15,9 @@ setup(
         "pynq>=3.0",
         "numpy>=1.21,<2",            # as PYNQ pins; the board image ships numpy 1.x
         "onnx>=1.14",
+        # pynq 4 needs grpcio-tools 1.64, i.e. protobuf < 6; without this bound pip backtracks
+        # to an older pynq whose metadata names a git URL, which pip refuses
+        "protobuf<6",
         "opencv-python-headless>=4.5,<5",
         # pynqutils imports pkg_resources, which setuptools removed after 80
         "setuptools<=80",
