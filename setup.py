@@ -19,6 +19,7 @@ setup(
         # to an older pynq whose metadata names a git URL, which pip refuses
         "protobuf<6",
         "opencv-python-headless>=4.5,<5",
+        "threadpoolctl>=3",          # single-threaded BLAS per worker thread in the numpy engines
         # pynqutils imports pkg_resources, which setuptools removed after 80
         "setuptools<=80",
     ],

@@ -40,6 +40,8 @@ Exactness of the fast paths (DESIGN.md section 6). Per layer, from the actual we
   reference `requant` implements FORMAT.md literally; the tests compare every path with it, and
   the whole model with the C simulation.
 """
+import threading
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
@@ -627,18 +629,27 @@ class _PlanCache:
         return layers
 
 
-_cache = _PlanCache()
+_caches = threading.local()   # one decoded plan (and its work buffers) per thread
+
+
+def _cache():
+    c = getattr(_caches, "plan", None)
+    if c is None:
+        c = _caches.plan = _PlanCache()
+    return c
 
 
 def run_program(program_words, weights_blob, arena, profile=None):
     """Run every layer of the program on `arena` (1-D uint8, modified in place). Raises
     EngineLimitError (a ValueError), before touching the arena, for any descriptor the engine
     refuses. `profile`: optional list receiving (layer name, path, seconds) per layer. Not
-    re-entrant: the decoded layers own their work buffers (one call at a time per process)."""
+    re-entrant within a thread: the decoded layers own their work buffers, so each thread keeps its
+    own decoded plan (frames can run in parallel threads; numpy releases the GIL)."""
     if not (isinstance(arena, np.ndarray) and arena.dtype == np.uint8 and arena.ndim == 1):
         raise TypeError("arena must be a 1-D uint8 numpy array")
-    layers = _cache.get(program_words, weights_blob)
-    if arena.size < _cache.arena_need:
+    cache = _cache()
+    layers = cache.get(program_words, weights_blob)
+    if arena.size < cache.arena_need:
         for layer in layers:
             check_arena_ranges(layer, arena.size)      # raises for the first layer out of range
     if profile is None:
