@@ -14,6 +14,7 @@ import pynq
 from .compiler.bnn_model_file import load_bnn_model
 from .engines import bnn_config as cfg
 from .errors import EngineTimeoutError, InputError, OverlayError
+from .platform.buffers import BufferOwner
 from .platform.overlay import load_overlay
 
 # Generous: the modelled engine needs ~0.2 ms per image; this only guards against a hang.
@@ -48,8 +49,10 @@ def check_images(images):
     return np.ascontiguousarray(images)
 
 
-class Classifier:
+class Classifier(BufferOwner):
     """The BNN overlay loaded on the board or the simulated PL, with a model in its on-chip memory."""
+
+    _buffer_names = ("_params", "_images", "_scores")
 
     def __init__(self, overlay="bnn", model=None, pl="auto", engine="numpy", batch_size=1024):
         if not 1 <= int(batch_size) <= cfg.MAX_BATCH:
@@ -130,7 +133,7 @@ class Classifier:
             result["accuracy"] = float(np.mean(preds == labels))
         return result
 
-    # ---- recovery and clean-up ---------------------------------------------------------------
+    # ---- recovery ---------------------------------------------------------------
     def _recover(self):
         """After a hang: reprogram the PL (resets the engine) and reload the weights."""
         self.overlay.download()
@@ -138,24 +141,6 @@ class Classifier:
         self.ip.load_params(self._params, timeout_s=TIMEOUT_BASE_S)
         self._needs_reload = False
 
-    def close(self):
-        for name in ("_params", "_images", "_scores"):
-            buf = getattr(self, name, None)
-            if buf is not None:
-                buf.freebuffer()
-                setattr(self, name, None)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
 
 def _progress(done, total, t0):

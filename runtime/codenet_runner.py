@@ -9,12 +9,15 @@ import pynq
 
 from .compiler.codenet_compiler import CompiledModel
 from .errors import EngineTimeoutError, OverlayError
+from .platform.buffers import BufferOwner
 from .platform.overlay import load_overlay
 
 TIMEOUT_S = 2.0
 
 
-class CodenetRunner:
+class CodenetRunner(BufferOwner):
+    _buffer_names = ("_program", "_weights", "_arena")
+
     def __init__(self, model, overlay="codenet", pl="auto", engine="numpy", timeout_s=TIMEOUT_S):
         self.model = model if isinstance(model, CompiledModel) else CompiledModel.load(model)
         self.overlay, self.manifest, self.pl = load_overlay(overlay, pl=pl, engine=engine)
@@ -61,22 +64,3 @@ class CodenetRunner:
     def run(self, x):
         """Float NCHW input -> {ONNX output name: dequantized float32 NCHW array}."""
         return self.model.read_outputs(self.run_quantized(x))
-
-    def close(self):
-        for name in ("_program", "_weights", "_arena"):
-            buf = getattr(self, name, None)
-            if buf is not None:
-                buf.freebuffer()
-                setattr(self, name, None)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass

@@ -263,6 +263,7 @@ def test_hls_sources_compile_warning_free(tmp_path):
     src = ROOT / "hls_src" / "bnn"
     for name in ("bnn_top.cpp", "bnn_csim.cpp", "bnn_tb.cpp"):
         cmd = [cxx, "-O2", "-Wall", "-Wno-unknown-pragmas", "-std=c++14", "-fPIC", "-I", str(src),
+               "-I", str(ROOT / "hls_src" / "common"),
                "-isystem", str(ap), "-c", str(src / name), "-o", str(tmp_path / (name + ".o"))]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         assert proc.returncode == 0 and proc.stderr == "", proc.stderr

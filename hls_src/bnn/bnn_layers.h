@@ -19,7 +19,7 @@
 
 #include <stdint.h>
 
-#include "bnn_ap_types.h"
+#include "pd_ap_types.h"
 
 namespace bnn {
 

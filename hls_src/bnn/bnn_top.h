@@ -2,7 +2,7 @@
 #ifndef BNN_TOP_H
 #define BNN_TOP_H
 
-#include "bnn_ap_types.h"
+#include "pd_ap_types.h"
 
 #include "bnn_config.h"
 

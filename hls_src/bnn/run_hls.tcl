@@ -21,8 +21,8 @@ if {[info exists ::env(BNN_STEPS)]} {
 
 open_project -reset bnn_prj
 set_top bnn_top
-add_files "$src_dir/bnn_top.cpp" -cflags "-std=c++14 -I$src_dir"
-add_files -tb "$src_dir/bnn_tb.cpp" -cflags "-std=c++14 -I$src_dir -Wno-unknown-pragmas"
+add_files "$src_dir/bnn_top.cpp" -cflags "-std=c++14 -I$src_dir -I$src_dir/../common"
+add_files -tb "$src_dir/bnn_tb.cpp" -cflags "-std=c++14 -I$src_dir -I$src_dir/../common -Wno-unknown-pragmas"
 
 open_solution -reset "solution1" -flow_target vivado
 set_part {xczu3eg-sbva484-1-i}

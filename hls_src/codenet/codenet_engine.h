@@ -22,7 +22,7 @@
 #include <stdint.h>
 #endif
 
-#include "codenet_ap_types.h"
+#include "pd_ap_types.h"
 #include "codenet_config.h"
 
 namespace codenet {

@@ -9,7 +9,7 @@
 
 #include <vector>
 
-#include "codenet_ap_types.h"
+#include "pd_ap_types.h"
 #include "codenet_config.h"
 
 namespace codenet_host {

@@ -2,7 +2,7 @@
 #ifndef CODENET_TOP_H
 #define CODENET_TOP_H
 
-#include "codenet_ap_types.h"
+#include "pd_ap_types.h"
 
 #include "codenet_config.h"
 

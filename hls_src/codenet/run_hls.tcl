@@ -17,8 +17,8 @@ if {[info exists ::argc] && $::argc > 0} { set vectors [file normalize [lindex $
 
 open_project -reset codenet_prj
 set_top codenet_top
-add_files codenet_top.cpp -cflags "-std=c++14 -I."
-add_files -tb codenet_tb.cpp -cflags "-std=c++14 -I."
+add_files codenet_top.cpp -cflags "-std=c++14 -I. -I../common"
+add_files -tb codenet_tb.cpp -cflags "-std=c++14 -I. -I../common"
 
 open_solution -reset solution1 -flow_target vivado
 set_part xczu3eg-sbva484-1-i

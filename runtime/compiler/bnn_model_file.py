@@ -5,14 +5,13 @@ array intact (sha256), the right format and size for the engine's on-chip buffer
 """
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from ..engines import bnn_config as cfg
 from ..errors import ModelError
+from ..fileio import write_files_atomically
 
 MODEL_FORMAT = "pynq-deploy/bnn-model"
 PARAMS_FILE, META_FILE = "params.npy", "model.json"
@@ -78,21 +77,9 @@ def load_bnn_model(path):
 def save_bnn_model(path, words, meta):
     """Write params.npy + model.json atomically (temp files renamed into place)."""
     path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
     words = np.ascontiguousarray(words, dtype="<u8")
     meta = dict(meta, format=MODEL_FORMAT, param_words=int(words.size), params_sha256=params_sha256(words))
-    staged = []
-    try:
-        for name, write in ((PARAMS_FILE, lambda f: np.save(f, words, allow_pickle=False)),
-                            (META_FILE, lambda f: f.write(json.dumps(meta, indent=2).encode()))):
-            fd, tmp = tempfile.mkstemp(dir=str(path), suffix=".tmp")
-            staged.append((tmp, path / name))
-            with os.fdopen(fd, "wb") as f:
-                write(f)
-        for tmp, final in staged:
-            os.replace(tmp, str(final))
-    finally:
-        for tmp, _ in staged:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+    write_files_atomically(path, [
+        (PARAMS_FILE, lambda f: np.save(f, words, allow_pickle=False)),
+        (META_FILE, lambda f: f.write(json.dumps(meta, indent=2).encode()))])
     return path

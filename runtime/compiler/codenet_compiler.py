@@ -16,7 +16,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ import numpy as np
 from ..engines import codenet_config as cfg
 from ..engines.codenet_program import LayerSpec, pack_program, unpack_program, validate_layer
 from ..errors import InputError, ModelError
+from ..fileio import write_files_atomically
 from .frontend import Frontend, LayerOp
 from .onnx_graph import CompileError, load_model
 from .planner import plan_arena
@@ -523,23 +523,10 @@ class CompiledModel:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         meta = json.dumps(self.meta_dict(), indent=1).encode()
-        staged = []
-        try:
-            for name, write in ((PROGRAM_FILE, lambda f: np.save(f, self.program.astype("<u4"), allow_pickle=False)),
-                                (WEIGHTS_FILE, lambda f: np.save(f, self.weights, allow_pickle=False)),
-                                (META_FILE, lambda f: f.write(meta))):
-                fd, tmp = tempfile.mkstemp(dir=str(path), prefix="." + name, suffix=".tmp")
-                staged.append((tmp, path / name))
-                with os.fdopen(fd, "wb") as f:
-                    write(f)
-                    f.flush()
-                    os.fsync(f.fileno())
-            for tmp, final in staged:
-                os.replace(tmp, str(final))
-        finally:
-            for tmp, _ in staged:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
+        write_files_atomically(path, [
+            (PROGRAM_FILE, lambda f: np.save(f, self.program.astype("<u4"), allow_pickle=False)),
+            (WEIGHTS_FILE, lambda f: np.save(f, self.weights, allow_pickle=False)),
+            (META_FILE, lambda f: f.write(meta))])
         return path
 
     @classmethod

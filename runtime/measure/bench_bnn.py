@@ -10,7 +10,7 @@ from ..engines import bnn_config as cfg
 from . import bnn_perf
 
 
-def _best_rate(fn, n_items, repeats=3):
+def best_rate(fn, n_items, repeats=3):
     """Items per second of the fastest of `repeats` runs (the machine is shared and noisy)."""
     best = float("inf")
     for _ in range(repeats):
@@ -43,14 +43,14 @@ def bench_bnn(images=2000, csim_images=100, model=None):
     engine = BnnEngineModel()
     engine.load_params(words)
     numpy_scores = engine.classify(x)
-    numpy_rate = _best_rate(lambda: engine.classify(x), images)
+    numpy_rate = best_rate(lambda: engine.classify(x), images)
 
     import onnxruntime as ort
     onnx_model = export_onnx(words)
     sess = ort.InferenceSession(onnx_model.SerializeToString(), _ort_options(), providers=["CPUExecutionProvider"])
     feed = {sess.get_inputs()[0].name: x.transpose(0, 3, 1, 2).astype(np.float32)}
     ort_scores = sess.run(None, feed)[0]
-    ort_rate = _best_rate(lambda: sess.run(None, feed), images)
+    ort_rate = best_rate(lambda: sess.run(None, feed), images)
 
     from ..engines.csim import load_csim_library
     lib = load_csim_library("bnn")
@@ -59,7 +59,7 @@ def bench_bnn(images=2000, csim_images=100, model=None):
     lib.bnn_csim_run(ctypes.c_void_p(words.ctypes.data), None, None, ctypes.c_uint32(0), ctypes.c_uint32(0))
     run = lambda: lib.bnn_csim_run(None, ctypes.c_void_p(xc.ctypes.data), ctypes.c_void_p(out.ctypes.data),
                                    ctypes.c_uint32(1), ctypes.c_uint32(csim_images))
-    csim_rate = _best_rate(run, csim_images, repeats=1)
+    csim_rate = best_rate(run, csim_images, repeats=1)
 
     measured = {
         "numpy_images_per_s": numpy_rate,

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..engines.bnn_model import default_workers
+from .bench_bnn import best_rate
 
 from ..errors import ModelError
 from ..platform.manifest import repo_root
@@ -113,15 +114,6 @@ def verify_codenet(model=None, frames=3):
             "data": "committed real sample frames (demos/data), stretched to the input size"}
 
 
-def _best_rate(fn, n, repeats=3):
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return n / best
-
-
 def numpy_frames_parallel(cm, x, workers):
     """Run the frames of x (N, C, H, W) through the numpy engine, `workers` frames at a time in
     threads with single-threaded BLAS; -> list of output dicts in frame order."""
@@ -155,9 +147,9 @@ def bench_codenet(model=None, input_size=256, frames=5):
 
     # one frame after another (latency), and frames spread over the cores (dataset throughput:
     # each thread runs whole frames with a single-threaded BLAS)
-    numpy_serial_fps = _best_rate(lambda: [cm.run_numpy(x[i:i + 1]) for i in range(frames)], frames)
+    numpy_serial_fps = best_rate(lambda: [cm.run_numpy(x[i:i + 1]) for i in range(frames)], frames)
     workers = min(default_workers(), frames)
-    numpy_fps = _best_rate(lambda: numpy_frames_parallel(cm, x, workers), frames) if workers > 1 else numpy_serial_fps
+    numpy_fps = best_rate(lambda: numpy_frames_parallel(cm, x, workers), frames) if workers > 1 else numpy_serial_fps
     with CodenetRunner(cm, pl="sim", engine="numpy") as net:
         dev = net.overlay.device
         before = dev.starts["codenet_0"]
@@ -175,7 +167,7 @@ def bench_codenet(model=None, input_size=256, frames=5):
         from .bench_bnn import _ort_options
         sess = ort.InferenceSession(str(float_onnx), _ort_options(), providers=["CPUExecutionProvider"])
         name = sess.get_inputs()[0].name
-        ort_fps = _best_rate(lambda: [sess.run(None, {name: x[i:i + 1]}) for i in range(frames)], frames)
+        ort_fps = best_rate(lambda: [sess.run(None, {name: x[i:i + 1]}) for i in range(frames)], frames)
 
     mod = modelled(cm.layers, h)
     return {

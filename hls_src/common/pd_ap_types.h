@@ -1,4 +1,4 @@
-// Xilinx arbitrary-precision types for the CoDeNet kernel.
+// Xilinx arbitrary-precision types and streams, shared by the engines of hls_src/.
 //
 // In C simulation (g++ -O2 -Wall) the reference ap_types headers trip -Wmaybe-uninitialized /
 // -Wuninitialized inside their own constructors (ap_private::clearUnusedBits reads the value it
@@ -6,8 +6,8 @@
 // silenced for the headers only (push / pop): our own code stays under the full -Wall.
 // (`#pragma HLS` lines trip g++'s -Wunknown-pragmas; GCC cannot silence that from the source
 // (bug 53431): the -Wall checks add -Wno-unknown-pragmas, their only exception.)
-#ifndef CODENET_AP_TYPES_H
-#define CODENET_AP_TYPES_H
+#ifndef PD_AP_TYPES_H
+#define PD_AP_TYPES_H
 
 #ifndef __SYNTHESIS__
 #pragma GCC diagnostic push
@@ -16,9 +16,10 @@
 #endif
 
 #include <ap_int.h>
+#include <hls_stream.h>
 
 #ifndef __SYNTHESIS__
 #pragma GCC diagnostic pop
 #endif
 
-#endif  // CODENET_AP_TYPES_H
+#endif  // PD_AP_TYPES_H
