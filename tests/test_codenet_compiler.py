@@ -64,13 +64,8 @@ def _teacher_forced(cm, ref_model, x, names):
     """Run the program layer by layer (cm compiled with reuse_memory=False). When a probed tensor
     is complete, compare it with the reference and overwrite it with the reference, so that every
     layer is checked on the reference's own inputs. -> [(name, within1, exact, max)]."""
-    m = onnx.ModelProto()
-    m.CopyFrom(ref_model)
-    have = {o.name for o in m.graph.output}
-    for q in names:
-        if q not in have:
-            m.graph.output.append(helper.make_tensor_value_info(q, TensorProto.FLOAT, None))
-    sess = _session(m)
+    from training.codenet.quantize import expose_outputs
+    sess = _session(expose_outputs(ref_model, names))
     res = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {cm.input["name"]: x})))
     arena = cm.new_arena()
     b = cm.quantize_input(x)
@@ -282,7 +277,6 @@ def test_codenet_no_deformable_qdq_every_layer_within_1lsb(codenet64, tmp_path):
 
 def test_codenet_qonnx_deformable_every_layer_within_1lsb(codenet64):
     """(b) QONNX with 4-bit weight Quant nodes (8-bit first layer), deformable decoder."""
-    from training.codenet.export import qonnx_to_reference
     nets, frames = codenet64
     qonnx_model = nets[True][1]
     cm = compile_onnx(qonnx_model, reuse_memory=False)
@@ -290,6 +284,7 @@ def test_codenet_qonnx_deformable_every_layer_within_1lsb(codenet64):
     assert sum(s.w_bits == 8 for s in cm.layers) == 1
     dil = [s for s in cm.layers if s.cout == 1 and s.clamp_hi == 7]
     assert len(dil) == 3 and all(s.clamp_lo == 0 for s in dil)
+    from training.codenet.export import qonnx_to_reference
     ref = qonnx_to_reference(qonnx_model)
     names = _activation_probes(qonnx_model, cm)
     rows = _teacher_forced(cm, ref, frames[1:2], names)
@@ -438,36 +433,6 @@ def _rng_w(rng, shape, lo=-7, hi=7):
     return rng.integers(lo, hi + 1, shape)
 
 
-def _qonnx_reference(m):
-    """QONNX Quant -> Div, Add, Round, Clip, Sub, Mul (QONNX semantics) for onnxruntime."""
-    m2 = onnx.ModelProto()
-    m2.CopyFrom(m)
-    inits = {t.name: numpy_helper.to_array(t) for t in m2.graph.initializer}
-    nodes = []
-    for nd in m2.graph.node:
-        if nd.op_type != "Quant":
-            nodes.append(nd)
-            continue
-        a = {at.name: helper.get_attribute_value(at) for at in nd.attribute}
-        bits, signed, narrow = int(inits[nd.input[3]]), int(a.get("signed", 1)), int(a.get("narrow", 0))
-        lo = -(2 ** (bits - 1)) + narrow if signed else 0
-        hi = 2 ** (bits - 1) - 1 if signed else 2 ** bits - 1 - narrow
-        x, s, z = nd.input[:3]
-        p = nd.output[0]
-        m2.graph.initializer.extend([numpy_helper.from_array(np.float32(lo), p + "_lo"),
-                                     numpy_helper.from_array(np.float32(hi), p + "_hi")])
-        nodes += [helper.make_node("Div", [x, s], [p + "_d"]), helper.make_node("Add", [p + "_d", z], [p + "_a"]),
-                  helper.make_node("Round", [p + "_a"], [p + "_r"]),
-                  helper.make_node("Clip", [p + "_r", p + "_lo", p + "_hi"], [p + "_c"]),
-                  helper.make_node("Sub", [p + "_c", z], [p + "_s"]), helper.make_node("Mul", [p + "_s", s], [p])]
-    del m2.graph.node[:]
-    m2.graph.node.extend(nodes)
-    keep = [o for o in m2.opset_import if o.domain != QD]
-    del m2.opset_import[:]
-    m2.opset_import.extend(keep)
-    return m2
-
-
 def _handmade_qonnx(rng):
     g = G(shape=(1, 3, 64, 64))
     x = g.quant("x", 1.0 / 255, 8, signed=False, name="q_in")
@@ -502,7 +467,9 @@ def test_qonnx_handmade_4bit_compiles_and_runs():
     assert [s.w_bits for s in cm.layers] == [8, 4, 4, 4]
     assert cm.layers[2].out_signed and cm.layers[3].in_signed
     frames = _frames(64)
-    for name, a in _agreement(cm, _session(_qonnx_reference(m)), frames).items():
+    require_torch()  # the QONNX reference lives in the training code
+    from training.codenet.export import qonnx_to_reference
+    for name, a in _agreement(cm, _session(qonnx_to_reference(m)), frames).items():
         assert a["within1"] >= 0.99, (name, a)
 
 

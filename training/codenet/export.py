@@ -75,7 +75,7 @@ import onnx
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from training.codenet.network import MAX_DIL, CoDeNet, ConvBN, align_to_data, build, calibrate
+from training.codenet.network import MAX_DIL, align_to_data, build, calibrate
 
 OPSET = 21
 ALIGN_POWER = 0.5
@@ -342,7 +342,7 @@ def qonnx_to_reference(qonnx_model):
         qmin = -(2 ** (bits - 1)) + narrow if signed else 0
         qmax = 2 ** (bits - 1) - 1 if signed else 2 ** bits - 1 - narrow
         x, s, z = nd.input[:3]
-        p = nd.name
+        p = nd.output[0]                     # unique even where nodes have no name
         lo, hi = p + "_qmin", p + "_qmax"
         m.graph.initializer.extend([numpy_helper.from_array(np.float32(qmin), lo),
                                     numpy_helper.from_array(np.float32(qmax), hi)])

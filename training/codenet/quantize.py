@@ -166,21 +166,24 @@ def concat_groups(model):
     return [g for g in groups.values() if len(g) > 1]
 
 
-def shared_concat_overrides(model, frames, input_name="image"):
-    """TensorQuantOverrides giving every tensor of a concat group the group's (rmin, rmax): the
-    min / max over the group (and 0) of the float graph's values on `frames` (onnxruntime)."""
+def expose_outputs(model, names):
+    """A copy of `model` whose graph also outputs the (float) tensors `names`."""
     from onnx import TensorProto, helper
-    from training.codenet.export import ort_session
-    inits = {i.name for i in model.graph.initializer}
-    groups = concat_groups(model)
-    names = sorted({t for g in groups for t in g if t not in inits})
     m = onnx.ModelProto()
     m.CopyFrom(model)
     have = {o.name for o in m.graph.output}
-    for t in names:
-        if t not in have:
-            m.graph.output.append(helper.make_tensor_value_info(t, TensorProto.FLOAT, None))
-    sess = ort_session(m)
+    m.graph.output.extend(helper.make_tensor_value_info(t, TensorProto.FLOAT, None)
+                          for t in names if t not in have)
+    return m
+
+
+def shared_concat_overrides(model, frames, input_name="image"):
+    """TensorQuantOverrides giving every tensor of a concat group the group's (rmin, rmax): the
+    min / max over the group (and 0) of the float graph's values on `frames` (onnxruntime)."""
+    from training.codenet.export import ort_session
+    inits = {i.name for i in model.graph.initializer}
+    groups = concat_groups(model)
+    sess = ort_session(expose_outputs(model, sorted({t for g in groups for t in g if t not in inits})))
     outn = [o.name for o in sess.get_outputs()]
     lo, hi = {}, {}
     for i in range(len(frames)):
