@@ -465,6 +465,11 @@ class CompiledModel:
 
     def read_outputs(self, arena):
         """-> {onnx output name: float32 NCHW array} (dequantized)."""
+        return {o["name"]: ((q.astype(np.float32) - np.float32(o["zp"])) * np.float32(o["scale"]))
+                for o, q in zip(self.outputs, self.read_outputs_q(arena).values())}
+
+    def read_outputs_q(self, arena):
+        """-> {onnx output name: int32 NCHW array} (the stored integers, signedness applied)."""
         arena = np.asarray(arena, np.uint8).reshape(-1)
         res = {}
         for o in self.outputs:
@@ -475,25 +480,10 @@ class CompiledModel:
                 raise InputError("arena of {} bytes is too small for output {!r} (needs {})".format(
                     arena.size, o["name"], end))
             px = arena[o["offset"]:end].reshape(ph, pw, o["cs"])[:, :, o["channels"]]
-            q = px.view(np.int8) if o["signed"] else px
-            if o["up"]:
-                q = q.repeat(2, axis=0).repeat(2, axis=1)
-            v = (q.astype(np.float32) - np.float32(o["zp"])) * np.float32(o["scale"])
-            res[o["name"]] = np.ascontiguousarray(v.transpose(2, 0, 1)[None])
-        return res
-
-    def read_outputs_q(self, arena):
-        """-> {onnx output name: int NCHW array} (the stored integers, signedness applied)."""
-        arena = np.asarray(arena, np.uint8).reshape(-1)
-        res = {}
-        for o in self.outputs:
-            _, c, h, w = o["shape"]
-            ph, pw = h >> o["up"], w >> o["up"]
-            px = arena[o["offset"]:o["offset"] + ph * pw * o["cs"]].reshape(ph, pw, o["cs"])[:, :, o["channels"]]
             q = (px.view(np.int8) if o["signed"] else px).astype(np.int32)
             if o["up"]:
                 q = q.repeat(2, axis=0).repeat(2, axis=1)
-            res[o["name"]] = q.transpose(2, 0, 1)[None]
+            res[o["name"]] = np.ascontiguousarray(q.transpose(2, 0, 1)[None])
         return res
 
     def run_arena(self, x):
