@@ -113,7 +113,7 @@ def cmd_verify(args):
         for pair, n in result["pairwise_mismatches"].items():
             print("  {}: {} mismatching images".format(pair, n))
         return 0 if result["mismatches"] == 0 else 1
-    from .measure.verify import verify_codenet
+    from .measure.codenet_tasks import verify_codenet
     result = verify_codenet(model=args.model, frames=args.frames)
     write_json(args.json, result)
     print("verify codenet: {} real frames, {} mismatching output values (C-sim vs numpy model)".format(

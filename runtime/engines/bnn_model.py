@@ -22,35 +22,16 @@ Thresholds are first clamped exactly as the HLS loader does (binary: 0 .. K + 1;
 -B .. B + 1 with B = 9 * 255 * Cin), which changes no output; the compare is then
 acc > (integer threshold) - 0.5, a half-integer of magnitude < 2^22, exactly representable.
 """
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from . import bnn_config as cfg
 from .bnn_format import unpack_params, validate_params
+from .parallel import blas_single_threaded, default_workers
 
 F32_EXACT = 1 << 24
 DEFAULT_CHUNK = 8           # small chunks keep each layer's im2col in the caches
-
-
-def default_workers():
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
-def _blas_single_threaded():
-    """Chunks run in parallel threads (numpy releases the GIL), each with a single-threaded BLAS:
-    on 2 cores this is about twice as fast as one thread with a 2-thread BLAS. Without
-    threadpoolctl the BLAS thread count cannot be limited, and the threads would oversubscribe
-    the cores: then run serially (None)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return None
-    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _assert_exact(bound, what):
@@ -241,7 +222,7 @@ class BnnEngineModel:
             stop = min(n, start + self.chunk)
             out[start:stop] = self._forward(x[start:stop])
 
-        limits = _blas_single_threaded() if self.workers > 1 and len(starts) > 1 else None
+        limits = blas_single_threaded() if self.workers > 1 and len(starts) > 1 else None
         if limits is None:
             for start in starts:
                 run(start)

@@ -5,8 +5,8 @@ contract: hls_src/codenet/FORMAT.md).
 defines has the header's value, and that the header defines every engine limit listed in
 `HEADER_REQUIRED`.
 """
-from pathlib import Path
 
+from ..paths import repo_root
 from .bnn_config import read_header_constants as _read_header
 
 # ---- engine parameters (FORMAT.md "Engine constants") ----
@@ -70,7 +70,7 @@ HEADER_REQUIRED = ("PA", "PE", "CLOCK_MHZ", "MAX_CH", "MAX_W", "MAX_H", "MAX_IMG
 
 
 def header_path():
-    return Path(__file__).resolve().parents[2] / "hls_src" / "codenet" / "codenet_config.h"
+    return repo_root() / "hls_src" / "codenet" / "codenet_config.h"
 
 
 def read_header_constants(path=None):

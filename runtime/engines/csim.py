@@ -15,6 +15,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from ..paths import cache_root, repo_root
+
 # -Wno-unknown-pragmas: g++ 12 warns on every `#pragma HLS` under -Wall (GCC bug 53431)
 CXX_FLAGS = ["-O2", "-Wall", "-Wno-unknown-pragmas", "-std=c++14", "-fPIC"]
 _loaded = {}
@@ -22,13 +24,6 @@ _loaded = {}
 
 class CsimBuildError(RuntimeError):
     """The C-simulation cannot be built (missing compiler, headers or sources, or a compile error)."""
-
-
-def repo_root():
-    """The checkout holding hls_src/ (the runtime package lives beside it)."""
-    env = os.environ.get("PYNQ_DEPLOY_ROOT")
-    root = Path(env) if env else Path(__file__).resolve().parents[2]
-    return root
 
 
 def hls_src_dir(engine=None):
@@ -67,9 +62,7 @@ def find_compiler():
 
 
 def cache_dir():
-    env = os.environ.get("PYNQ_DEPLOY_CACHE")
-    base = Path(env) if env else Path.home() / ".cache" / "pynq-deploy"
-    return base / "csim"
+    return cache_root() / "csim"
 
 
 def _sources(engine):

@@ -2,31 +2,12 @@
 import ctypes
 import os
 import platform
-import time
 
 import numpy as np
 
 from ..engines import bnn_config as cfg
 from . import bnn_perf
-
-
-def best_rate(fn, n_items, repeats=3):
-    """Items per second of the fastest of `repeats` runs (the machine is shared and noisy)."""
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return n_items / best
-
-
-def _ort_options():
-    """onnxruntime with its default thread pool, but without busy-waiting threads that would keep
-    spinning after a run and steal the cores from whatever is measured next in this process."""
-    import onnxruntime as ort
-    so = ort.SessionOptions()
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return so
+from .timing import best_rate, ort_session_options
 
 
 def bench_bnn(images=2000, csim_images=100, model=None):
@@ -47,7 +28,7 @@ def bench_bnn(images=2000, csim_images=100, model=None):
 
     import onnxruntime as ort
     onnx_model = export_onnx(words)
-    sess = ort.InferenceSession(onnx_model.SerializeToString(), _ort_options(), providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(onnx_model.SerializeToString(), ort_session_options(), providers=["CPUExecutionProvider"])
     feed = {sess.get_inputs()[0].name: x.transpose(0, 3, 1, 2).astype(np.float32)}
     ort_scores = sess.run(None, feed)[0]
     ort_rate = best_rate(lambda: sess.run(None, feed), images)

@@ -16,16 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engines.bnn_model import default_workers
-from .bench_bnn import best_rate
+from ..engines.parallel import blas_single_threaded, default_workers
+from .timing import best_rate, ort_session_options
 
 from ..errors import ModelError
-from ..platform.manifest import repo_root
+from ..paths import cache_root, repo_root
 
 
 def _cache_root():
-    env = os.environ.get("PYNQ_DEPLOY_CACHE")
-    return (Path(env) if env else Path.home() / ".cache" / "pynq-deploy") / "codenet"
+    return cache_root() / "codenet"
 
 
 def _source_hash():
@@ -117,8 +116,7 @@ def verify_codenet(model=None, frames=3):
 def numpy_frames_parallel(cm, x, workers):
     """Run the frames of x (N, C, H, W) through the numpy engine, `workers` frames at a time in
     threads with single-threaded BLAS; -> list of output dicts in frame order."""
-    from ..engines.bnn_model import _blas_single_threaded
-    limits = _blas_single_threaded()
+    limits = blas_single_threaded()
     if limits is None:
         return [cm.run_numpy(x[i:i + 1]) for i in range(x.shape[0])]
     with limits:
@@ -164,8 +162,7 @@ def bench_codenet(model=None, input_size=256, frames=5):
     if float_onnx is not None:
         import onnxruntime as ort
         ort_version = ort.__version__
-        from .bench_bnn import _ort_options
-        sess = ort.InferenceSession(str(float_onnx), _ort_options(), providers=["CPUExecutionProvider"])
+        sess = ort.InferenceSession(str(float_onnx), ort_session_options(), providers=["CPUExecutionProvider"])
         name = sess.get_inputs()[0].name
         ort_fps = best_rate(lambda: [sess.run(None, {name: x[i:i + 1]}) for i in range(frames)], frames)
 

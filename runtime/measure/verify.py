@@ -3,7 +3,7 @@ import sys
 
 import numpy as np
 
-from ..platform.manifest import repo_root
+from ..paths import repo_root
 
 
 def _torch_integer_forward():
@@ -53,7 +53,3 @@ def verify_bnn(limit=500, model=None, overlay="bnn"):
             "accuracy": float(np.mean(np.argmax(ref, 1) == labels)),
             "data": "Fashion-MNIST test split (first {} images)".format(len(images))}
 
-
-def verify_codenet(model=None, frames=3):
-    from .codenet_tasks import verify_codenet as _verify
-    return _verify(model=model, frames=frames)

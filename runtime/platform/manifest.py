@@ -9,14 +9,10 @@ import os
 from pathlib import Path
 
 from ..errors import OverlayError
+from ..paths import repo_root
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "pynq-deploy/overlay-manifest"
-
-
-def repo_root():
-    env = os.environ.get("PYNQ_DEPLOY_ROOT")
-    return Path(env) if env else Path(__file__).resolve().parents[2]
 
 
 def overlays_dir():

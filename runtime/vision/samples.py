@@ -13,6 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..paths import repo_root
+
 SAMPLE_FILES = (
     "vtest_040.jpg", "vtest_200.jpg", "vtest_360.jpg", "vtest_520.jpg", "vtest_700.jpg",
     "astronaut.jpg", "coffee.jpg",
@@ -24,7 +26,7 @@ def samples_dir():
     env = os.environ.get("PYNQ_DEPLOY_SAMPLES")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "demos" / "data"
+    return repo_root() / "demos" / "data"
 
 
 def sample_names():
