@@ -17,12 +17,14 @@ class BnnDriver(HlsIP):
         self.wait(timeout_s)
 
     def classify(self, images, scores, n_images, timeout_s=1.0):
-        """Classify n_images uint8 images from a PynqBuffer into int32 scores (a PynqBuffer)."""
-        images.flush()
+        """Classify the first n_images uint8 images of a PynqBuffer into int32 scores (a PynqBuffer).
+        Only the images used are flushed and only their scores invalidated: the buffers are sized
+        for the largest batch, a call may use one image."""
+        images[:n_images].flush()
         self.write_reg("images", images.physical_address)
         self.write_reg("scores", scores.physical_address)
         self.write_reg("mode", MODE_CLASSIFY)
         self.write_reg("n_images", n_images)
         self.start()
         self.wait(timeout_s)
-        scores.invalidate()
+        scores[:n_images].invalidate()
