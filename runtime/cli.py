@@ -228,7 +228,7 @@ def build_parser():
     s.add_argument("--csim-images", type=int, default=100, help="bnn: images for the C-sim run")
     s.add_argument("--model", default=None, help="bnn: model name or folder; codenet: compiled model folder")
     s.add_argument("--input-size", type=int, choices=[256, 512], default=256)
-    s.add_argument("--frames", type=int, default=5, help="codenet: frames for the throughput runs")
+    s.add_argument("--frames", type=int, default=8, help="codenet: frames for the throughput runs")
     s.add_argument("--json", default=None, metavar="FILE")
     s.set_defaults(func=cmd_bench)
     return p

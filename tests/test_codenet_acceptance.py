@@ -10,7 +10,7 @@ from runtime.cli import main
 from runtime.codenet_runner import CodenetRunner
 from runtime.compiler.codenet_compiler import CompiledModel
 from runtime.errors import InputError
-from runtime.measure.codenet_tasks import default_model_dir, real_frames
+from runtime.measure.codenet_tasks import NumpyFramePool, default_model_dir, real_frames
 from tests.conftest import require_torch
 
 
@@ -88,6 +88,8 @@ def test_bench_codenet_256_modelled_targets(net256, tmp_path):
     m, mod = r["measured"], r["modelled"]
     assert r["input_size"] == 256
     assert m["starts_per_frame"] == 1 and m["numpy_fps"] > 0 and m["onnxruntime_fps"] > 0
+    assert m["onnxruntime_frames_in_parallel_fps"] > 0 and m["numpy_workers"] >= 1
+    assert m["numpy_vs_onnxruntime"] == pytest.approx(m["numpy_fps"] / m["onnxruntime_fps"])
     assert mod["clock_mhz"] == 250 and mod["pa"] == 16 and mod["pe"] == 16
     assert mod["fps"] >= 64 and mod["dsp"] <= 360 and mod["bram36"] <= 216
     assert "MODELLED" in mod["label"] and len(mod["layers"]) > 70
@@ -95,6 +97,36 @@ def test_bench_codenet_256_modelled_targets(net256, tmp_path):
     assert pc["published_measured_fps"] == 32.2
     # the model, made to include the published host work, lands in the published order of magnitude
     assert 0.5 <= pc["model_with_published_host_work_fps"] / 32.2 <= 2.0
+
+
+def test_an_arena_reused_with_stale_bytes_gives_the_fresh_result(model256):
+    """run_numpy reuses its arena frame after frame, as the board reuses its buffer: the program
+    writes every byte it reads in the same frame, so stale or random bytes change nothing."""
+    x = real_frames(2, 256)
+    fresh = model256.read_outputs_q(model256.run_arena(x[1:2]))
+    junk = np.random.default_rng(0).integers(0, 256, model256.arena_size, dtype=np.uint8)
+    dirty = model256.read_outputs_q(model256.run_arena(x[1:2], junk))
+    model256.run_numpy(x[0:1])
+    reused = model256.run_numpy(x[1:2])
+    for o in model256.outputs:
+        name = o["name"]
+        assert np.array_equal(dirty[name], fresh[name]), name
+        want = (fresh[name].astype(np.float32) - np.float32(o["zp"])) * np.float32(o["scale"])
+        assert np.array_equal(reused[name], want), name
+
+
+def test_frames_over_worker_processes_give_the_same_outputs(net256, model256):
+    """The benchmark's worker processes (shared-memory frames and outputs) return exactly what
+    run_numpy returns in this process, frame by frame, in order."""
+    x = real_frames(3, 256)
+    with NumpyFramePool(net256 / "compiled", 2, 3) as pool:
+        got = pool.run(x)
+        with pytest.raises(ValueError, match="4 frames, the pool holds at most 3"):
+            pool.run(real_frames(4, 256))
+    assert sorted(got) == sorted(o["name"] for o in model256.outputs)
+    for i in range(3):
+        for name, y in model256.run_numpy(x[i:i + 1]).items():
+            assert got[name].shape[0] == 3 and np.array_equal(got[name][i], y[0]), (name, i)
 
 
 def test_modelled_512(tmp_path):

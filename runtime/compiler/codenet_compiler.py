@@ -16,6 +16,7 @@ import hashlib
 import json
 import math
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -424,6 +425,7 @@ class CompiledModel:
         self.class_names = class_names
         self.report = report
         self.meta = meta or {}
+        self._per_thread = threading.local()     # run_numpy's arena, reused frame after frame
 
     @property
     def n_layers(self):
@@ -445,9 +447,10 @@ class CompiledModel:
         _, c, h, w = self.input["shape"]
         return c * h * w
 
-    def quantize_input(self, x):
+    def quantize_input(self, x, out=None):
         """Float NCHW (1, C, H, W) or (C, H, W) -> the uint8 bytes of the input tensor (NHWC) to put
-        at input['offset'] of the arena (QuantizeLinear semantics: round half to even, saturate)."""
+        at input['offset'] of the arena (QuantizeLinear semantics: round half to even, saturate).
+        With `out` (a uint8 array of input_bytes()), the bytes are written there."""
         x = np.asarray(x, np.float32)
         want = tuple(self.input["shape"])
         if x.shape == want[1:]:
@@ -456,9 +459,16 @@ class CompiledModel:
             raise InputError("input {!r} must have shape {} (NCHW float), got {}".format(
                 self.input["name"], list(want), list(x.shape)))
         lo, hi = (-128, 127) if self.input["signed"] else (0, 255)
-        q = np.clip(np.rint(x / np.float32(self.input["scale"])) + self.input["zp"], lo, hi)
-        q = q[0].transpose(1, 2, 0).astype(np.int8 if self.input["signed"] else np.uint8)
-        return np.ascontiguousarray(q).reshape(-1).view(np.uint8)
+        q = np.divide(x[0], np.float32(self.input["scale"]))
+        np.rint(q, out=q)
+        np.add(q, np.float32(self.input["zp"]), out=q)
+        np.clip(q, lo, hi, out=q)
+        if out is None:
+            out = np.empty(self.input_bytes(), np.uint8)
+        _, c, h, w = want
+        nhwc = out.reshape(h, w, c).view(np.int8 if self.input["signed"] else np.uint8)
+        np.copyto(nhwc.transpose(2, 0, 1), q, casting="unsafe")     # integral values in range
+        return out
 
     def new_arena(self):
         return np.zeros(self.arena_size, np.uint8)
@@ -486,18 +496,25 @@ class CompiledModel:
             res[o["name"]] = np.ascontiguousarray(q.transpose(2, 0, 1)[None])
         return res
 
-    def run_arena(self, x):
+    def run_arena(self, x, arena=None):
+        """Run the bit-exact numpy engine on a float NCHW input in `arena` (a new zeroed one by
+        default) -> the arena."""
         from ..engines.codenet_model import run_program
-        arena = self.new_arena()
+        if arena is None:
+            arena = self.new_arena()
         off = self.input["offset"]
-        b = self.quantize_input(x)
-        arena[off:off + b.size] = b
+        self.quantize_input(x, out=arena[off:off + self.input_bytes()])
         run_program(self.program, self.weights, arena)
         return arena
 
     def run_numpy(self, x):
-        """Run the bit-exact numpy engine on a float NCHW input -> dequantized outputs."""
-        return self.read_outputs(self.run_arena(x))
+        """Run the bit-exact numpy engine on a float NCHW input -> dequantized outputs. Each thread
+        reuses its arena, as the board reuses its buffer: every byte read by the program is
+        written by it first in the same frame (the input, then each layer's output)."""
+        arena = getattr(self._per_thread, "arena", None)
+        if arena is None:
+            arena = self._per_thread.arena = self.new_arena()
+        return self.read_outputs(self.run_arena(x, arena))
 
     # ---- files
     def meta_dict(self):
