@@ -36,6 +36,7 @@ class CodenetRunner(BufferOwner):
             self._program[:] = self.model.program
             self._weights[:] = self.model.weights
             self._arena[:] = 0
+            self._arena.flush()        # once: a frame then flushes only the input it writes
             self.ip.set_model(self._program, self._weights, self.model.n_layers)
             self._needs_reset = False
         except BaseException:
@@ -43,7 +44,9 @@ class CodenetRunner(BufferOwner):
             raise
 
     def run_quantized(self, x):
-        """Float NCHW input -> the arena after the engine ran (one ap_start)."""
+        """Float NCHW input -> the arena after the engine ran (one ap_start). Only the output
+        regions of the returned arena are current: the others are not invalidated (on the board
+        the CPU may see stale cache lines there)."""
         if self._arena is None:
             raise RuntimeError("this CodenetRunner is closed")
         data = self.model.quantize_input(x)      # validates the shape before touching the buffers
@@ -55,7 +58,8 @@ class CodenetRunner(BufferOwner):
         off = self.model.input["offset"]
         self._arena[off:off + data.size] = data
         try:
-            self.ip.run(self._arena, timeout_s=self.timeout_s)
+            self.ip.run(self._arena, timeout_s=self.timeout_s, written=[(off, data.size)],
+                        read=self.model.output_regions())
         except EngineTimeoutError:
             self._needs_reset = True
             raise

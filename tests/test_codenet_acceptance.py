@@ -40,11 +40,16 @@ def test_one_ap_start_per_frame_and_no_host_work_between_layers(model256):
     with CodenetRunner(model256, pl="sim", engine="numpy") as net:
         dev = net.overlay.device
         assert model256.n_layers > 70
+        out_bytes = sum(size for _, size in model256.output_regions())
+        assert out_bytes < model256.arena_size // 2
         for i in range(3):
             dev.register_log.clear()
+            dev.cache_bytes.clear()
             before = dev.starts["codenet_0"]
             out = net.run(x[i:i + 1])
             assert dev.starts["codenet_0"] == before + 1
+            # cache maintenance: the input the host wrote, the outputs it reads; not the arena
+            assert dev.cache_bytes == {"flush": model256.input_bytes(), "invalidate": out_bytes}
             # the host wrote the arena pointer and ap_start, nothing per layer
             assert [(off, v) for _, off, v in dev.register_log] == [
                 (0x28, net._arena.physical_address & 0xFFFFFFFF), (0x2C, net._arena.physical_address >> 32),

@@ -10,7 +10,8 @@
 // The arena and weights ports are ARENA_BUS_BYTES (16) bytes wide; the DDR layout stays byte
 // addressed (FORMAT.md): a byte run is read as the beats that hold it and its bytes are picked
 // on chip; a run is written as whole beats, the partial first / last beat read first and merged
-// (read-modify-write; safe: one engine, layers in order). The cycle model is in
+// (read-modify-write; safe: one engine, layers in order, and a partial beat that was the last one
+// written is forwarded on chip instead of read back, see LastBeat). The cycle model is in
 // codenet_config.h; under C simulation every pipelined loop iteration, single-beat access and
 // loop entry is counted per layer and phase (CODENET_TICK / CODENET_ENTER, see the end of
 // codenet_config.h and runtime/measure/codenet_cycles.py). All loops are II = 1.
@@ -207,22 +208,33 @@ struct ByteReader {
     }
 };
 
+// The beat the last write_run stored last. AXI does not order a read after a write to the same
+// address, and consecutive output runs often share a beat (pixel p ends where pixel p + 1 starts,
+// a cycle apart), so a partial end beat that is this beat is taken from here, never read back.
+struct LastBeat {
+    addr_t beat;
+    bus_t v;
+    bool valid;
+};
+
 // Store src[0 .. n) at arena byte address a: the beats of the run, each partial end beat read
-// first (one cycle each) and merged, so no byte outside the run changes.
+// first (one cycle each; forwarded from `lb` when it is the beat written last) and merged, so no
+// byte outside the run changes.
 template <int N>
-inline void write_run(bus_t *arena, addr_t a, const byte_t (&src)[N], int n) {
+inline void write_run(bus_t *arena, addr_t a, const byte_t (&src)[N], int n, LastBeat &lb) {
     const int s = lane_of(a);
     const int nb = beats_of(a, n);
     const int end = (s + n) % ARENA_BUS_BYTES;
     const addr_t b0 = beat_of(a);
+    const addr_t bl = b0 + addr_t(nb - 1);
     bus_t first = 0, last = 0;
     if (s != 0 || (nb == 1 && end != 0)) {
         CODENET_TICK(PH_WRITE);
-        first = arena[b0];
+        first = lb.valid && lb.beat == b0 ? lb.v : arena[b0];
     }
     if (nb > 1 && end != 0) {
         CODENET_TICK(PH_WRITE);
-        last = arena[b0 + addr_t(nb - 1)];
+        last = lb.valid && lb.beat == bl ? lb.v : arena[bl];
     }
     CODENET_ENTER();
     for (int b = 0; b < nb; b++) {
@@ -237,6 +249,11 @@ inline void write_run(bus_t *arena, addr_t a, const byte_t (&src)[N], int n) {
             v.range(8 * i + 7, 8 * i) = idx >= 0 && idx < n ? src[idx] : byte_at(old, i);
         }
         arena[b0 + addr_t(b)] = v;
+        if (b == nb - 1) {
+            lb.beat = bl;
+            lb.v = v;
+            lb.valid = true;
+        }
     }
 }
 
@@ -405,6 +422,7 @@ inline void conv1x1(bus_t *arena, const Desc &d, const Gather &g, const XSrc xsr
     const int tap_beats = (span + 2 * ARENA_BUS_BYTES - 2) / ARENA_BUS_BYTES;  // worst alignment
     const bool wide = ntap * tap_beats <= PIX_BEATS;
     const act_t zp = act_value(d.in_zp, d.in_signed);
+    LastBeat last_written = {0, 0, false};
     for (int yb = 0; yb < ceil_div(d.out_h, rep); yb++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_IMG
         for (int xb = 0; xb < ceil_div(d.out_w, rep); xb++) {
@@ -503,7 +521,7 @@ inline void conv1x1(bus_t *arena, const Desc &d, const Gather &g, const XSrc xsr
                 const int y = yb * rep + q / rep, x = xb * rep + q % rep;
                 if (y >= d.out_h || x >= d.out_w) continue;
                 write_run(arena, d.out_off + (addr_t(y) * addr_t(d.out_w) + addr_t(x)) * d.out_cs + d.out_choff,
-                          obuf, d.cout);
+                          obuf, d.cout, last_written);
             }
         }
     }
@@ -565,6 +583,7 @@ inline void dw3x3(bus_t *arena, const Desc &d, const chan_t gch[MAX_CH], const G
     const act_t zp = act_value(d.in_zp, d.in_signed);
     // deformable: the run of one output row's dilation bytes (40-bit: dil_cs is unbounded)
     const ap_uint<40> dil_run = d.deformable ? ap_uint<40>(ap_uint<40>(d.out_w - 1) * d.dil_cs + 1) : ap_uint<40>(1);
+    LastBeat last_written = {0, 0, false};
     for (int ct = 0; ct < ceil_div(d.cout, PE); ct++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = CH_TILES
         const int n = d.cout - ct * PE < PE ? d.cout - ct * PE : PE;
@@ -629,7 +648,7 @@ inline void dw3x3(bus_t *arena, const Desc &d, const chan_t gch[MAX_CH], const G
                     }
                     res[p] = requantize(acc, rq[p][ct], d);
                 }
-                write_run(arena, row_out + addr_t(x) * d.out_cs, res, n);
+                write_run(arena, row_out + addr_t(x) * d.out_cs, res, n, last_written);
             }
         }
     }

@@ -478,18 +478,25 @@ class CompiledModel:
         return {o["name"]: ((q.astype(np.float32) - np.float32(o["zp"])) * np.float32(o["scale"]))
                 for o, q in zip(self.outputs, self.read_outputs_q(arena).values())}
 
+    def output_regions(self):
+        """[(byte offset, size)] of the arena regions that hold the outputs."""
+        regions = []
+        for o in self.outputs:
+            _, _, h, w = o["shape"]
+            regions.append((o["offset"], (h >> o["up"]) * (w >> o["up"]) * o["cs"]))
+        return regions
+
     def read_outputs_q(self, arena):
         """-> {onnx output name: int32 NCHW array} (the stored integers, signedness applied)."""
         arena = np.asarray(arena, np.uint8).reshape(-1)
         res = {}
-        for o in self.outputs:
+        for o, (off, size) in zip(self.outputs, self.output_regions()):
             _, c, h, w = o["shape"]
             ph, pw = h >> o["up"], w >> o["up"]
-            end = o["offset"] + ph * pw * o["cs"]
-            if end > arena.size:
+            if off + size > arena.size:
                 raise InputError("arena of {} bytes is too small for output {!r} (needs {})".format(
-                    arena.size, o["name"], end))
-            px = arena[o["offset"]:end].reshape(ph, pw, o["cs"])[:, :, o["channels"]]
+                    arena.size, o["name"], off + size))
+            px = arena[off:off + size].reshape(ph, pw, o["cs"])[:, :, o["channels"]]
             q = (px.view(np.int8) if o["signed"] else px).astype(np.int32)
             if o["up"]:
                 q = q.repeat(2, axis=0).repeat(2, axis=1)

@@ -135,6 +135,7 @@ class SimulatedPL(Device):
         self.timestamp = ""
         self.starts = Counter()            # ap_start pulses per IP since this device was made
         self.register_log = deque(maxlen=4096)  # (ip, offset, value) of every register write
+        self.cache_bytes = Counter()       # bytes flushed / invalidated by the host, as on the board
 
     # ---- PYNQ Device API ------------------------------------------------------------------
     def get_bitfile_metadata(self, bitfile_name, partial=False):
@@ -199,10 +200,12 @@ class SimulatedPL(Device):
     def flush(self, bo, offset, ptr, size):
         a = self._alloc(bo)
         a.shadow[offset:offset + size] = a.host[offset:offset + size]
+        self.cache_bytes["flush"] += size
 
     def invalidate(self, bo, offset, ptr, size):
         a = self._alloc(bo)
         a.host[offset:offset + size] = a.shadow[offset:offset + size]
+        self.cache_bytes["invalidate"] += size
 
     # ---- what the IP models use ------------------------------------------------------------
     def dma(self, address, nbytes, what):
