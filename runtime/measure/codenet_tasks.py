@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..engines.parallel import blas_single_threaded, default_workers
-from .timing import best_rate, ort_session_options
+from .timing import best_rate
 
 from ..errors import ModelError
 from ..paths import cache_root, repo_root
@@ -189,22 +189,28 @@ class NumpyFramePool:
         self.close()
 
 
-def _ort_session(path, threads=0):
+def _ort_session(path, threads=None):
+    """An onnxruntime CPU session: onnxruntime's defaults (intra-op threads over every core,
+    spinning while waiting), or `threads` intra-op threads."""
     import onnxruntime as ort
-    so = ort_session_options()
-    so.intra_op_num_threads = threads
+    so = ort.SessionOptions()
+    if threads is not None:
+        so.intra_op_num_threads = threads
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
 def ort_rates(float_onnx, x, workers):
-    """onnxruntime frames/s on x: (one session with its default intra-op threads, frames one after
+    """onnxruntime frames/s on x: (one session with onnxruntime's defaults, frames one after
     another; one single-threaded session per core, frames spread over them in threads, which
-    onnxruntime runs without the GIL)."""
+    onnxruntime runs without the GIL). Measured after the numpy engine: the default session's
+    threads spin between runs, so it is dropped before anything else runs."""
     from concurrent.futures import ThreadPoolExecutor
     frames = x.shape[0]
     sess = _ort_session(float_onnx)
     name = sess.get_inputs()[0].name
+    [sess.run(None, {name: x[i:i + 1]}) for i in range(frames)]                  # warm-up
     default_fps = best_rate(lambda: [sess.run(None, {name: x[i:i + 1]}) for i in range(frames)], frames)
+    del sess
     sessions = [_ort_session(float_onnx, threads=1) for _ in range(workers)]
     chunks = np.array_split(np.arange(frames), workers)
 
@@ -261,8 +267,9 @@ def bench_codenet(model=None, input_size=256, frames=8):
             "host": "{} ({} cores), Python {}".format(platform.machine(), os.cpu_count(), platform.python_version()),
             "method": "best of 3 passes over the same real frames, batch 1, same run. numpy_fps: the "
                       "frames split over one worker process per core (single-threaded BLAS each); "
-                      "onnxruntime_fps: one session with its default intra-op threads, frames one after "
-                      "another (how a user runs it); onnxruntime_frames_in_parallel_fps: one "
+                      "onnxruntime_fps: one session with onnxruntime's defaults (intra-op threads over "
+                      "every core, spinning), frames one after another (how a user runs it); "
+                      "onnxruntime_frames_in_parallel_fps: one "
                       "single-threaded session per core, the frames split over them",
         },
         "modelled": mod,

@@ -10,12 +10,3 @@ def best_rate(fn, n_items, repeats=3):
         fn()
         best = min(best, time.perf_counter() - t0)
     return n_items / best
-
-
-def ort_session_options():
-    """onnxruntime with its default thread pool, but without busy-waiting threads that would keep
-    spinning after a run and steal the cores from whatever is measured next in this process."""
-    import onnxruntime as ort
-    so = ort.SessionOptions()
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return so
