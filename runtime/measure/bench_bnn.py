@@ -10,6 +10,11 @@ from . import bnn_perf
 from .timing import best_rate
 
 
+def _ort_scores_and_rate(sess, x):
+    feed = {sess.get_inputs()[0].name: x.transpose(0, 3, 1, 2).astype(np.float32)}
+    return sess.run(None, feed)[0], best_rate(lambda: sess.run(None, feed), x.shape[0])
+
+
 def bench_bnn(images=2000, csim_images=100, model=None):
     from ..compiler.bnn_model_file import load_bnn_model
     from ..datasets import load_fashion_mnist
@@ -28,11 +33,10 @@ def bench_bnn(images=2000, csim_images=100, model=None):
 
     import onnxruntime as ort
     onnx_model = export_onnx(words)
-    sess = ort.InferenceSession(onnx_model.SerializeToString(), providers=["CPUExecutionProvider"])  # defaults
-    feed = {sess.get_inputs()[0].name: x.transpose(0, 3, 1, 2).astype(np.float32)}
-    ort_scores = sess.run(None, feed)[0]
-    ort_rate = best_rate(lambda: sess.run(None, feed), images)
-    del sess                      # its threads spin between runs: gone before the C-sim is timed
+    # default session options; the session (whose threads spin between runs) is gone on return,
+    # before the C-sim is timed
+    ort_scores, ort_rate = _ort_scores_and_rate(
+        ort.InferenceSession(onnx_model.SerializeToString(), providers=["CPUExecutionProvider"]), x)
 
     from ..engines.csim import load_csim_library
     lib = load_csim_library("bnn")
