@@ -148,7 +148,7 @@ class NumpyFramePool:
     (views of the shared buffer, valid until the next call).
 
     Processes, not threads: the engine makes about 2,000 short numpy calls per frame, and threads
-    serialise on the GIL between them (on 2 cores: 1.3x with threads, 1.95x with processes). Frames
+    serialise on the GIL between them (on 2 cores: 1.3-1.4x with threads, 1.95x with processes). Frames
     and outputs pass through shared memory, not pickles (a 256x256 frame's outputs are 1.5 MB of
     float32). The workers start, and load and decode the model, before anything is timed."""
 
