@@ -120,6 +120,19 @@ def test_an_arena_reused_with_stale_bytes_gives_the_fresh_result(model256):
         assert np.array_equal(reused[name], want), name
 
 
+def test_dequantized_outputs_are_the_stored_integers_scaled(model256):
+    """read_outputs (the host's dequantization, also into caller-given arrays) is (q - zp) * scale
+    in float32 of read_outputs_q's stored integers, for every output."""
+    arena = model256.run_arena(real_frames(1, 256))
+    q = model256.read_outputs_q(arena)
+    out = {o["name"]: np.full([1] + o["shape"][1:], np.nan, np.float32) for o in model256.outputs}
+    for got in (model256.read_outputs(arena), model256.read_outputs(arena, out)):
+        for o in model256.outputs:
+            want = (q[o["name"]].astype(np.float32) - np.float32(o["zp"])) * np.float32(o["scale"])
+            assert got[o["name"]].dtype == np.float32 and np.array_equal(got[o["name"]], want), o["name"]
+    assert all(out[o["name"]] is model256.read_outputs(arena, out)[o["name"]] for o in model256.outputs)
+
+
 def test_frames_over_worker_processes_give_the_same_outputs(net256, model256):
     """The benchmark's worker processes (shared-memory frames and outputs) return exactly what
     run_numpy returns in this process, frame by frame, in order."""

@@ -754,3 +754,29 @@ def test_quantize_input_and_read_outputs_layout():
     out = cm.run_numpy(x)
     (name, v), = out.items()
     assert v.shape == (1, 5, 8, 8) and v.dtype == np.float32
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_read_outputs_of_upsampled_strided_and_gathered_outputs(signed):
+    """Outputs stored at half size (nearest x2 folded into the read), in a wider channel-strided
+    buffer, with a contiguous or a permuted channel list: read_outputs_q repeats each stored value
+    over a 2x2 block, and read_outputs is (q - zp) * scale of it in float32, also into given arrays."""
+    rng = np.random.default_rng(5)
+    outputs = [dict(name="up_slice", shape=[1, 3, 4, 6], offset=16, cs=5, channels=[1, 2, 3], up=1,
+                    signed=signed, zp=-3 if signed else 7, scale=0.125),
+               dict(name="perm", shape=[1, 2, 2, 3], offset=200, cs=4, channels=[3, 0], up=0,
+                    signed=signed, zp=1, scale=0.5)]
+    cm = CompiledModel(np.zeros(32, np.uint32), np.zeros(16, np.uint8), [], 256, {}, outputs, [], [])
+    arena = rng.integers(0, 256, 256).astype(np.uint8)
+    q = cm.read_outputs_q(arena)
+    stored = arena[16:16 + 2 * 3 * 5].reshape(2, 3, 5)[:, :, 1:4]
+    stored = stored.view(np.int8) if signed else stored
+    assert np.array_equal(q["up_slice"][0], stored.astype(np.int32).repeat(2, 0).repeat(2, 1).transpose(2, 0, 1))
+    perm = arena[200:200 + 2 * 3 * 4].reshape(2, 3, 4)[:, :, [3, 0]]
+    assert np.array_equal(q["perm"][0], (perm.view(np.int8) if signed else perm).astype(np.int32).transpose(2, 0, 1))
+    out = {o["name"]: np.zeros(o["shape"], np.float32) for o in outputs}
+    for got in (cm.read_outputs(arena), cm.read_outputs(arena, out)):
+        for o in outputs:
+            want = (q[o["name"]].astype(np.float32) - np.float32(o["zp"])) * np.float32(o["scale"])
+            assert np.array_equal(got[o["name"]], want), o["name"]
+    assert out["perm"].any()

@@ -473,10 +473,20 @@ class CompiledModel:
     def new_arena(self):
         return np.zeros(self.arena_size, np.uint8)
 
-    def read_outputs(self, arena):
-        """-> {onnx output name: float32 NCHW array} (dequantized)."""
-        return {o["name"]: ((q.astype(np.float32) - np.float32(o["zp"])) * np.float32(o["scale"]))
-                for o, q in zip(self.outputs, self.read_outputs_q(arena).values())}
+    def read_outputs(self, arena, out=None):
+        """-> {onnx output name: float32 NCHW array} (dequantized: (q - zp) * scale in float32).
+        out: optional {name: float32 (1, C, H, W) array} to write into (returned)."""
+        res = {}
+        for o, px in self._output_pixels(arena):
+            _, c, h, w = o["shape"]
+            y = out[o["name"]] if out is not None else np.empty((1, c, h, w), np.float32)
+            low = np.empty((c, h >> 1, w >> 1), np.float32) if o["up"] else y[0]
+            np.subtract(px.transpose(2, 0, 1), np.float32(o["zp"]), out=low, dtype=np.float32)
+            np.multiply(low, np.float32(o["scale"]), out=low)
+            if o["up"]:                            # nearest x2: each value to a 2x2 block
+                np.copyto(y[0].reshape(c, h >> 1, 2, w >> 1, 2), low[:, :, None, :, None])
+            res[o["name"]] = y
+        return res
 
     def output_regions(self):
         """[(byte offset, size)] of the arena regions that hold the outputs."""
@@ -488,20 +498,30 @@ class CompiledModel:
 
     def read_outputs_q(self, arena):
         """-> {onnx output name: int32 NCHW array} (the stored integers, signedness applied)."""
-        arena = np.asarray(arena, np.uint8).reshape(-1)
         res = {}
-        for o, (off, size) in zip(self.outputs, self.output_regions()):
-            _, c, h, w = o["shape"]
-            ph, pw = h >> o["up"], w >> o["up"]
-            if off + size > arena.size:
-                raise InputError("arena of {} bytes is too small for output {!r} (needs {})".format(
-                    arena.size, o["name"], off + size))
-            px = arena[off:off + size].reshape(ph, pw, o["cs"])[:, :, o["channels"]]
-            q = (px.view(np.int8) if o["signed"] else px).astype(np.int32)
+        for o, px in self._output_pixels(arena):
+            q = px.astype(np.int32)
             if o["up"]:
                 q = q.repeat(2, axis=0).repeat(2, axis=1)
             res[o["name"]] = np.ascontiguousarray(q.transpose(2, 0, 1)[None])
         return res
+
+    def _output_pixels(self, arena):
+        """(output info, (H, W, C) int8 or uint8 view or copy of its stored values) per output,
+        at the stored (not upsampled) size."""
+        arena = np.asarray(arena, np.uint8).reshape(-1)
+        for o, (off, size) in zip(self.outputs, self.output_regions()):
+            _, c, h, w = o["shape"]
+            if off + size > arena.size:
+                raise InputError("arena of {} bytes is too small for output {!r} (needs {})".format(
+                    arena.size, o["name"], off + size))
+            px = arena[off:off + size].reshape(h >> o["up"], w >> o["up"], o["cs"])
+            ch = np.asarray(o["channels"])
+            if ch.size and np.array_equal(ch, np.arange(ch[0], ch[0] + ch.size)):
+                px = px[:, :, ch[0]:ch[0] + ch.size]           # a view
+            else:
+                px = px[:, :, ch]
+            yield o, (px.view(np.int8) if o["signed"] else px)
 
     def run_arena(self, x, arena=None):
         """Run the bit-exact numpy engine on a float NCHW input in `arena` (a new zeroed one by
@@ -514,14 +534,15 @@ class CompiledModel:
         run_program(self.program, self.weights, arena)
         return arena
 
-    def run_numpy(self, x):
-        """Run the bit-exact numpy engine on a float NCHW input -> dequantized outputs. Each thread
-        reuses its arena, as the board reuses its buffer: every byte read by the program is
-        written by it first in the same frame (the input, then each layer's output)."""
+    def run_numpy(self, x, out=None):
+        """Run the bit-exact numpy engine on a float NCHW input -> dequantized outputs (into `out`,
+        see read_outputs). Each thread reuses its arena, as the board reuses its buffer: every
+        byte read by the program is written by it first in the same frame (the input, then each
+        layer's output)."""
         arena = getattr(self._per_thread, "arena", None)
         if arena is None:
             arena = self._per_thread.arena = self.new_arena()
-        return self.read_outputs(self.run_arena(x, arena))
+        return self.read_outputs(self.run_arena(x, arena), out)
 
     # ---- files
     def meta_dict(self):

@@ -135,8 +135,7 @@ def _worker_run(frames):
     model, arrays = _worker["model"], _worker["arrays"]
     x = arrays[_INPUT]
     for i in range(*frames):
-        for name, y in model.run_numpy(x[i:i + 1]).items():
-            arrays[name][i] = y[0]
+        model.run_numpy(x[i:i + 1], out={o["name"]: arrays[o["name"]][i:i + 1] for o in model.outputs})
 
 
 _INPUT = "\0input"      # cannot clash with an ONNX output name in the layout
