@@ -1,12 +1,13 @@
 """The `pynq-deploy` command line."""
 import argparse
 import json
-import os
 import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
+
+from .fileio import write_files_atomically
 
 
 def _quiet_imports():
@@ -20,10 +21,8 @@ def write_json(path, data):
     if path is None:
         return
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
-    os.replace(str(tmp), str(path))
+    text = (json.dumps(data, indent=2, default=_json_default) + "\n").encode()
+    write_files_atomically(path.parent, [(path.name, lambda f: f.write(text))])
 
 
 def _json_default(o):
@@ -142,9 +141,7 @@ def cmd_compile(args):
     out = Path(args.output)
     model.save(out)
     report = model.report_text()
-    tmp = out / "report.txt.tmp"
-    tmp.write_text(report + "\n")
-    os.replace(str(tmp), str(out / "report.txt"))
+    write_files_atomically(out, [("report.txt", lambda f: f.write((report + "\n").encode()))])
     print(report)
     print("compiled {} layers into {} (program {} words, weights {} bytes, arena {} bytes)".format(
         model.n_layers, out, model.program.size, model.weights.size, model.arena_size))
@@ -170,10 +167,7 @@ def cmd_run(args):
         starts = net.overlay.device.starts.get("codenet_0") if net.pl == "sim" else None
     outputs = {k: np.concatenate([f[k] for f in frames]) for k in frames[0]}
     out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp.npz")
-    np.savez(str(tmp), **outputs)
-    os.replace(str(tmp), str(out))
+    write_files_atomically(out.parent, [(out.name, lambda f: np.savez(f, **outputs))])
     print("ran {} frame(s) on the {} PL ({} engine{}): wrote {} to {}".format(
         x.shape[0], "simulated" if net.pl == "sim" else "board", net.engine,
         ", {} ap_start".format(starts) if starts is not None else "", ", ".join(sorted(outputs)), out))

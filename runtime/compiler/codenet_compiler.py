@@ -556,7 +556,6 @@ class CompiledModel:
     def save(self, path):
         """Write program.npy, weights.npy and model.json atomically (temp files renamed in place)."""
         path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
         meta = json.dumps(self.meta_dict(), indent=1).encode()
         write_files_atomically(path, [
             (PROGRAM_FILE, lambda f: np.save(f, self.program.astype("<u4"), allow_pickle=False)),

@@ -64,10 +64,7 @@ exports them. Semantics of every Quant emitted here (QONNX definition):
 """
 import argparse
 import json
-import os
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +72,7 @@ import onnx
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
+from runtime.fileio import write_files_atomically
 from training.codenet.network import MAX_DIL, align_to_data, build, calibrate
 
 OPSET = 21
@@ -116,12 +114,10 @@ class GraphBuilder:
     def __init__(self, model, act_ranges=None):
         self.model = model
         self.nodes, self.inits = [], []
-        self.names = set()
         self.qmode = act_ranges is not None
         self.ranges = act_ranges or {}
         self.qpoints = []          # (tensor name, group, signed) in emission order
         self.n = 0
-        self.hw = None
 
     def _name(self, base):
         self.n += 1
@@ -295,12 +291,8 @@ def ort_session(onx, threads=2):
 
 def activation_ranges(float_onnx, qpoints, frames, batch=4):
     """Max (|x| for signed points) per quantization group over the frames, from onnxruntime."""
-    m = onnx.ModelProto()
-    m.CopyFrom(float_onnx)
-    wanted = sorted({t for t, _, _ in qpoints if t != "image"} - {o.name for o in m.graph.output})
-    for t in wanted:
-        m.graph.output.append(helper.make_tensor_value_info(t, TensorProto.FLOAT, None))
-    sess = ort_session(m)
+    from training.codenet.quantize import expose_outputs
+    sess = ort_session(expose_outputs(float_onnx, sorted({t for t, _, _ in qpoints if t != "image"})))
     names = [o.name for o in sess.get_outputs()]
     tmax = {}
     for i in range(0, len(frames), batch):
@@ -381,23 +373,9 @@ def check_against_torch(model, onx, frames, batch=2):
     return worst
 
 
-def time_ort(onx, size, runs=10, threads=2):
-    sess = ort_session(onx, threads)
-    x = np.random.default_rng(0).uniform(0, 255, (1, 3, size, size)).astype(np.float32)
-    sess.run(None, {"image": x})
-    t = time.perf_counter()
-    for _ in range(runs):
-        sess.run(None, {"image": x})
-    return runs / (time.perf_counter() - t)
-
-
 def _save(onx, path):
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=str(path.parent), suffix=".tmp")
-    os.close(fd)
-    onnx.save(onx, tmp)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    write_files_atomically(path.parent, [(path.name, lambda f: f.write(onx.SerializeToString()))])
 
 
 def make_model(args, frames):

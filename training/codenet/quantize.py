@@ -35,7 +35,6 @@ input and weight stay float (ORT leaves a DequantizeLinear in front of it).
 """
 import argparse
 import json
-import os
 import sys
 import tempfile
 from collections import Counter, defaultdict
@@ -43,6 +42,8 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+
+from runtime.fileio import write_files_atomically
 
 
 class FrameReader:
@@ -217,9 +218,7 @@ def quantize(float_path, out_path, frames, per_channel=True, method="minmax", qu
                         weight_type=wtype, per_channel=per_channel, calibrate_method=meth,
                         nodes_to_exclude=exclude, extra_options=extra)
         q = onnx.load(str(tmp))
-        onnx.save(q, str(tmp))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out_path)
+    write_files_atomically(out_path.parent, [(out_path.name, lambda f: f.write(q.SerializeToString()))])
     return model, q, exclude
 
 
@@ -251,8 +250,6 @@ def main(argv=None):
                                weight_type=args.weight_type, share_concat_scales=args.share_concat_scales)
     rep, extra = qdq_report(fm, qm)
     evf = calibration_frames(args.frames + args.eval_frames, size, source=args.data)[args.frames:]
-    if len(evf) == 0:
-        evf = frames[:args.eval_frames]
     acc = compare(args.float_path, args.out, evf)
     report = dict(float=str(args.float_path), out=str(args.out), frames=args.frames,
                   per_channel=not args.per_tensor, method=args.method, weight_type=args.weight_type,
