@@ -549,6 +549,15 @@ def _model_negative_scale():
     return g.model([g.node("DequantizeLinear", [q, sc, z])])
 
 
+def _model_int4_activations():
+    g = G(opset=21)
+    sc = g.c(np.float32(0.5))
+    z = "z4"
+    g.inits.append(helper.make_tensor(z, TensorProto.INT4, [], [0]))
+    q = g.node("QuantizeLinear", ["x", sc, z], name="q4")
+    return g.model([g.node("DequantizeLinear", [q, sc, z])])
+
+
 def _model_float_zero_point():
     g = G()
     return g.model([g.quant("x", 0.02, 8, signed=False, zp=0.5, name="q_half")])
@@ -598,6 +607,8 @@ REFUSALS = [
      "node 'conv' (Conv): pads [0, 0, 0, 0] are not supported for 3x3 convolutions (1 on every side)"),
     ("negative scale", _model_negative_scale,
      "node 'q_neg' (QuantizeLinear): scale [-0.019999999552965164] is not positive"),
+    ("int4 activations", _model_int4_activations,
+     "node 'q4' (QuantizeLinear): activations must be int8 or uint8, got int4"),
     ("float zero point", _model_float_zero_point,
      "node 'q_half' (Quant): zero point [0.5] is not an integer"),
     ("multiplier needs S > 31", lambda: _conv_model(_ones(2, 4, 1, 1), s_w=1e-4, s_in=1e-4, s_out=10.0),

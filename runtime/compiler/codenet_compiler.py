@@ -83,15 +83,6 @@ def _fail(op, reason):
     raise CompileError("node {!r} ({}): {}".format(op.name, op.onnx_op, reason))
 
 
-def _tensors_of(fe, act):
-    seen = []
-    for g in act.flat:
-        t = fe.g_tensor[int(g)]
-        if t not in seen:
-            seen.append(t)
-    return seen
-
-
 def _fold_requants(fe, outputs):
     """Fold each RequantOp into its producer when it is the producer's only reader, else turn it
     into a copy layer. Returns the final op list (LayerOps only)."""
@@ -100,13 +91,13 @@ def _fold_requants(fe, outputs):
     def count(op, d):
         for a in (op.act, getattr(op, "dil", None)):
             if a is not None:
-                for t in _tensors_of(fe, a):
+                for t in fe.tensor_ids(a):
                     uses[t] = uses.get(t, 0) + d
 
     for op in fe.ops:
         count(op, 1)
     for _, act in outputs:
-        for t in _tensors_of(fe, act):
+        for t in fe.tensor_ids(act):
             uses[t] = uses.get(t, 0) + 1
     final = []
     for op in fe.ops:
@@ -115,7 +106,7 @@ def _fold_requants(fe, outputs):
             continue
         r = op.out
         qpost = op.post.clamp((op.qlo - r.quant.zp) * r.quant.scale, (op.qhi - r.quant.zp) * r.quant.scale)
-        ts = _tensors_of(fe, op.act)
+        ts = fe.tensor_ids(op.act)
         t = fe.tensors[ts[0]]
         flat = op.act.flat
         if (not op.force_copy and len(ts) == 1 and isinstance(t.producer, LayerOp) and uses.get(t.id, 0) == 1
@@ -140,7 +131,7 @@ def _fold_requants(fe, outputs):
         r.producer = lay
         final.append(lay)
     # dead layers (nothing reads their output): drop, repeatedly
-    outs = {t for _, a in outputs for t in _tensors_of(fe, a)}
+    outs = {t for _, a in outputs for t in fe.tensor_ids(a)}
     changed = True
     while changed:
         changed = False
@@ -251,12 +242,12 @@ def _lower(fe, outputs, class_names, source, split_wide=True, reuse=True):
         for a in (op.act, op.dil):
             if a is None:
                 continue
-            ts = _tensors_of(fe, a)
+            ts = fe.tensor_ids(a)
             live.update(ts)
             for t in ts[1:]:
                 uf.union(ts[0], t)
     for name, act in outputs:
-        ts = _tensors_of(fe, act)
+        ts = fe.tensor_ids(act)
         live.update(ts)
         for t in ts[1:]:
             uf.union(ts[0], t)
@@ -271,10 +262,10 @@ def _lower(fe, outputs, class_names, source, split_wide=True, reuse=True):
     for i, op in enumerate(ops):
         for a in (op.act, op.dil):
             if a is not None:
-                for t in _tensors_of(fe, a):
+                for t in fe.tensor_ids(a):
                     last[t] = i
     for _, act in outputs:
-        for t in _tensors_of(fe, act):
+        for t in fe.tensor_ids(act):
             last[t] = n
     bufs, choff, gof = [], {}, {}
     for gi, (root, members) in enumerate(sorted(groups.items())):
@@ -303,18 +294,13 @@ def _lower(fe, outputs, class_names, source, split_wide=True, reuse=True):
         return choff[t] + int(g) - tensors[t].base
 
     def view(act):
-        ts = _tensors_of(fe, act)
+        ts = fe.tensor_ids(act)
         b = gof[ts[0]]
         return offsets[b], bufs[b]["cs"], np.array([phys(g) for g in act.flat], np.int64)
 
     layers, report = [], []
     for op in ops:
-        ts = _tensors_of(fe, op.act)
-        q_in = tensors[ts[0]].quant
-        for t in ts[1:]:
-            if not tensors[t].quant.same(q_in):
-                _fail(op, "its input mixes channels quantized differently ({!r} and {!r})".format(
-                    q_in, tensors[t].quant))
+        q_in = tensors[fe.tensor_ids(op.act)[0]].quant   # one quantization: the front end checked
         q_out = op.out.quant
         fields, acc, err = _int_layer(op, q_in, q_out)
         in_off, in_cs, gather = view(op.act)
@@ -360,7 +346,7 @@ def _lower(fe, outputs, class_names, source, split_wide=True, reuse=True):
                       cs=bufs[gof[inp]]["cs"], **t_in.quant.as_dict())
     outs = []
     for name, act in outputs:
-        ts = _tensors_of(fe, act)
+        ts = fe.tensor_ids(act)
         q = tensors[ts[0]].quant
         for t in ts[1:]:
             if not tensors[t].quant.same(q):
@@ -377,7 +363,7 @@ def _lower(fe, outputs, class_names, source, split_wide=True, reuse=True):
         act = getattr(v, "act", v) if type(v).__name__ == "RawQ" else v
         if type(act).__name__ != "Act" or act.ch.ndim != 1:
             continue
-        ts = _tensors_of(fe, act)
+        ts = fe.tensor_ids(act)
         if not all(t in gof for t in ts) or len({gof[t] for t in ts}) != 1:
             continue
         off, cs, ch = view(act)

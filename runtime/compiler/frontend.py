@@ -21,6 +21,7 @@ import numpy as np
 from .onnx_graph import CompileError, QONNX_DOMAINS, attrs, eval_constant_node, node_label, opset_version
 
 INF = float("inf")
+_QTYPES = {2: "uint8", 3: "int8", 21: "uint4", 22: "int4"}   # QuantizeLinear output_dtype codes
 
 
 class Quant:
@@ -57,9 +58,6 @@ class Post:
         self.lo = np.full(c, -INF) if lo is None else np.asarray(lo, np.float64).copy()
         self.hi = np.full(c, INF) if hi is None else np.asarray(hi, np.float64).copy()
 
-    def copy(self):
-        return Post(len(self.a), self.a, self.b, self.lo, self.hi)
-
     def take(self, idx):
         return Post(len(idx), self.a[idx], self.b[idx], self.lo[idx], self.hi[idx])
 
@@ -94,13 +92,13 @@ class Tensor:
     def __init__(self, tid, base, c, h, w, quant, name):
         self.id, self.base, self.c, self.h, self.w, self.quant, self.name = tid, base, c, h, w, quant, name
         self.producer = None        # LayerOp / RequantOp, None for the network input
-        self.is_input = False
 
 
 class Const:
-    def __init__(self, value, q=None):
+    def __init__(self, value, q=None, onnx_type=None):
         self.value = np.asarray(value)
         self.q = q                  # dict(int=, scale=, zp=) broadcastable to value; None = float
+        self.onnx_type = onnx_type  # "int4" / "uint4" when the value was widened to 8 bits
 
     @property
     def shape(self):
@@ -193,7 +191,6 @@ class Frontend:
     """Walks the graph once, node by node, in topological order (see module docstring)."""
 
     def __init__(self, model, input_size=None, float_weight_bits=None):
-        self.model = model
         self.graph = model.graph
         self.opset = opset_version(model)
         self.input_size = input_size
@@ -217,16 +214,12 @@ class Frontend:
         self.g_tensor.extend([t.id] * c)
         return t
 
-    def tensor_of(self, g):
-        return self.tensors[self.g_tensor[int(g)]]
+    def tensor_ids(self, act):
+        """Ids of the tensors holding the act's channels, in first-use order."""
+        return list(dict.fromkeys(self.g_tensor[int(g)] for g in act.flat))
 
     def act_tensors(self, act):
-        seen = []
-        for g in act.flat:
-            t = self.g_tensor[int(g)]
-            if t not in seen:
-                seen.append(t)
-        return [self.tensors[t] for t in seen]
+        return [self.tensors[t] for t in self.tensor_ids(act)]
 
     def act_quant(self, act, what="input"):
         ts = self.act_tensors(act)
@@ -250,7 +243,6 @@ class Frontend:
                 self.fail("the network input {!r} is quantized twice".format(v.name))
             n, c, h, w = v.shape
             t = self.new_tensor(c, h, w, quant, v.name)
-            t.is_input = True
             if (qlo, qhi) != (quant.qmin, quant.qmax):
                 self.fail("a narrow-range quantizer on the network input is not supported")
             self.input_tensor = t
@@ -304,10 +296,11 @@ class Frontend:
 
     # ---------------------------------------------------------------- walk
     def run(self):
-        from .onnx_graph import initializers, topo_order
+        from .onnx_graph import initializers, narrow_int_types, topo_order
         inits = initializers(self.graph)
+        narrow = narrow_int_types(self.graph)
         for name, arr in inits.items():
-            self.values[name] = Const(arr)
+            self.values[name] = Const(arr, onnx_type=narrow.get(name))
         for i in self.graph.input:
             if i.name in inits:
                 continue
@@ -429,36 +422,40 @@ class Frontend:
         return None
 
     # ---------------------------------------------------------------- QDQ
-    def _qparams(self, ins, a, nodename):
+    def _check_scale(self, scale):
+        if np.any(scale <= 0) or not np.all(np.isfinite(scale)):
+            self.fail("scale {} is not positive".format(scale.reshape(-1)[:4].tolist()))
+
+    def _qparams(self, ins, a):
+        """-> (scale, zero point array, ONNX type name of the quantized values: "int8", "uint8",
+        "int4", ...; int4 arrays come widened to int8)."""
         scale = np.asarray(self.const(ins[1], "the scale"), np.float64)
         zpc = ins[2] if len(ins) > 2 and ins[2] is not None else None
         if zpc is not None:
             zp_arr = self.const(zpc, "the zero point")
+            qtype = zpc.onnx_type or np.asarray(zp_arr).dtype.name
         else:
-            dt = {3: np.int8, 2: np.uint8, 22: np.int8}.get(int(a.get("output_dtype", 2)), np.uint8)
-            zp_arr = np.zeros(scale.shape, dt)
-        return scale, zp_arr
+            code = int(a.get("output_dtype", 2))
+            qtype = _QTYPES.get(code, "ONNX type {}".format(code))
+            zp_arr = np.zeros(scale.shape, np.int8 if qtype in ("int8", "int4") else np.uint8)
+        self._check_scale(scale)
+        return scale, zp_arr, qtype
 
     def op_QuantizeLinear(self, node, ins, a):
         x = ins[0]
-        scale, zp_arr = self._qparams(ins, a, node)
-        if np.any(scale <= 0) or not np.all(np.isfinite(scale)):
-            self.fail("scale {} is not positive".format(scale.reshape(-1)[:4].tolist()))
+        scale, zp_arr, qtype = self._qparams(ins, a)
         if isinstance(x, Const):
             return self.fold(node, ins)
         if scale.size != 1:
             self.fail("per-channel activation quantization is not supported (one scale per tensor)")
-        dt = np.asarray(zp_arr).dtype
-        if dt not in (np.dtype(np.uint8), np.dtype(np.int8)):
-            self.fail("activations must be int8 or uint8, got {}".format(dt))
-        q = Quant(scale.reshape(-1)[0], int(np.asarray(zp_arr).reshape(-1)[0]), dt == np.dtype(np.int8))
+        if qtype not in ("uint8", "int8"):
+            self.fail("activations must be int8 or uint8, got {}".format(qtype))
+        q = Quant(scale.reshape(-1)[0], int(np.asarray(zp_arr).reshape(-1)[0]), qtype == "int8")
         return RawQ(self.quantize(x, q), q)
 
     def op_DequantizeLinear(self, node, ins, a):
         x = ins[0]
-        scale, zp_arr = self._qparams(ins, a, node)
-        if np.any(scale <= 0) or not np.all(np.isfinite(scale)):
-            self.fail("scale {} is not positive".format(scale.reshape(-1)[:4].tolist()))
+        scale, zp_arr, _ = self._qparams(ins, a)
         if isinstance(x, Const):
             qi = np.asarray(x.value)
             if qi.dtype.kind not in "iu":
@@ -492,8 +489,7 @@ class Frontend:
         signed, narrow = bool(a.get("signed", 1)), bool(a.get("narrow", 0))
         mode = a.get("rounding_mode", b"ROUND")
         mode = mode.decode() if isinstance(mode, bytes) else str(mode)
-        if np.any(scale <= 0) or not np.all(np.isfinite(scale)):
-            self.fail("scale {} is not positive".format(scale.reshape(-1)[:4].tolist()))
+        self._check_scale(scale)
         if np.any(zp != np.round(zp)):
             self.fail("zero point {} is not an integer".format(zp.reshape(-1)[:4].tolist()))
         if bits.size != 1 or bits[0] != round(bits[0]) or not 2 <= bits[0] <= 8:
@@ -527,8 +523,7 @@ class Frontend:
         scale = np.asarray(self.const(ins[1], "the scale"), np.float64)
         if not isinstance(x, Const):
             self.fail("bipolar (1-bit) activations are not supported by the CoDeNet engine")
-        if np.any(scale <= 0):
-            self.fail("scale {} is not positive".format(scale.reshape(-1)[:4].tolist()))
+        self._check_scale(scale)
         qi = np.where(np.asarray(x.value) >= 0, 1, -1).astype(np.int64)
         return Const((qi * scale).astype(np.float32), q=dict(int=qi, scale=scale, zp=np.zeros((), np.int64)))
 
@@ -628,6 +623,7 @@ class Frontend:
 
     def op_DeformConv(self, node, ins, a):
         x = self.act_input(ins[0])
+        self.act_quant(x)         # one quantization over all input channels
         W = ins[1]
         off = ins[2]
         cin = x.flat.size

@@ -46,6 +46,12 @@ def initializers(graph):
     return {t.name: to_array(t) for t in graph.initializer}
 
 
+def narrow_int_types(graph):
+    """{initializer name: "int4" / "uint4"} for the initializers that to_array widens."""
+    names = {onnx.TensorProto.INT4: "int4", onnx.TensorProto.UINT4: "uint4"}
+    return {t.name: names[t.data_type] for t in graph.initializer if t.data_type in names}
+
+
 def topo_order(graph):
     """Nodes in a topological order (the file's order when it already is one)."""
     known = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
