@@ -1,28 +1,20 @@
-"""Random CoDeNet layers and programs for the tests (hypothesis `data.draw` based), and a runner
-that executes a program on both the numpy model and the C simulation."""
-import ctypes
+"""Random CoDeNet layers and programs for the tests (hypothesis `data.draw` based), a runner that
+executes a program on both the numpy model and the C simulation, and the C testbench's golden-vector
+files."""
+import subprocess
 
 import numpy as np
 from hypothesis import strategies as st
 
 from runtime.engines import codenet_config as cfg
-from runtime.engines.codenet_program import LayerSpec, expected_out_hw, pack_program
-
-_lib = None
+from runtime.engines.codenet_program import LayerSpec, arena_bytes_needed, expected_out_hw, pack_program
 
 
 def csim_lib():
-    """The C-simulation library (built once per session; hls_src/codenet)."""
-    global _lib
-    if _lib is None:
-        from runtime.engines.csim import load_csim_library
-        lib = load_csim_library("codenet")
-        lib.codenet_csim_run.restype = ctypes.c_int
-        lib.codenet_csim_run.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
-                                         ctypes.c_uint32, ctypes.c_uint64, ctypes.c_uint64]
-        lib.codenet_csim_last_error.restype = ctypes.c_char_p
-        _lib = lib
-    return _lib
+    """The C-simulation library with its ctypes signatures (hls_src/codenet; built once per source
+    hash, loaded once)."""
+    from runtime.engines.codenet_ip import load_codenet_csim
+    return load_codenet_csim()
 
 
 def csim_run(program, weights, arena):
@@ -164,7 +156,8 @@ def draw_layer(draw, lay, op=None, in_mode=None, src=None, cin=None, deformable=
     if big_bias:
         bias = rng.integers(-(1 << 31), 1 << 31, cout)
     else:
-        b = int(min(room, np.sqrt(k) * 8 * xmax / 2))
+        # room < 0: the weights alone can overflow the accumulator (wide 8-bit layers); zero bias
+        b = max(0, int(min(room, np.sqrt(k) * 8 * xmax / 2)))
         bias = rng.integers(-b, b + 1, cout)
     out_signed = draw(st.booleans())
     rq = draw_requant(draw, cout, typical, out_signed)
@@ -191,9 +184,9 @@ def draw_layer(draw, lay, op=None, in_mode=None, src=None, cin=None, deformable=
     return spec
 
 
-def fill_arena(draw, size, layers, dil_max=cfg.MAX_DIL):
-    """Random arena bytes; deformable layers' dilation maps get values 0..dil_max."""
-    rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
+def fill_arena_rng(rng, size, layers, dil_max=cfg.MAX_DIL):
+    """Random arena bytes from the numpy generator `rng`; deformable layers' dilation maps get
+    values 0..dil_max."""
     arena = rng.integers(0, 256, size).astype(np.uint8)
     for s in layers:
         if s.deformable:
@@ -201,6 +194,44 @@ def fill_arena(draw, size, layers, dil_max=cfg.MAX_DIL):
             idx = s.dil_off + np.arange(n) * s.dil_cs
             arena[idx] = rng.integers(0, dil_max + 1, n)
     return arena
+
+
+def fill_arena(draw, size, layers, dil_max=cfg.MAX_DIL):
+    """fill_arena_rng with a generator seeded by a hypothesis draw."""
+    return fill_arena_rng(np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1))), size, layers, dil_max)
+
+
+def draw_single(draw, slack_max, dil_max=cfg.MAX_DIL, **kw):
+    """One random layer (draw_layer's keywords) and a random arena for it, up to slack_max bytes
+    longer than the layer needs; -> (spec, arena)."""
+    lay = Layout(draw)
+    spec = draw_layer(draw, lay, **kw)
+    arena = fill_arena(draw, arena_bytes_needed([spec]) + draw(st.integers(0, slack_max)), [spec], dil_max)
+    return spec, arena
+
+
+def draw_chain(draw, lay, max_ch, sort=False):
+    """2..4 random layers, each reading the previous layer's output buffer through a random gather
+    of 1..max_ch channels over its channel stride (sorted half of the time when sort is set)."""
+    layers = [draw_layer(draw, lay, max_hw=6, max_ch=max_ch)]
+    for _ in range(draw(st.integers(1, 3))):
+        p = layers[-1]
+        # the two callers have always drawn these in different orders: kept, so that each one
+        # draws exactly the examples it drew before (and its saved hypothesis examples replay)
+        if sort:
+            seed = draw(st.integers(0, 2 ** 32 - 1))
+            cin = draw(st.integers(1, max_ch))
+        else:
+            cin = draw(st.integers(1, max_ch))
+            seed = draw(st.integers(0, 2 ** 32 - 1))
+        gather = np.random.default_rng(seed).integers(0, p.out_cs, cin)
+        if sort and draw(st.booleans()):
+            gather = np.sort(gather)
+        src = dict(off=p.out_off, h=p.out_h, w=p.out_w, cs=p.out_cs, signed=p.out_signed, gather=gather)
+        if p.out_h * 3 > 40 or p.out_w * 3 > 40:
+            break
+        layers.append(draw_layer(draw, lay, src=src, max_ch=max_ch))
+    return layers
 
 
 def run_both(layers, arena, strict=True):
@@ -219,7 +250,24 @@ def run_both(layers, arena, strict=True):
     return a_np
 
 
-def pack_unchecked(layers):
-    """pack_program with only the engine's descriptor checks: for descriptors the engine accepts
-    but a compiler would not emit (free output sizes, wrapping accumulators)."""
-    return pack_program(layers, strict=False)
+def write_tb_vectors(folder, program=None, weights=None, arena_in=None, arena_out=None, checks=None):
+    """Write the golden-vector files the C testbench (hls_src/codenet/codenet_tb.cpp) reads from
+    `folder`; only those given (a test can then replace one, e.g. with a corrupted expectation).
+    checks: (offset, length, name) of the arena ranges to compare."""
+    from pathlib import Path
+    folder = Path(folder)
+    if program is not None:
+        np.asarray(program).astype("<u4").tofile(folder / "program.bin")
+    for name, data in (("weights", weights), ("arena_in", arena_in), ("arena_out", arena_out)):
+        if data is not None:
+            np.ascontiguousarray(data, np.uint8).tofile(folder / (name + ".bin"))
+    if checks is not None:
+        (folder / "check.txt").write_text("# offset length name\n" + "".join(
+            "{} {} {}\n".format(off, length, name) for off, length, name in checks))
+
+
+def run_tb(folder, timeout=300):
+    """Build the C testbench (cached) and run it on the vectors in `folder`; -> CompletedProcess."""
+    from runtime.engines.csim import compile_testbench
+    tb = compile_testbench("codenet")
+    return subprocess.run([str(tb), str(folder)], capture_output=True, text=True, timeout=timeout)

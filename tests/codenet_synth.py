@@ -220,20 +220,6 @@ def float_onnx(deform=False, size=256, classes=20):
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
 
 
-def time_onnxruntime(model, repeats=20):
-    import onnxruntime as ort
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    inp = np.random.default_rng(0).standard_normal((1, 3, 256, 256)).astype(np.float32)
-    for _ in range(3):
-        sess.run(None, {"img": inp})
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        sess.run(None, {"img": inp})
-        ts.append(time.perf_counter() - t0)
-    return ts
-
-
 def main(rounds=30, per_round=1):
     """ms/frame of the numpy model on the synthetic program, interleaved with onnxruntime on the
     float ONNX (plain dw and DeformConv variants) so that all see the same machine load."""

@@ -1,6 +1,5 @@
 """BNN parameter buffer (FORMAT.md): pack / unpack / validate, the config mirror, and the numpy
 engine model's input checks."""
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -8,13 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from runtime.engines import bnn_config as cfg
+from runtime.engines import bnn_format as fmt
+from runtime.engines import bnn_model as model
 
-from runtime.engines import bnn_config as cfg  # noqa: E402
-from runtime.engines import bnn_format as fmt  # noqa: E402
-from runtime.engines import bnn_model as model  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 HEADER = ROOT / "hls_src" / "bnn" / "bnn_config.h"
 

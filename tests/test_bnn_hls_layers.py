@@ -7,22 +7,16 @@ module-level layer functions of runtime/engines/bnn_model.py. Network level: bnn
 """
 import ctypes
 import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from runtime.engines import bnn_config as cfg  # noqa: E402
-from runtime.engines import bnn_format as fmt  # noqa: E402
-from runtime.engines import bnn_model as model  # noqa: E402
-from runtime.engines import csim  # noqa: E402
+from runtime.engines import bnn_config as cfg
+from runtime.engines import bnn_format as fmt
+from runtime.engines import bnn_model as model
+from runtime.engines import csim
 
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -259,11 +253,9 @@ def test_testbench_passes_on_golden_vectors(tmp_path):
 def test_hls_sources_compile_warning_free(tmp_path):
     """-Wall clean (HLS pragmas are unknown to g++: -Wno-unknown-pragmas is the only exception)."""
     cxx = csim.find_compiler()
-    ap = csim.find_ap_types()
-    src = ROOT / "hls_src" / "bnn"
+    src = csim.hls_src_dir("bnn")
     for name in ("bnn_top.cpp", "bnn_csim.cpp", "bnn_tb.cpp"):
-        cmd = [cxx, "-O2", "-Wall", "-Wno-unknown-pragmas", "-std=c++14", "-fPIC", "-I", str(src),
-               "-I", str(ROOT / "hls_src" / "common"),
-               "-isystem", str(ap), "-c", str(src / name), "-o", str(tmp_path / (name + ".o"))]
+        cmd = [cxx, "-O2", "-Wall", "-Wno-unknown-pragmas", "-std=c++14", "-fPIC", *csim.include_flags("bnn"),
+               "-c", str(src / name), "-o", str(tmp_path / (name + ".o"))]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         assert proc.returncode == 0 and proc.stderr == "", proc.stderr

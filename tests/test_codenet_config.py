@@ -10,6 +10,7 @@ def test_header_and_python_constants_agree():
         assert header[name] == getattr(cfg, name), name
     shared = [n for n in header if hasattr(cfg, n)]
     assert len(shared) >= 40                 # engine limits, descriptor words, codes, blob layout
+    assert header["DESC_WORDS"] == 32 and header["W_WORD_BYTES"] == cfg.PA // 2
 
 
 def test_format_md_defaults():

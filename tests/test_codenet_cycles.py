@@ -2,8 +2,6 @@
 simulation counts while it runs (codenet_csim_cycles: pipelined-loop trip counts, single-beat
 accesses and loop entries), per layer and phase, on random layers of every op / mode and on
 multi-layer programs."""
-import ctypes
-
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -11,25 +9,20 @@ from hypothesis import strategies as st
 
 from runtime.engines.codenet_program import LayerSpec, arena_bytes_needed, pack_program
 from runtime.measure.codenet_cycles import PHASES, conv_wide, frame_estimate, layer_cycles
-from tests.codenet_gen import Layout, draw_layer, fill_arena
+from tests.codenet_gen import Layout, csim_lib, csim_run, draw_chain, draw_single, fill_arena, fill_arena_rng
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 
 
 @pytest.fixture(scope="module")
 def lib():
-    from tests.codenet_gen import csim_lib
     lib = csim_lib()  # no compiler or headers is a failure: CI installs both
-    lib.codenet_csim_cycles.restype = ctypes.c_uint32
-    lib.codenet_csim_cycles.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
-    lib.codenet_csim_cycle_phases.restype = ctypes.c_int
     assert lib.codenet_csim_cycle_phases() == len(PHASES)
     return lib
 
 
 def counted(lib, layers, arena, strict=True):
     """Run the C-sim on the program; -> (n_layers, len(PHASES)) counts it measured."""
-    from tests.codenet_gen import csim_run
     program, weights = pack_program(layers, strict=strict)
     rc, msg = csim_run(program, weights, arena.copy())
     assert rc == 0, msg
@@ -50,9 +43,7 @@ def assert_model_equals_csim(lib, layers, arena, strict=True):
 
 
 def _single(lib, data, strict=True, **kw):
-    lay = Layout(data.draw)
-    spec = draw_layer(data.draw, lay, **kw)
-    arena = fill_arena(data.draw, arena_bytes_needed([spec]) + data.draw(st.integers(0, 20)), [spec])
+    spec, arena = draw_single(data.draw, 20, **kw)
     assert_model_equals_csim(lib, [spec], arena, strict)
     return spec
 
@@ -105,18 +96,8 @@ def test_narrow_paths(lib):
     assert conv_wide(ok)
     dw = _wide_gather_layer(rng, "dw3x3", 3000, deformable=True, dil_cs=1100, w=5)
     for spec in (wide, ok, dw):
-        arena = fill_arena(_Draw(rng), arena_bytes_needed([spec]) + 16, [spec])
+        arena = fill_arena_rng(rng, arena_bytes_needed([spec]) + 16, [spec])
         assert_model_equals_csim(lib, [spec], arena)
-
-
-class _Draw:
-    """A stand-in for hypothesis' draw with a numpy generator (for fill_arena)."""
-
-    def __init__(self, rng):
-        self.rng = rng
-
-    def __call__(self, strategy):
-        return int(self.rng.integers(0, 2 ** 32 - 1))
 
 
 @settings(SETTINGS, max_examples=15)
@@ -124,18 +105,7 @@ class _Draw:
 def test_multilayer_program_cycles(lib, data):
     """2..4 random layers chained through random gathers of the previous output buffer."""
     draw = data.draw
-    lay = Layout(draw)
-    layers = [draw_layer(draw, lay, max_hw=6, max_ch=24)]
-    for _ in range(draw(st.integers(1, 3))):
-        p = layers[-1]
-        rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
-        gather = rng.integers(0, p.out_cs, draw(st.integers(1, 24)))
-        if draw(st.booleans()):
-            gather = np.sort(gather)
-        src = dict(off=p.out_off, h=p.out_h, w=p.out_w, cs=p.out_cs, signed=p.out_signed, gather=gather)
-        if p.out_h * 3 > 40 or p.out_w * 3 > 40:
-            break
-        layers.append(draw_layer(draw, lay, src=src, max_ch=24))
+    layers = draw_chain(draw, Layout(draw), max_ch=24, sort=True)
     arena = fill_arena(draw, arena_bytes_needed(layers) + 3, layers)
     assert_model_equals_csim(lib, layers, arena)
 

@@ -4,15 +4,14 @@ bit-exact against the numpy model (runtime/engines/codenet_model.py).
 
 Contract: hls_src/codenet/FORMAT.md. Needs g++ and the ap_types headers (hls4ml wheel).
 """
-import ctypes
 import subprocess
 
 import numpy as np
 import pytest
 
 from runtime.engines import codenet_config as cfg
-from runtime.engines.csim import (compile_testbench, find_ap_types, find_compiler,
-                                  hls_src_dir, load_csim_library)
+from runtime.engines.csim import find_ap_types, find_compiler, hls_src_dir, include_flags
+from tests.codenet_gen import csim_lib, csim_run, run_tb, write_tb_vectors
 
 # no compiler or headers is a failure, not a skip: CI installs both
 find_compiler()
@@ -28,17 +27,11 @@ WARN_FLAGS = ["-Wall", "-Wextra", "-Werror", "-Wno-unknown-pragmas", "-std=c++14
 def test_source_is_warning_free(source):
     """Every source and header compiles under -Wall -Wextra -Werror (`#pragma HLS` lines are
     unknown to g++: -Wno-unknown-pragmas is the only exception)."""
-    cmd = [find_compiler(), "-fsyntax-only", *WARN_FLAGS, "-I", str(SRC),
-           "-I", str(hls_src_dir("common")), "-isystem", str(find_ap_types())]
+    cmd = [find_compiler(), "-fsyntax-only", *WARN_FLAGS, *include_flags("codenet")]
     if source.endswith(".h"):
         cmd += ["-x", "c++"]
     proc = subprocess.run(cmd + [str(SRC / source)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-
-
-def test_header_constants_agree_with_python():
-    header = cfg.check_header_agrees()
-    assert header["DESC_WORDS"] == 32 and header["W_WORD_BYTES"] == cfg.PA // 2
 
 
 def test_weight_buffer_words_cover_every_admitted_layer():
@@ -57,23 +50,13 @@ def test_weight_buffer_words_cover_every_admitted_layer():
 # ------------------------------------------------------------------ ctypes wrapper
 @pytest.fixture(scope="module")
 def lib():
-    lib = load_csim_library("codenet")
-    lib.codenet_csim_run.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_uint32, ctypes.c_uint64,
-                                                             ctypes.c_uint64]
-    lib.codenet_csim_run.restype = ctypes.c_int
-    lib.codenet_csim_last_error.restype = ctypes.c_char_p
-    return lib
+    return csim_lib()
 
 
-def csim_run(lib, program, blob, arena):
-    """Run on a copy of arena; -> (return code, arena after)."""
-    program = np.ascontiguousarray(program, np.uint32)
-    blob = np.ascontiguousarray(blob, np.uint8)
-    if blob.size == 0:
-        blob = np.zeros(8, np.uint8)
+def run_on_copy(program, blob, arena):
+    """codenet_gen.csim_run on a copy of arena; -> (return code, arena after)."""
     out = np.array(arena, np.uint8, copy=True)
-    rc = lib.codenet_csim_run(program.ctypes.data, blob.ctypes.data, out.ctypes.data,
-                              program.size // cfg.DESC_WORDS, out.size, blob.size)
+    rc, _ = csim_run(program, blob, out)
     return rc, out
 
 
@@ -116,7 +99,7 @@ def test_conv1x1_hand_computed(lib):
                 clamp_lo=0, clamp_hi=255)
     arena = np.full(24, 0xAA, np.uint8)
     arena[0:8] = [10, 20, 30, 99, 1, 2, 3, 200]
-    rc, out = csim_run(lib, prog, blob, arena)
+    rc, out = run_on_copy(prog, blob, arena)
     assert rc == 0
     assert list(out[16:22]) == [0xAA, 126, 106, 0xAA, 25, 224]
     assert list(out[:16]) == list(arena[:16]) and list(out[22:]) == list(arena[22:])
@@ -168,7 +151,7 @@ def test_dw3x3_normal_and_deformable_hand_computed(lib):
     arena = np.zeros(72, np.uint8)
     arena[0:9] = np.ravel(img)
     arena[48:66:2] = np.ravel(dil)
-    rc, out = csim_run(lib, prog, blob, arena)
+    rc, out = run_on_copy(prog, blob, arena)
     assert rc == 0, lib.codenet_csim_last_error()
     sob = np.array(out[16:25]).reshape(3, 3)
     dfm = np.array(out[32:41]).reshape(3, 3)
@@ -184,18 +167,18 @@ def test_limits_are_refused_without_touching_the_arena(lib):
     good = dict(op=0, in_off=0, in_h=2, in_w=2, in_cs=1, cin=1, stride=1, out_off=8, out_h=2,
                 out_w=2, out_cs=1, cout=1, gather_off=0, w_off=8, q_off=16, clamp_lo=0, clamp_hi=255)
     arena = np.arange(16, dtype=np.uint8)
-    assert csim_run(lib, desc(**good), blob, arena)[0] == 0
+    assert run_on_copy(desc(**good), blob, arena)[0] == 0
     bad = [dict(op=2), dict(cin=cfg.MAX_CH + 1), dict(in_w=cfg.MAX_IMG + 1), dict(stride=3),
            dict(pad=1), dict(in_mode=3), dict(flags=cfg.FLAG_DEFORMABLE), dict(flags=64),
            dict(clamp_lo=-1), dict(clamp_hi=256), dict(out_choff=1), dict(out_off=13),
            dict(in_off=14), dict(q_off=24), dict(w_off=4), dict(in_cs=0)]
     for change in bad:
-        rc, out = csim_run(lib, desc(**{**good, **change}), blob, arena)
+        rc, out = run_on_copy(desc(**{**good, **change}), blob, arena)
         assert rc != 0, change
         assert np.array_equal(out, arena), change
         assert lib.codenet_csim_last_error().startswith(b"codenet_csim: layer 0"), change
     too_many = np.tile(desc(**good), cfg.MAX_LAYERS + 1)
-    assert csim_run(lib, too_many, blob, arena)[0] != 0
+    assert run_on_copy(too_many, blob, arena)[0] != 0
 
 
 # ------------------------------------------------------------------ against the numpy model
@@ -270,7 +253,7 @@ def test_random_layers_bit_exact_with_numpy_model(lib, seed):
             continue
         ref = arena.copy()
         M.run_program(prog, blob, ref)
-        rc, got = csim_run(lib, prog, blob, arena)
+        rc, got = run_on_copy(prog, blob, arena)
         assert rc == 0, lib.codenet_csim_last_error()
         diff = np.nonzero(ref != got)[0]
         assert diff.size == 0, (s, diff[:8], ref[diff[:8]], got[diff[:8]])
@@ -294,7 +277,7 @@ def test_weight_buffer_worst_case_layer(lib):
     prog, blob = P.pack_program([s])
     ref = arena.copy()
     M.run_program(prog, blob, ref)
-    rc, got = csim_run(lib, prog, blob, arena)
+    rc, got = run_on_copy(prog, blob, arena)
     assert rc == 0, lib.codenet_csim_last_error()
     assert np.array_equal(ref, got)
 
@@ -352,24 +335,18 @@ def test_testbench_on_golden_vectors(lib, tmp_path):
     expected = arena.copy()
     M.run_program(prog, blob, expected)
     assert len(np.unique(expected[2048:2048 + 98:2])) >= 3     # the dilation map varies
-    rc, got = csim_run(lib, prog, blob, arena)                 # the shared library agrees ...
+    rc, got = run_on_copy(prog, blob, arena)                   # the shared library agrees ...
     assert rc == 0 and np.array_equal(got, expected)
-    prog.astype("<u4").tofile(tmp_path / "program.bin")        # ... and so does the testbench
-    blob.tofile(tmp_path / "weights.bin")
-    arena.tofile(tmp_path / "arena_in.bin")
-    expected.tofile(tmp_path / "arena_out.bin")
-    ranges = P.arena_ranges(layers)
-    (tmp_path / "check.txt").write_text("# offset length name\n" + "".join(
-        "{} {} {}\n".format(r["write"][0], r["write"][1] - r["write"][0], s.name)
-        for r, s in zip(ranges, layers)))
-    tb = compile_testbench("codenet")
-    proc = subprocess.run([str(tb), str(tmp_path)], capture_output=True, text=True, timeout=120)
+    ranges = P.arena_ranges(layers)                            # ... and so does the testbench
+    write_tb_vectors(tmp_path, prog, blob, arena, expected,
+                     [(r["write"][0], r["write"][1] - r["write"][0], s.name) for r, s in zip(ranges, layers)])
+    proc = run_tb(tmp_path, timeout=120)
     assert proc.returncode == 0 and proc.stdout.startswith("PASS"), proc.stdout + proc.stderr
     # a wrong expectation must fail
     bad = expected.copy()
     bad[ranges[-1]["write"][0] + 4] ^= 1
-    bad.tofile(tmp_path / "arena_out.bin")
-    proc = subprocess.run([str(tb), str(tmp_path)], capture_output=True, text=True, timeout=120)
+    write_tb_vectors(tmp_path, arena_out=bad)
+    proc = run_tb(tmp_path, timeout=120)
     assert proc.returncode == 1 and "FAIL" in proc.stdout and "mismatch up" in proc.stdout
 
 

@@ -1,14 +1,13 @@
 """CoDeNet engine: the numpy model against the C simulation of hls_src/codenet, byte for byte on
 the whole arena, for every operation (hypothesis-drawn small layers and programs); the program
 packer; every validate_layer refusal; the IP model; the C testbench on golden vectors."""
-import subprocess
-
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.codenet_gen import Layout, csim_lib, csim_run, draw_layer, fill_arena, run_both, set_out_signed
+from tests.codenet_gen import (Layout, csim_lib, csim_run, draw_chain, draw_layer, draw_single, fill_arena,
+                               run_both, run_tb, set_out_signed, write_tb_vectors)
 from runtime.engines import codenet_config as cfg
 from runtime.engines.codenet_model import EngineLimitError, _Layer, requant, run_program, wrap_acc
 from runtime.engines.codenet_program import (LayerSpec, arena_bytes_needed, output_extent, pack_program,
@@ -24,9 +23,7 @@ def csim():
 
 
 def _single(data, dil_max=cfg.MAX_DIL, strict=True, **kw):
-    lay = Layout(data.draw)
-    spec = draw_layer(data.draw, lay, **kw)
-    arena = fill_arena(data.draw, arena_bytes_needed([spec]) + data.draw(st.integers(0, 4)), [spec], dil_max)
+    spec, arena = draw_single(data.draw, 4, dil_max, **kw)
     return run_both([spec], arena, strict=strict), spec
 
 
@@ -167,17 +164,7 @@ def test_multilayer_program(csim, data):
     """2..4 random layers, each reading the previous layer's output buffer (through a random
     gather over its channel stride)."""
     draw = data.draw
-    lay = Layout(draw)
-    layers = [draw_layer(draw, lay, max_hw=6, max_ch=12)]
-    for _ in range(draw(st.integers(1, 3))):
-        p = layers[-1]
-        cin = draw(st.integers(1, 12))
-        rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
-        gather = rng.integers(0, p.out_cs, cin)
-        src = dict(off=p.out_off, h=p.out_h, w=p.out_w, cs=p.out_cs, signed=p.out_signed, gather=gather)
-        if p.out_h * 3 > 40 or p.out_w * 3 > 40:
-            break
-        layers.append(draw_layer(draw, lay, src=src, max_ch=12))
+    layers = draw_chain(draw, Layout(draw), max_ch=12)
     arena = fill_arena(draw, arena_bytes_needed(layers) + 3, layers)
     run_both(layers, arena)
 
@@ -493,7 +480,6 @@ def test_testbench_passes_on_golden_vectors(csim, tmp_path):
     """Write program / weights / arena-in / expected arena-out from the numpy model for a small
     multi-layer program (patch, 1x1, dw, deformable, upsample, concat offsets), build the C
     testbench and check it prints PASS (and FAIL on a corrupted expectation)."""
-    from runtime.engines.csim import compile_testbench
     from tests.codenet_synth import shufflenet_codenet
     layers, nbytes, img = shufflenet_codenet(seed=3, size=32, stage_units=(2, 2, 2))
     program, weights = pack_program(layers)
@@ -502,19 +488,12 @@ def test_testbench_passes_on_golden_vectors(csim, tmp_path):
     arena_in[img["off"]:img["off"] + 32 * 32 * 3] = rng.integers(0, 256, 32 * 32 * 3)
     arena_out = arena_in.copy()
     run_program(program, weights, arena_out)
-    (tmp_path / "program.bin").write_bytes(program.astype("<u4").tobytes())
-    (tmp_path / "weights.bin").write_bytes(weights.tobytes())
-    (tmp_path / "arena_in.bin").write_bytes(arena_in.tobytes())
-    (tmp_path / "arena_out.bin").write_bytes(arena_out.tobytes())
-    lines = ["# offset length name"] + ["{} {} {}".format(a, b - a, s.name) for s in layers
-                                        for a, b in [output_extent(s)]]
-    lines.append("0 {} whole_arena".format(nbytes))
-    (tmp_path / "check.txt").write_text("\n".join(lines) + "\n")
-    tb = compile_testbench("codenet")
-    proc = subprocess.run([str(tb), str(tmp_path)], capture_output=True, text=True, timeout=300)
+    checks = [(a, b - a, s.name) for s in layers for a, b in [output_extent(s)]] + [(0, nbytes, "whole_arena")]
+    write_tb_vectors(tmp_path, program, weights, arena_in, arena_out, checks)
+    proc = run_tb(tmp_path, timeout=300)
     assert proc.returncode == 0 and "PASS" in proc.stdout, proc.stdout + proc.stderr
     a, b = output_extent(layers[-1])
     arena_out[b - 1] ^= 1
-    (tmp_path / "arena_out.bin").write_bytes(arena_out.tobytes())
-    proc = subprocess.run([str(tb), str(tmp_path)], capture_output=True, text=True, timeout=300)
+    write_tb_vectors(tmp_path, arena_out=arena_out)
+    proc = run_tb(tmp_path, timeout=300)
     assert proc.returncode == 1 and "FAIL" in proc.stdout, proc.stdout + proc.stderr

@@ -9,35 +9,43 @@ from ..errors import SimulationError
 from . import codenet_config as cfg
 
 
+def load_codenet_csim(extra_flags=()):
+    """The C simulation of hls_src/codenet as a ctypes.CDLL with every entry point's signature
+    declared (codenet_csim.cpp, FORMAT.md); built once per source hash, loaded once."""
+    from .csim import load_csim_library
+    lib = load_csim_library("codenet", extra_flags)
+    ptr, u32, u64 = ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint64
+    lib.codenet_csim_run.restype = ctypes.c_int
+    lib.codenet_csim_run.argtypes = [ptr, ptr, ptr, u32, u64, u64]
+    lib.codenet_csim_check.restype = ctypes.c_int
+    lib.codenet_csim_check.argtypes = [ptr, ptr, u32, u64, u64]
+    lib.codenet_csim_last_error.restype = ctypes.c_char_p
+    lib.codenet_csim_last_error.argtypes = []
+    lib.codenet_csim_cycles.restype = ctypes.c_uint32
+    lib.codenet_csim_cycles.argtypes = [ptr, u32]
+    lib.codenet_csim_cycle_phases.restype = ctypes.c_int
+    lib.codenet_csim_cycle_phases.argtypes = []
+    return lib
+
+
 class CodenetIPModel:
     def __init__(self, engine="numpy", manifest=None):
+        # manifest: the simulated device passes it to every IP model; this one needs nothing from it
         if engine not in ("numpy", "csim"):
             raise ValueError("engine must be 'numpy' or 'csim', not {!r}".format(engine))
         self.engine = engine
-        self.manifest = manifest
-        self._lib = None
-        if engine == "csim":
-            from .csim import load_csim_library
-            lib = load_csim_library("codenet")
-            lib.codenet_csim_run.restype = ctypes.c_int
-            lib.codenet_csim_run.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
-                                             ctypes.c_uint32, ctypes.c_uint64, ctypes.c_uint64]
-            lib.codenet_csim_last_error.restype = ctypes.c_char_p
-            lib.codenet_csim_last_error.argtypes = []
-            self._lib = lib
+        self._lib = load_codenet_csim() if engine == "csim" else None
         self.reset()
 
     def reset(self):
-        """Bitstream (re)load. The engine keeps nothing between starts (every layer reloads its
-        weights from DDR), so there is no state to lose."""
-        self.last_layers = 0
+        """Bitstream (re)load (the simulated device calls it). The engine keeps nothing between
+        starts (every layer reloads its weights from DDR), so there is no state to lose."""
 
     def start(self, reg, device):
         n = reg("n_layers")
         if n > cfg.MAX_LAYERS:
             raise SimulationError("codenet IP: n_layers = {} exceeds the engine's {} (MAX_LAYERS)".format(
                 n, cfg.MAX_LAYERS))
-        self.last_layers = n
         if n == 0:
             return                                   # an empty program runs nothing
         program = device.dma(reg("program"), n * cfg.DESC_WORDS * 4, "codenet program")

@@ -89,7 +89,8 @@ def _digest(files, flags, cxx):
     return h.hexdigest()[:16]
 
 
-def _include_flags(engine):
+def include_flags(engine):
+    """g++ include flags for an engine's sources: hls_src/common, hls_src/<engine>, ap_types."""
     # ap_types are third-party: -isystem keeps their own warnings out of our -Wall check.
     return ["-I", str(hls_src_dir("common")), "-I", str(hls_src_dir(engine)),
             "-isystem", str(find_ap_types())]
@@ -115,7 +116,7 @@ def build_library(engine, extra_flags=()):
     """Compile the engine's C-simulation into a shared library; return (path, compiler warnings)."""
     cxx = find_compiler()
     lib_sources, _, headers = _sources(engine)
-    flags = CXX_FLAGS + list(extra_flags) + _include_flags(engine)
+    flags = CXX_FLAGS + list(extra_flags) + include_flags(engine)
     key = _digest(lib_sources + headers, flags + ["-shared"], cxx)
     target = cache_dir() / "{}-{}.so".format(engine, key)
     if target.is_file():
@@ -140,7 +141,7 @@ def compile_testbench(engine, extra_flags=()):
     if not tb_sources:
         raise CsimBuildError("no testbench (*_tb.cpp) in {}".format(hls_src_dir(engine)))
     kernel = [p for p in lib_sources if not p.name.endswith("_csim.cpp")]
-    flags = [f for f in CXX_FLAGS if f != "-fPIC"] + list(extra_flags) + _include_flags(engine)
+    flags = [f for f in CXX_FLAGS if f != "-fPIC"] + list(extra_flags) + include_flags(engine)
     key = _digest(kernel + tb_sources + headers, flags + ["tb"], cxx)
     target = cache_dir() / "{}-tb-{}".format(engine, key)
     if not target.is_file():
