@@ -164,7 +164,7 @@ def cmd_run(args):
         if x.ndim != len(shape) or x.shape[0] < 1:
             raise InputError("input must have shape (N, {}, {}, {}), got {}".format(*shape[1:], list(x.shape)))
         frames = [net.run(x[i:i + 1]) for i in range(x.shape[0])]
-        starts = net.overlay.device.starts.get("codenet_0") if net.pl == "sim" else None
+        starts = net.overlay.device.starts[net.ip.name] if net.pl == "sim" else None
     outputs = {k: np.concatenate([f[k] for f in frames]) for k in frames[0]}
     out = Path(args.output)
     write_files_atomically(out.parent, [(out.name, lambda f: np.savez(f, **outputs))])

@@ -52,7 +52,6 @@ W_WORD_BYTES = PA // 2                       # one 1x1 weight word: PA 4-bit or 
 W_WORDS = 2176                               # weight words per PE lane (see the header)
 MAX_K = MAX_CH                               # 1x1 inputs per pixel (PATCH3X3: 9 * cin)
 CH_TILES = MAX_CH // PE
-PE_DRAIN = 2                                 # modelled pipeline drain per output tile
 ARENA_BUS_BYTES = 16                         # arena / weights m_axi width (128-bit beats)
 PIX_BEATS = 128                              # 1x1 on-chip pixel buffer (beats)
 DIL_BEATS = 256                              # deformable dilation-row buffer (beats)

@@ -544,7 +544,7 @@ class _Layer:
         if s.deformable:
             dil = _strided(arena, s.dil_off, self.p_out, 1, s.dil_cs, "dilation map", self.name)[:, 0]
         out5 = None
-        if getattr(self, "geom", None) == "updense":
+        if self.geom == "updense":
             st = out.strides[1]
             out5 = as_strided(out, shape=(s.in_h, 2, s.in_w, 2, s.cout),
                               strides=(2 * s.out_w * s.out_cs * st, s.out_w * s.out_cs * st,
@@ -559,7 +559,7 @@ class _Layer:
         if s.op == "conv1x1":
             acc = self._run_conv(rows)
         else:
-            acc = self._run_dw(rows, None if dilv is None else np.array(dilv))
+            acc = self._run_dw(rows, dilv)      # the dilations are read before the output is stored
         self._store(self.requant_values(acc) if self.rq == "wrap" else self.requant_fast(acc), out, out5)
 
 

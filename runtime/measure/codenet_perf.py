@@ -43,17 +43,8 @@ PUBLISHED_FPS = {256: 32.2, 512: 9.3}
 ZU3EG = {"lut": 70560, "bram36": 216, "dsp": 360}
 
 
-def _ceil(a, b):
-    return -(-int(a) // int(b))
-
-
-def layer_cycles(spec):
-    """dict of the modelled cycle components of one LayerSpec (HLS trip counts, per phase)."""
-    c = codenet_cycles.layer_cycles(spec)
-    pixels = spec.out_h * spec.out_w
-    c = dict(c)
-    c["macs"] = pixels * (spec.k * spec.cout if spec.op == "conv1x1" else 9 * spec.cout)
-    return c
+def _macs(spec):
+    return spec.out_h * spec.out_w * (spec.k * spec.cout if spec.op == "conv1x1" else 9 * spec.cout)
 
 
 BRAM36_SHAPES = ((72, 512), (36, 1024), (18, 2048), (9, 4096), (4, 8192), (2, 16384), (1, 32768))
@@ -73,8 +64,7 @@ def _memory(banks, width, depth):
 
 def on_chip_memories():
     """The on-chip arrays of hls_src/codenet/codenet_engine.h with their partitioning."""
-    pe, pa = cfg.PE, cfg.PA
-    tiles = cfg.MAX_CH // pe
+    pe, pa, tiles = cfg.PE, cfg.PA, cfg.CH_TILES
     return {
         # name: (banks, width bits, depth)
         "wbuf 1x1 weights [PE][W_WORDS] x (PA/2 bytes)": (pe, pa * 4, cfg.W_WORDS),
@@ -113,15 +103,15 @@ def resources():
 
 def modelled(layers, input_size, clock_mhz=None, entry_overhead_cycles=0):
     clock_mhz = float(clock_mhz or cfg.CLOCK_MHZ)
-    rows, total, entries = [], 0, 0
-    for spec in layers:
-        c = layer_cycles(spec)
+    est = codenet_cycles.frame_estimate(layers, clock_mhz, entry_overhead_cycles)
+    total, entries = est["cycles"], est["phases"]["entries"]
+    rows = []
+    for spec, c in zip(layers, est["layers"]):
         cycles = c["cycles"] + entry_overhead_cycles * c["entries"]
-        total += cycles
-        entries += c["entries"]
-        rows.append(dict(c, cycles=cycles, name=spec.name, op=spec.op + ("/deformable" if spec.deformable else ""),
+        rows.append(dict(c, cycles=cycles, macs=_macs(spec), name=spec.name,
+                         op=spec.op + ("/deformable" if spec.deformable else ""),
                          ms=cycles / (clock_mhz * 1e3), out_shape=[spec.out_h, spec.out_w, spec.cout]))
-    engine_ms = total / (clock_mhz * 1e3) + START_OVERHEAD_US / 1e3
+    engine_ms = est["ms"] + START_OVERHEAD_US / 1e3
     with_fill_ms = engine_ms + ENTRY_OVERHEAD_SENSITIVITY * entries / (clock_mhz * 1e3)
     res = resources()
     phases = {p: sum(r[p] for r in rows) for p in ("desc", "load", "read", "compute", "write")}
@@ -140,10 +130,11 @@ def modelled(layers, input_size, clock_mhz=None, entry_overhead_cycles=0):
             "layers": rows}
 
 
-def published_comparison(layers, input_size, clock_mhz=None):
+def published_comparison(layers, input_size, clock_mhz=None, ours=None):
     """The same engine model made to include the host work the published system did (DESIGN §3),
-    next to the published measured fps and our design. All MODELLED except the published fps."""
-    ours = modelled(layers, input_size, clock_mhz)
+    next to the published measured fps and our design (`ours`: modelled() of the same layers and
+    clock, if already computed). All MODELLED except the published fps."""
+    ours = ours or modelled(layers, input_size, clock_mhz)
     host = PUBLISHED_HOST_MS.get(input_size)
     if host is None:
         return None

@@ -100,7 +100,7 @@ def verify_codenet(model=None, frames=3):
     for engine in ("numpy", "csim"):
         with CodenetRunner(cm, pl="sim", engine=engine) as net:
             outs[engine] = [cm.read_outputs_q(net.run_quantized(x[i:i + 1])) for i in range(frames)]
-            starts[engine] = net.overlay.device.starts["codenet_0"]
+            starts[engine] = net.overlay.device.starts[net.ip.name]
     mismatching = total = 0
     for a, b in zip(outs["numpy"], outs["csim"]):
         for name in a:
@@ -252,9 +252,9 @@ def bench_codenet(model=None, input_size=256, frames=8):
     with CodenetRunner(cm, pl="sim", engine="numpy") as net:
         dev = net.overlay.device
         net.run(x[:1])                                        # warm-up
-        before, ran = dev.starts["codenet_0"], []
+        before, ran = dev.starts[net.ip.name], []
         sim_fps = best_rate(lambda: ran.extend(net.run(x[i:i + 1]) for i in range(frames)), frames)
-        starts_per_frame = (dev.starts["codenet_0"] - before) / len(ran)
+        starts_per_frame = (dev.starts[net.ip.name] - before) / len(ran)
 
     ort_fps = ort_parallel_fps = ort_version = None
     if float_onnx is not None:
@@ -283,7 +283,7 @@ def bench_codenet(model=None, input_size=256, frames=8):
                       "single-threaded session per core, the frames split over them",
         },
         "modelled": mod,
-        "published_comparison": published_comparison(cm.layers, h),
+        "published_comparison": published_comparison(cm.layers, h, ours=mod),
         "model": str(compiled_dir),
     }
 
