@@ -30,6 +30,12 @@ demo: install data
 test: install data
 	$(PY) -m pytest -q tests
 
+# The teacher detector's weights (npm @vladmandic/human, not committed) into the cache folder
+# (~/.cache/pynq-deploy/teacher, or $PYNQ_DEPLOY_CACHE/teacher); needs npm. Idempotent.
+.PHONY: teacher
+teacher: $(PY)
+	$(PY) -m training.teacher.fetch
+
 bench: install
 	$(VENV)/bin/pynq-deploy bench bnn --json out/bench_bnn.json
 

@@ -113,15 +113,22 @@ def cmd_verify(args):
             print("  {}: {} mismatching images".format(pair, n))
         return 0 if result["mismatches"] == 0 else 1
     from .measure.codenet_tasks import verify_codenet
-    result = verify_codenet(model=args.model, frames=args.frames)
+    result = verify_codenet(model=args.model, frames=args.frames, input_size=args.input_size)
     write_json(args.json, result)
-    print("verify codenet: {} real frames, {} mismatching output values (C-sim vs numpy model)".format(
-        result["frames"], result["mismatching_outputs"]))
+    print("verify codenet: {} real frames at {}x{}, levels {}: {} mismatching output values".format(
+        result["frames"], result["input_shape"][2], result["input_shape"][3], ", ".join(result["levels"]),
+        result["mismatching_outputs"]))
     return 0 if result["mismatching_outputs"] == 0 else 1
 
 
 # ---- bench ----------------------------------------------------------------------------------
 def cmd_bench(args):
+    if args.target == "detector":
+        from .measure.detector_tasks import bench_detector, print_bench
+        result = bench_detector(model=args.model, frames=args.frames if args.frames != 8 else 120)
+        write_json(args.json, result)
+        print_bench(result)
+        return result
     if args.target == "bnn":
         from .measure.bench_bnn import bench_bnn, print_bench
         result = bench_bnn(images=args.images, csim_images=args.csim_images, model=args.model)
@@ -212,20 +219,58 @@ def build_parser():
     s.add_argument("target", choices=["bnn", "codenet"])
     s.add_argument("--limit", type=int, default=500, help="bnn: real test images")
     s.add_argument("--frames", type=int, default=3, help="codenet: real frames")
+    s.add_argument("--input-size", type=int, choices=[256, 512], default=256,
+                   help="codenet: input size of the default network")
     s.add_argument("--model", default=None)
     s.add_argument("--json", default=None, metavar="FILE")
     s.set_defaults(func=cmd_verify)
 
     s = sub.add_parser("bench", help="measured host throughput and modelled Ultra96 figures")
-    s.add_argument("target", choices=["bnn", "codenet"])
+    s.add_argument("target", choices=["bnn", "codenet", "detector"])
     s.add_argument("--images", type=int, default=2000, help="bnn: images for the throughput runs")
     s.add_argument("--csim-images", type=int, default=100, help="bnn: images for the C-sim run")
     s.add_argument("--model", default=None, help="bnn: model name or folder; codenet: compiled model folder")
     s.add_argument("--input-size", type=int, choices=[256, 512], default=256)
-    s.add_argument("--frames", type=int, default=8, help="codenet: frames for the throughput runs")
+    s.add_argument("--frames", type=int, default=8,
+                   help="codenet: frames for the throughput runs (default 8); detector: frames (default 120)")
     s.add_argument("--json", default=None, metavar="FILE")
     s.set_defaults(func=cmd_bench)
+
+    from .detect_app import add_arguments
+    s = add_arguments(sub.add_parser("detect", help="run the detector on a camera, video, image or folder "
+                                                    "(same as demos/run_detector.py)"))
+    s.set_defaults(func=cmd_detect)
+
+    s = sub.add_parser("evaluate-detector", help="held-out AP50 of a compiled detector (teacher labels of a "
+                                                 "video, or a VOCdevkit's true labels)")
+    s.add_argument("--video", default=None, help="a video the teacher has labelled")
+    s.add_argument("--split", choices=["heldout", "all", "train"], default="heldout")
+    s.add_argument("--voc", default=None, metavar="DIR", help="a VOCdevkit folder (true labels)")
+    s.add_argument("--labels", default=None, metavar="FILE.npz", help="teacher labels file (default: the cache)")
+    s.add_argument("--model", default=None, help="compiled detector folder (default: the shipped model)")
+    s.add_argument("--backend", choices=["numpy", "csim"], default="numpy")
+    s.add_argument("--limit", type=int, default=None, help="first N frames of the split")
+    s.add_argument("--json", default=None, metavar="FILE")
+    s.set_defaults(func=cmd_evaluate_detector)
     return p
+
+
+def cmd_detect(args):
+    from .detect_app import run
+    run(args)
+    return 0
+
+
+def cmd_evaluate_detector(args):
+    from .measure.detector_tasks import evaluate_detector
+    r = evaluate_detector(model=args.model, video=args.video, split=args.split, voc=args.voc, labels=args.labels,
+                          backend=args.backend, limit=args.limit)
+    write_json(args.json, r)
+    print("evaluate-detector: {} frames ({}), mAP50 {}".format(
+        r["frames"], r["source"].get("split"), "n/a" if r["map50"] is None else "{:.4f}".format(r["map50"])))
+    for c, v in r["ap50"].items():
+        print("  {:<12} AP50 {:.4f} ({} ground-truth boxes)".format(c, v, r["ground_truth"][c]))
+    return 0
 
 
 def main(argv=None):

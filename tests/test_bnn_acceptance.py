@@ -44,9 +44,12 @@ def test_csim_makes_the_same_predictions_as_numpy(tmp_path):
 
 
 def test_verify_bnn_three_levels_agree(tmp_path):
-    require_torch()
     rc, r = run_cli(["verify", "bnn", "--limit", "200"], tmp_path)
-    assert rc == 0
+    assert rc == 0 and r["levels"] == ["hls_csim", "numpy"] and r["mismatches"] == 0
+    require_torch()
+    from training.verify import main as training_verify
+    assert training_verify(["bnn", "--limit", "200", "--json", str(tmp_path / "v3.json")]) == 0
+    r = json.loads((tmp_path / "v3.json").read_text())
     assert r["images"] == 200
     assert r["levels"] == ["hls_csim", "numpy", "torch_integer"]
     assert r["mismatches"] == 0 and all(v == 0 for v in r["pairwise_mismatches"].values())

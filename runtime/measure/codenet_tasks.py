@@ -1,16 +1,13 @@
-"""CoDeNet tasks of the CLI: the default test network, `verify codenet` and `bench codenet`.
+"""CoDeNet tasks of the CLI: the default network, `verify codenet` and `bench codenet`.
 
-The default network is a CoDeNet-1x (ShuffleNetV2 1x backbone, deformable decoder, CenterNet
-heads) with random weights whose BatchNorm statistics and activation ranges are calibrated on
-real frames, exported by `training/codenet/export.py` as QONNX with 4-bit weights and 8-bit
-activations (W4A8), and compiled by `runtime.compiler`. Building it needs the `train` extra
-(torch); it is cached by the hash of the code that makes it.
+The default network is the shipped detector (overlays/codenet/models/codenet_voc256/): a trained
+CoDeNet-1x W4A8 whose QONNX ships beside its compiled program. At 256x256 it is that program; at
+another input size (512) the same QONNX is compiled for that size (the network is fully
+convolutional) and cached. No torch is needed.
 """
 import hashlib
 import os
 import platform
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -29,37 +26,79 @@ def _cache_root():
 def _source_hash():
     h = hashlib.sha256()
     root = repo_root()
-    for folder in ("training/codenet", "runtime/compiler", "runtime/engines"):
+    for folder in ("runtime/compiler", "runtime/engines"):
         for p in sorted((root / folder).glob("*.py")):
             h.update(p.name.encode())
             h.update(p.read_bytes())
     return h.hexdigest()[:12]
 
 
+def shipped_onnx():
+    """The QONNX of the shipped detector (overlays/codenet/models/<default>/), the source of the
+    default network of `verify codenet` and `bench codenet` at any input size."""
+    from ..detector import default_model_path
+    from ..compiler.codenet_compiler import CompiledModel
+    d = default_model_path()
+    cm = CompiledModel.load(d)
+    name = (cm.meta.get("detector") or {}).get("onnx")
+    if not name or not (d / name).is_file():
+        raise ModelError("the shipped model {} has no ONNX beside its compiled program".format(d))
+    return d, d / name
+
+
+def float_reference(qonnx_model):
+    """The QONNX graph with every Quant node replaced by Identity: the float network with the
+    trained weights (the onnxruntime peer of `bench codenet`)."""
+    import onnx
+    from onnx import helper
+    m = onnx.ModelProto()
+    m.CopyFrom(qonnx_model)
+    nodes = []
+    for nd in m.graph.node:
+        if nd.op_type in ("Quant", "BipolarQuant") and nd.domain.endswith("custom_op.general"):
+            nodes.append(helper.make_node("Identity", [nd.input[0]], list(nd.output), name=nd.name))
+        else:
+            nodes.append(nd)
+    del m.graph.node[:]
+    m.graph.node.extend(nodes)
+    used = {i for nd in nodes for i in nd.input}
+    keep = [t for t in m.graph.initializer if t.name in used]
+    del m.graph.initializer[:]
+    m.graph.initializer.extend(keep)
+    ops = [o for o in m.opset_import if not o.domain.endswith("custom_op.general")]
+    del m.opset_import[:]
+    m.opset_import.extend(ops)
+    return m
+
+
 def default_model_dir(input_size=256):
-    """Build (once) and return the folder holding codenet_float.onnx, codenet_qonnx.onnx and the
-    compiled W4A8 model under compiled/."""
+    """The folder holding the default network at `input_size`: the shipped detector's QONNX
+    compiled at that size (compiled/) and its float reference (codenet_float.onnx); cached by the
+    hash of the ONNX and of the compiler's code. Needs no torch."""
+    import onnx
     from ..compiler.codenet_compiler import compile_onnx
-    out = _cache_root() / "codenet1x_{}_{}".format(input_size, _source_hash())
+    from ..fileio import write_files_atomically
+    shipped, onx_path = shipped_onnx()
+    h = hashlib.sha256(onx_path.read_bytes())
+    h.update(_source_hash().encode())
+    out = _cache_root() / "{}_{}_{}".format(shipped.name, input_size, h.hexdigest()[:12])
     compiled = out / "compiled"
-    if (compiled / "model.json").is_file():
+    if (compiled / "model.json").is_file() and (out / "codenet_float.onnx").is_file():
         return out
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        raise ModelError("no --model given, and building the default CoDeNet test network needs the "
-                         "train extra (torch): `pip install torch==2.13.0 && pip install -e .[train]`, "
-                         "or pass --model DIR (a folder written by `pynq-deploy compile`)")
-    out.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "training.codenet.export", "--input-size", str(input_size),
-           "--out", str(out), "--qonnx", "--data", "samples", "--threads", "2"]
-    proc = subprocess.run(cmd, cwd=str(repo_root()), capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise ModelError("building the default CoDeNet network failed:\n{}\n{}".format(
-            " ".join(cmd), proc.stderr[-4000:]))
-    model = compile_onnx(str(out / "codenet_qonnx.onnx"))
-    model.save(compiled)
+    onx = onnx.load(str(onx_path))
+    names = _class_names(shipped)
+    cm = compile_onnx(onx, input_size=input_size, class_names=names)
+    cm.meta["detector"] = {"classes": names, "input_size": int(input_size), "onnx": onx_path.name,
+                           "compiled_from": str(onx_path)}
+    cm.save(compiled)
+    flt = float_reference(onx).SerializeToString()
+    write_files_atomically(out, [("codenet_float.onnx", lambda f: f.write(flt))])
     return out
+
+
+def _class_names(model_dir):
+    from ..compiler.codenet_compiler import CompiledModel
+    return list(CompiledModel.load(model_dir).class_names or [])
 
 
 def resolve_model(model=None, input_size=256):
@@ -86,27 +125,40 @@ def real_frames(n, size):
     return x.transpose(0, 3, 1, 2)
 
 
-def verify_codenet(model=None, frames=3):
+def verify_codenet(model=None, frames=3, input_size=256, extra_levels=None):
     """C-simulation vs numpy engine model, both through PYNQ on the simulated PL, on real frames:
-    every output byte of the arena's output tensors compared."""
+    every output byte of the arena's output tensors compared. extra_levels: {name: fn(uint8 NCHW
+    frame batch) -> {output name: int array (N, C, H, W)}}; the training side adds its integer
+    forward (`python -m training.verify codenet`)."""
     from ..codenet_runner import CodenetRunner
     from ..compiler.codenet_compiler import CompiledModel
-    compiled_dir, _ = resolve_model(model)
+    compiled_dir, _ = resolve_model(model, input_size)
     cm = CompiledModel.load(compiled_dir)
     _, _, h, w = cm.input["shape"]
     x = real_frames(frames, (h, w))
     outs = {}
     starts = {}
-    for engine in ("numpy", "csim"):
+    for engine in ("csim", "numpy"):
         with CodenetRunner(cm, pl="sim", engine=engine) as net:
             outs[engine] = [cm.read_outputs_q(net.run_quantized(x[i:i + 1])) for i in range(frames)]
             starts[engine] = net.overlay.device.starts[net.ip.name]
+    for name, fn in (extra_levels or {}).items():
+        got = fn(x.astype(np.uint8))
+        outs[name] = [{k: np.asarray(v[i:i + 1]) for k, v in got.items()} for i in range(frames)]
+    levels = list(outs)
     mismatching = total = 0
-    for a, b in zip(outs["numpy"], outs["csim"]):
-        for name in a:
-            mismatching += int(np.count_nonzero(a[name] != b[name]))
-            total += int(a[name].size)
-    return {"frames": frames, "mismatching_outputs": mismatching, "output_values": total,
+    pairwise = {}
+    for a in levels[1:]:
+        bad = 0
+        for fa, fb in zip(outs[levels[0]], outs[a]):
+            for name in fa:
+                bad += int(np.count_nonzero(fa[name] != fb[name]))
+                if a == levels[1]:
+                    total += int(fa[name].size)
+        pairwise["{} vs {}".format(levels[0], a)] = bad
+        mismatching += bad
+    return {"frames": frames, "mismatching_outputs": mismatching, "output_values": total, "levels": levels,
+            "pairwise_mismatches": pairwise,
             "starts_per_frame": {k: v / frames for k, v in starts.items()},
             "model": str(compiled_dir), "input_shape": cm.input["shape"], "layers": cm.n_layers,
             "data": "committed real sample frames (demos/data), stretched to the input size"}

@@ -111,8 +111,11 @@ class GraphBuilder:
     """Emits the CoDeNet graph. act_ranges None: float graph (records quantization points);
     act_ranges {group: max}: QONNX graph with Quant nodes."""
 
-    def __init__(self, model, act_ranges=None):
+    def __init__(self, model, act_ranges=None, any_size=False):
+        """any_size: declare the input (N, 3, H, W) with symbolic H, W (the graph runs at any
+        multiple of 32; compile it with an explicit input size)."""
         self.model = model
+        self.any_size = any_size
         self.nodes, self.inits = [], []
         self.qmode = act_ranges is not None
         self.ranges = act_ranges or {}
@@ -181,11 +184,16 @@ class GraphBuilder:
         return self.act(y, group, signed=not m.relu)
 
     def shuffle(self, x, c, h, w, base):
-        y = self.node("Reshape", [x, self.const(np.array([0, 2, c // 2, h, w], np.int64), base + "_s1")],
-                      base + "_reshape")
+        # the spatial dims come from Shape(x) so that one graph serves any input size (the
+        # compiler folds Shape/Concat to constants; onnxruntime computes them)
+        hw = self.node("Shape", [x], base + "_hw", start=2)
+        s1 = self.node("Concat", [self.const(np.array([0, 2, c // 2], np.int64), base + "_s1"), hw],
+                       base + "_s1cat", axis=0)
+        y = self.node("Reshape", [x, s1], base + "_reshape")
         y = self.node("Transpose", [y], base + "_transpose", perm=[0, 2, 1, 3, 4])
-        return self.node("Reshape", [y, self.const(np.array([0, c, h, w], np.int64), base + "_s2")],
-                         base + "_reshape")
+        s2 = self.node("Concat", [self.const(np.array([0, c], np.int64), base + "_s2"), hw],
+                       base + "_s2cat", axis=0)
+        return self.node("Reshape", [y, s2], base + "_reshape")
 
     def unit(self, x, u, base, group, h, w):
         """ShuffleNetV2 unit; `group` is the stage's shared output quantization group."""
@@ -258,8 +266,10 @@ class GraphBuilder:
         self.head(x, m.wh, "head_wh", "size")
         self.head(x, m.reg, "head_reg", "offset")
         o = s // 4
-        inp = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, s, s])
-        outs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", c, o, o])
+        hw = ("H", "W") if self.any_size else (s, s)
+        ohw = ("H/4", "W/4") if self.any_size else (o, o)
+        inp = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, *hw])
+        outs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", c, *ohw])
                 for n, c in (("heatmap", m.num_classes), ("size", 2), ("offset", 2))]
         graph = helper.make_graph(self.nodes, "codenet_qonnx" if self.qmode else "codenet_float",
                                   [inp], outs, self.inits)

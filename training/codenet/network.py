@@ -46,8 +46,18 @@ class ConvBN(nn.Module):
         self.relu = relu
 
     def forward(self, x):
-        x = self.bn(self.conv(x))
-        return F.relu(x) if self.relu else x
+        qs = getattr(self, "qs", None)
+        if qs is None or not qs.active:
+            x = self.bn(self.conv(x))
+            return F.relu(x) if self.relu else x
+        # QAT: BatchNorm folded into the conv (frozen statistics), weights fake-quantized per
+        # output channel, the output fake-quantized at its group's 8-bit scale (as exported)
+        w, b = qs.fold(self.conv.weight, None, self.bn)
+        c = self.conv
+        x = F.conv2d(x, qs.weight(w, self.w_bits), b, c.stride, c.padding, 1, c.groups)
+        if self.relu:
+            x = F.relu(x)
+        return qs.act(x, self.qgroup, signed=not self.relu)
 
 
 def channel_shuffle(x, groups=2):
@@ -147,6 +157,9 @@ class DecoderBlock(nn.Module):
         return dilation_ste(self.dil(x))
 
     def forward(self, x):
+        qs = getattr(self, "qs", None)
+        if qs is not None and qs.active:
+            return self._forward_qat(x, qs)
         if self.deformable:
             d = self.dilation(x)
             self.last_d = d.detach()
@@ -154,6 +167,18 @@ class DecoderBlock(nn.Module):
         else:
             y = self.dw(x)
         y = self.pw(self.dw_bn(y))
+        return F.interpolate(y, scale_factor=2, mode="nearest")
+
+    def _forward_qat(self, x, qs):
+        w, b = qs.fold(self.dw.weight, None, self.dw_bn)
+        w = qs.weight(w, 4)
+        if self.deformable:
+            d = dilation_ste(F.conv2d(x, qs.weight(self.dil.weight, 4), self.dil.bias))
+            self.last_d = d.detach()
+            y = deform_dw3x3(x, d, w, b)
+        else:
+            y = F.conv2d(x, w, b, 1, 1, 1, self.dw.groups)
+        y = self.pw(qs.act(y, self.qgroup, signed=True))
         return F.interpolate(y, scale_factor=2, mode="nearest")
 
 
@@ -166,7 +191,12 @@ class Head(nn.Module):
         nn.init.constant_(self.out.bias, bias_init)
 
     def forward(self, x):
-        return self.out(self.dw(self.pw1(x)))
+        y = self.dw(self.pw1(x))
+        qs = getattr(self, "qs", None)
+        if qs is None or not qs.active:
+            return self.out(y)
+        y = F.conv2d(y, qs.weight(self.out.weight, 4), self.out.bias)
+        return qs.act(y, self.qgroup, signed=True)
 
 
 class CoDeNet(nn.Module):

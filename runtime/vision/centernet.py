@@ -1,0 +1,81 @@
+"""CenterNet decode of the detector's outputs (numpy, board-safe).
+
+The engine returns the heatmap logits as int8 q with a scale s and zero point z (logit = (q - z) s).
+Everything before the winners are known runs on those integers: a 3x3 max-pool keeps local peaks
+(q == max of its 3x3 neighbourhood), the score threshold p is compared as the int8 logit
+ceil(logit(p) / s + z), the top K peaks are chosen by q, and only they get a sigmoid. Boxes come
+from the size (w, h) and sub-pixel offset maps at the peaks, in output pixels (stride 4), and are
+returned in network-input pixels.
+"""
+import math
+
+import numpy as np
+
+OUTPUT_STRIDE = 4
+DEFAULT_TOP_K = 100
+
+
+def maxpool3x3_peaks(hm):
+    """Boolean (C, H, W): hm equals the max of its 3x3 neighbourhood (edges padded with the minimum)."""
+    c, h, w = hm.shape
+    lo = np.iinfo(hm.dtype).min if np.issubdtype(hm.dtype, np.integer) else -np.inf
+    p = np.full((c, h + 2, w + 2), lo, hm.dtype)
+    p[:, 1:-1, 1:-1] = hm
+    m = hm.copy()
+    for dy in (0, 1, 2):
+        for dx in (0, 1, 2):
+            if dy == 1 and dx == 1:
+                continue
+            np.maximum(m, p[:, dy:dy + h, dx:dx + w], out=m)
+    return hm == m
+
+
+def logit_threshold_q(score, scale, zero_point):
+    """The smallest stored heatmap value whose sigmoid((q - z) s) >= score."""
+    if not 0.0 < score < 1.0:
+        raise ValueError("score threshold must be inside (0, 1), got {}".format(score))
+    return int(math.ceil(math.log(score / (1.0 - score)) / scale + zero_point - 1e-9))
+
+
+def _topk(values, k):
+    """Indices of the k largest values, largest first (ties: lower flat index first)."""
+    if values.size > k:
+        idx = np.argpartition(-values, k - 1)[:k]
+    else:
+        idx = np.arange(values.size)
+    order = np.lexsort((idx, -values[idx].astype(np.int64 if values.dtype.kind in "iu" else np.float64)))
+    return idx[order]
+
+
+def decode(hm, size, offset, hm_scale=1.0, hm_zero_point=0, score_threshold=0.3, top_k=DEFAULT_TOP_K):
+    """hm (C, H, W) int8/int32 stored logits (or float logits with scale 1, zero point 0),
+    size / offset (2, H, W) float in output pixels -> (boxes float32 (n, 4) xyxy in input pixels,
+    scores float32 (n,), classes int64 (n,)), best first."""
+    hm = np.asarray(hm)
+    if hm.ndim != 3 or np.shape(size) != (2,) + hm.shape[1:] or np.shape(offset) != (2,) + hm.shape[1:]:
+        raise ValueError("decode needs hm (C, H, W) and size/offset (2, H, W), got {}, {}, {}".format(
+            hm.shape, np.shape(size), np.shape(offset)))
+    if top_k < 1:
+        raise ValueError("top_k must be >= 1, got {}".format(top_k))
+    c, h, w = hm.shape
+    if np.issubdtype(hm.dtype, np.integer):
+        t = logit_threshold_q(score_threshold, hm_scale, hm_zero_point)
+    else:
+        t = math.log(score_threshold / (1.0 - score_threshold)) / hm_scale + hm_zero_point
+    cand = maxpool3x3_peaks(hm) & (hm >= t)
+    flat = np.flatnonzero(cand)
+    if flat.size == 0:
+        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64)
+    vals = hm.reshape(-1)[flat]
+    flat = flat[_topk(vals, top_k)]
+    cls, rem = np.divmod(flat, h * w)
+    ys, xs = np.divmod(rem, w)
+    logit = (hm.reshape(-1)[flat].astype(np.float64) - hm_zero_point) * hm_scale
+    scores = (1.0 / (1.0 + np.exp(-logit))).astype(np.float32)
+    size = np.asarray(size, np.float32)
+    offset = np.asarray(offset, np.float32)
+    bw, bh = size[0, ys, xs], size[1, ys, xs]
+    cx = xs + offset[0, ys, xs]
+    cy = ys + offset[1, ys, xs]
+    boxes = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], 1) * OUTPUT_STRIDE
+    return boxes.astype(np.float32), scores, cls.astype(np.int64)
