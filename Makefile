@@ -5,7 +5,7 @@ PY      = $(VENV)/bin/python
 
 FMNIST  = /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 
-.PHONY: install data demo test bench clean
+.PHONY: install data detector-data demo demo-bnn test bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -22,12 +22,26 @@ data:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; \
 	  else echo "Fashion-MNIST missing: run 'sudo apt-get install dataset-fashion-mnist'" >&2; exit 1; fi; }
 
-# The main job: the demo on the bundled sample, on the simulated board unless a real one is present.
-demo: install data
+# Real detector material (vtest.avi, photos, bikes.mp4) into ~/.cache/pynq-deploy/data, and the
+# teacher detector's weights: what training and the teacher/detector tests need (not the demo).
+detector-data: $(PY)
+	bash training/fetch_data.sh
+	$(PY) -c "from training.teacher.fetch import ensure_bikes; print(ensure_bikes())"
+	$(PY) -m training.teacher.fetch
+
+# The main job: the detector on the bundled clip (demos/data), on the board if one is present with
+# the codenet bitstream, else on the simulated PL; writes the annotated video and prints a summary.
+demo: install
+	mkdir -p out
+	$(PY) demos/run_detector.py demos/data/vtest_clip.mp4 --headless --output out/demo_detector.mp4 \
+	    --json-lines out/demo_detector.jsonl
+
+# The BNN classifier on 1,000 real Fashion-MNIST test images.
+demo-bnn: install data
 	$(VENV)/bin/pynq-deploy classify --dataset fashion-mnist --limit 1000
 
 # The test suite (no board needed).
-test: install data
+test: install data detector-data
 	$(PY) -m pytest -q tests
 
 # The teacher detector's weights (npm @vladmandic/human, not committed) into the cache folder

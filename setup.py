@@ -18,7 +18,7 @@ setup(
         # pynq 4 needs grpcio-tools 1.64, i.e. protobuf < 6; without this bound pip backtracks
         # to an older pynq whose metadata names a git URL, which pip refuses
         "protobuf<6",
-        "opencv-python-headless>=4.5,<5",
+        "opencv-python-headless>=4.7,<5",   # 4.7: cv2.dnn.NMSBoxesBatched (teacher labels)
         "threadpoolctl>=3",          # single-threaded BLAS per worker thread in the numpy engines
         # pynqutils imports pkg_resources, which setuptools removed after 80
         "setuptools<=80",
@@ -27,8 +27,11 @@ setup(
         # the C-simulation: Xilinx's ap_int/ap_fixed headers ship inside the hls4ml wheel
         "sim": ["hls4ml>=0.8"],
         # training code (training/): install torch first, e.g. `pip install torch==2.13.0`
-        "train": ["torch>=2.0"],
-        "dev": ["pytest>=7", "hypothesis>=6", "onnxruntime>=1.16"],
+        # (the teacher detector runs on onnxruntime; tqdm shows its progress)
+        "train": ["torch>=2.0", "onnxruntime>=1.16", "tqdm>=4", "pycocotools>=2.0.7"],
+        # detector evaluation (`pynq-deploy evaluate-detector`): AP from pycocotools
+        "eval": ["pycocotools>=2.0.7"],
+        "dev": ["pytest>=7", "hypothesis>=6", "onnxruntime>=1.16", "pycocotools>=2.0.7"],
     },
     entry_points={"console_scripts": ["pynq-deploy=runtime.cli:main"]},
 )

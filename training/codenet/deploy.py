@@ -55,25 +55,21 @@ def deployed_predict(cm, samples, backend="numpy", score=0.01):
     return dets
 
 
-def dilation_histogram(cm, samples):
-    """Histogram of the learned dilations d (0..7) of every deformable layer on `samples`."""
-    from runtime.engines.codenet_model import run_program
+def dilation_histogram(model, samples, batch=4):
+    """Histogram of the dilations d (0..7) that the deformable layers use on `samples`, per layer
+    and in total, from the integer forward (the same integers as the engine computes)."""
     from runtime.vision.detect_pre import resize_square
-    s = cm.input["shape"][2]
-    # the predictor's output tensors are the dilation maps the deformable layers read
-    dil_layers = [spec for spec in cm.layers if getattr(spec, "deformable", False)]
-    hist = np.zeros(8, np.int64)
-    arena = cm.new_arena()
-    for smp in samples:
-        off = cm.input["offset"]
-        arena[off:off + cm.input_bytes()] = resize_square(smp.image, s).reshape(-1)
-        run_program(cm.program, cm.weights, arena)
-        for spec in dil_layers:
-            h, w = spec.out_h, spec.out_w
-            m = arena[spec.dil_off:spec.dil_off + h * w * spec.dil_cs:spec.dil_cs] if hasattr(spec, "dil_cs") \
-                else arena[spec.dil_off:spec.dil_off + h * w]
-            hist += np.bincount(np.asarray(m, np.int64), minlength=8)[:8]
-    return {str(k): int(v) for k, v in enumerate(hist)}
+    from .intforward import IntegerCoDeNet
+    net = IntegerCoDeNet(model)
+    s = model.input_size
+    per_layer = None
+    for i in range(0, len(samples), batch):
+        x = np.stack([resize_square(smp.image, s).transpose(2, 0, 1) for smp in samples[i:i + batch]])
+        net(x)
+        counts = [np.bincount(d.numpy().ravel(), minlength=8)[:8] for d in net.dilations]
+        per_layer = counts if per_layer is None else [a + c for a, c in zip(per_layer, counts)]
+    return {"per_layer": [{str(k): int(v) for k, v in enumerate(c)} for c in per_layer],
+            "total": {str(k): int(v) for k, v in enumerate(sum(per_layer))}, "frames": len(samples)}
 
 
 def export_and_compile(model, out, held, desc, train_time_s=None, float_eval=None, qat_eval=None,
@@ -95,14 +91,14 @@ def export_and_compile(model, out, held, desc, train_time_s=None, float_eval=Non
     from training.codenet.train_detector import summary
     log("deployed W4A8 (numpy engine) held-out AP50: " + summary(deployed))
     first = next(iter(held.values()))
-    try:
-        report["dilation_histogram"] = dilation_histogram(cm, first[:40])
-    except Exception as e:          # diagnostics only
-        log("dilation histogram failed: {}".format(e))
+    report["dilation_histogram"] = dilation_histogram(model, first[::20])
+    log("dilations d on {} held-out frames: {}".format(report["dilation_histogram"]["frames"],
+                                                       report["dilation_histogram"]["total"]))
     cm.meta["detector"].update({
         "training_data": desc, "heldout_ap50": {k: {"ap50": v["ap50"], "map50": v["map50"], "frames": v["frames"]}
                                                 for k, v in deployed.items()},
         "train_time_s": train_time_s, "onnx": ONNX_FILE,
+        "dilation_histogram_heldout": report["dilation_histogram"],
         "onnx_sha256": cm.meta["source"]["sha256"],
         **teacher_info()})
     cm.save(out / "compiled")

@@ -24,6 +24,8 @@ from runtime.measure.detector_tasks import split_range
 OUTPUT_STRIDE = 4
 MIN_BOX_PX = 2.0               # boxes narrower/shorter than this (input pixels) after augmentation are dropped
 MIN_VISIBLE = 0.4              # a box cut to less than this fraction of its area becomes ignored
+CROP_PROB = 0.6                # share of training samples cropped (the rest: the whole frame, as at inference)
+CROP_MIN_SCALE = 0.6           # a crop keeps at least this fraction of the frame's side
 
 
 @dataclass
@@ -116,8 +118,8 @@ def augment(sample, size, rng, train=True):
     pre-processing does (runtime.vision.detect_pre.resize_square)."""
     img = sample.image
     h, w = img.shape[:2]
-    if train and rng.random() < 0.7:
-        s = rng.uniform(0.45, 1.0)
+    if train and rng.random() < CROP_PROB:
+        s = rng.uniform(CROP_MIN_SCALE, 1.0)
         ar = np.exp(rng.uniform(-0.25, 0.25))
         cw = int(min(w, round(w * s * np.sqrt(ar))))
         ch = int(min(h, round(h * s / np.sqrt(ar))))

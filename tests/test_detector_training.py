@@ -1,0 +1,78 @@
+"""The training side of the detector: the third level of truth on real frames, QAT export scales,
+and the adapt workflow end to end (a short smoke run). Needs the train extra (torch), the teacher
+and the detector data (`make detector-data`), which CI installs."""
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.conftest import require_torch
+
+torch = require_torch()
+
+from runtime.detector import Detector, default_model_path  # noqa: E402
+from runtime.vision.samples import sample_clip_path, samples_dir  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def shipped_qat():
+    from training.codenet.adapt import shipped_checkpoint
+    from training.codenet.deploy import load_qat_model
+    model, state = load_qat_model(shipped_checkpoint())
+    return model, state
+
+
+def test_three_levels_agree_on_real_frames(tmp_path):
+    """C-simulation, numpy engine and the PyTorch integer forward of the shipped model."""
+    from training.verify import main as verify
+    out = tmp_path / "v.json"
+    assert verify(["codenet", "--frames", "3", "--json", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert r["levels"] == ["csim", "numpy", "torch_integer"]
+    assert r["mismatching_outputs"] == 0 and r["output_values"] == 3 * 24 * 64 * 64
+    assert r["pairwise_mismatches"] == {"csim vs numpy": 0, "csim vs torch_integer": 0}
+
+
+def test_checkpoint_is_the_shipped_model(shipped_qat):
+    """The QAT checkpoint exports to exactly the shipped QONNX's quantizers and weights."""
+    import onnx
+    from onnx import numpy_helper
+    from training.codenet.deploy import export_qonnx
+    model, _ = shipped_qat
+    onx = export_qonnx(model)
+    shipped = onnx.load(str(default_model_path() / "codenet_qonnx.onnx"))
+    a = {t.name: numpy_helper.to_array(t) for t in onx.graph.initializer}
+    b = {t.name: numpy_helper.to_array(t) for t in shipped.graph.initializer}
+    assert a.keys() == b.keys()
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_qat_forward_tracks_the_deployed_integers(shipped_qat):
+    """The fake-quantized training forward and the engine's integers agree up to the requantization
+    rounding (the engine's (M, S) multiplier and round-half-up): heatmap logits within a few LSB."""
+    from training.codenet.intforward import IntegerCoDeNet
+    model, _ = shipped_qat
+    img = cv2.cvtColor(cv2.imread(str(samples_dir() / "vtest_200.jpg")), cv2.COLOR_BGR2RGB)
+    x = cv2.resize(img, (256, 256), interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1)[None]
+    ints = IntegerCoDeNet(model)(x)
+    with torch.no_grad():
+        hm = model(torch.as_tensor(x, dtype=torch.float32))[0].numpy()
+    q, scale = ints["heatmap"]
+    diff = np.abs(q.numpy() * scale - hm) / scale
+    assert np.median(diff) <= 1.0 and np.percentile(diff, 99) <= 8
+
+
+def test_adapt_end_to_end_smoke(tmp_path):
+    """Teacher labels of a short clip -> fine-tune from the shipped model -> QAT -> export ->
+    compile -> held-out AP; the result loads and detects."""
+    from training.codenet.adapt import main as adapt
+    out = tmp_path / "adapted"
+    assert adapt(["--video", str(sample_clip_path()), "--out", str(out), "--float-iters", "2",
+                  "--qat-iters", "2", "--batch", "2"]) == 0
+    rep = json.loads((out / "adapt_report.json").read_text())
+    assert set(rep["adapted"]) == {"vtest_clip.mp4"} and rep["adapted"]["vtest_clip.mp4"]["frames"] == 6
+    assert (out / "codenet_qonnx.onnx").is_file()
+    with Detector(out / "compiled", pl="sim") as det:
+        dets = det.detect(cv2.imread(str(samples_dir() / "vtest_200.jpg")))
+    assert sum(d.class_name == "person" for d in dets) >= 1
