@@ -26,6 +26,7 @@ from ..engines.codenet_program import LayerSpec, pack_program, unpack_program, v
 from ..errors import InputError, ModelError
 from ..fileio import write_files_atomically
 from .frontend import Frontend, LayerOp
+from .model_files import check_codenet_meta, check_model_sha256, with_model_sha256
 from .onnx_graph import CompileError, load_model
 from .planner import plan_arena
 from .requant import ScaleError, mult_shift, pow2_shift
@@ -542,7 +543,8 @@ class CompiledModel:
     def save(self, path):
         """Write program.npy, weights.npy and model.json atomically (temp files renamed in place)."""
         path = Path(path)
-        meta = json.dumps(self.meta_dict(), indent=1).encode()
+        meta = json.dumps(with_model_sha256(self.meta_dict(), [self.program.astype("<u4"), self.weights]),
+                          indent=1).encode()
         write_files_atomically(path, [
             (PROGRAM_FILE, lambda f: np.save(f, self.program.astype("<u4"), allow_pickle=False)),
             (WEIGHTS_FILE, lambda f: np.save(f, self.weights, allow_pickle=False)),
@@ -581,6 +583,9 @@ class CompiledModel:
                 raise ModelError("CoDeNet model {}: {} does not match the sha256 in {} (corrupt file)".format(
                     path, nm, META_FILE))
             arrays[nm] = arr
+        where = "CoDeNet model {}: {}".format(path, META_FILE)
+        check_model_sha256(where, meta, [arrays[PROGRAM_FILE], arrays[WEIGHTS_FILE]])
+        check_codenet_meta(where, meta)
         try:
             layers = unpack_program(arrays[PROGRAM_FILE], arrays[WEIGHTS_FILE])
             for s, nm in zip(layers, meta.get("layer_names") or []):
