@@ -27,6 +27,7 @@ from ..errors import InputError, ModelError
 from ..fileio import write_files_atomically
 from .frontend import Frontend, LayerOp
 from .model_files import check_codenet_meta, check_model_sha256, with_model_sha256
+from .onnx_checks import check_onnx, compile_errors_named, read_onnx
 from .onnx_graph import CompileError, load_model
 from .planner import plan_arena
 from .requant import ScaleError, mult_shift, pow2_shift
@@ -384,14 +385,16 @@ def compile_onnx(model, input_size=None, class_names=None, float_weight_bits=Non
     becomes several engine layers over slices of its output channels (exact); False refuses it.
     reuse_memory=False keeps every tensor at its own arena bytes (for inspecting intermediate
     tensors through `CompiledModel.probes` after a run)."""
-    m = load_model(model)
+    m = read_onnx(model)
     src = model if isinstance(model, (str, os.PathLike)) else getattr(m.graph, "name", "")
+    check_onnx(m, str(src) or "the model")
     fe = Frontend(m, input_size=input_size, float_weight_bits=float_weight_bits)
-    outputs = fe.run()
-    names = list(class_names) if class_names is not None else None
-    return _lower(fe, outputs, names, dict(model=str(src), producer=m.producer_name,
-                                           sha256=hashlib.sha256(m.SerializeToString()).hexdigest()),
-                  split_wide=split_wide, reuse=reuse_memory)
+    with compile_errors_named(fe):
+        outputs = fe.run()
+        names = list(class_names) if class_names is not None else None
+        return _lower(fe, outputs, names, dict(model=str(src), producer=m.producer_name,
+                                               sha256=hashlib.sha256(m.SerializeToString()).hexdigest()),
+                      split_wide=split_wide, reuse=reuse_memory)
 
 
 # ------------------------------------------------------------------------ compiled model
