@@ -36,3 +36,7 @@ class SimulationError(PynqDeployError):
 
 class AllocationError(PynqDeployError, MemoryError):
     """A contiguous (CMA) buffer could not be allocated."""
+
+
+class DatasetError(PynqDeployError):
+    """A dataset is missing or its files are not what they claim to be."""
