@@ -13,7 +13,7 @@ import numpy as np
 from ..engines import bnn_config as cfg
 from ..errors import ModelError
 from ..fileio import write_files_atomically
-from .model_files import check_model_sha256, with_model_sha256
+from .model_files import check_model_sha256, load_npy, with_model_sha256
 
 MODEL_FORMAT = "pynq-deploy/bnn-model"
 PARAMS_FILE, META_FILE = "params.npy", "model.json"
@@ -49,10 +49,7 @@ def load_bnn_model(path):
         raise ModelError("BNN model {}: {} is corrupt: {}".format(path, META_FILE, e)) from e
     if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
         raise ModelError("BNN model {}: {} is not a {} file".format(path, META_FILE, MODEL_FORMAT))
-    try:
-        words = np.load(params_path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as e:
-        raise ModelError("BNN model {}: {} is corrupt or truncated: {}".format(path, PARAMS_FILE, e)) from e
+    words = load_npy(params_path, "BNN model {}".format(path))
     if words.dtype != np.dtype("<u8") or words.ndim != 1:
         raise ModelError("BNN model {}: {} must be a 1-D little-endian uint64 array, got {} {}".format(
             path, PARAMS_FILE, words.dtype, words.shape))

@@ -26,7 +26,7 @@ from ..engines.codenet_program import LayerSpec, pack_program, unpack_program, v
 from ..errors import InputError, ModelError
 from ..fileio import write_files_atomically
 from .frontend import Frontend, LayerOp
-from .model_files import check_codenet_meta, check_model_sha256, with_model_sha256
+from .model_files import check_codenet_meta, check_model_sha256, load_npy, with_model_sha256
 from .onnx_checks import check_onnx, compile_errors_named, read_onnx
 from .onnx_graph import CompileError, load_model
 from .planner import plan_arena
@@ -575,10 +575,7 @@ class CompiledModel:
                 path, meta.get("version"), FORMAT_VERSION))
         arrays = {}
         for nm, dt, key in ((PROGRAM_FILE, "<u4", "program_sha256"), (WEIGHTS_FILE, "u1", "weights_sha256")):
-            try:
-                arr = np.load(path / nm, allow_pickle=False)
-            except (OSError, ValueError, EOFError) as e:
-                raise ModelError("CoDeNet model {}: {} is corrupt or truncated: {}".format(path, nm, e)) from e
+            arr = load_npy(path / nm, "CoDeNet model {}".format(path))
             if arr.dtype != np.dtype(dt) or arr.ndim != 1:
                 raise ModelError("CoDeNet model {}: {} must be a 1-D {} array, got {} {}".format(
                     path, nm, np.dtype(dt), arr.dtype, arr.shape))

@@ -46,6 +46,16 @@ def check_model_sha256(where, meta, arrays):
                          "was changed after it was written (corrupt or edited file)".format(where, MODEL_SHA_FIELD))
 
 
+def load_npy(path, where):
+    """np.load of one array file; any failure (numpy parses the header with ast: a corrupt one
+    raises SyntaxError, TokenError, ...) is a ModelError naming the file."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except Exception as e:  # noqa: BLE001 - every way a corrupt .npy fails is the same refusal
+        raise ModelError("{}: {} is corrupt or truncated: {}: {}".format(
+            where, path.name, type(e).__name__, str(e).splitlines()[0][:200] if str(e) else "")) from None
+
+
 # ------------------------------------------------------------------------ CoDeNet metadata schema
 class _Checker:
     def __init__(self, where):
@@ -121,6 +131,15 @@ def check_codenet_meta(where, meta):
         size = (h >> up) * (w >> up) * cs
         if off + size > arena:
             c.fail(f + ".offset", "the output ({} bytes at {}) runs past the arena ({} bytes)".format(size, off, arena))
+    n = c.int(meta.get("n_layers"), "n_layers", 0, 1 << 20)
+    names = meta.get("layer_names")
+    if names is not None and (not isinstance(names, list) or len(names) != n
+                              or not all(isinstance(x, str) for x in names)):
+        c.fail("layer_names", "must be a list of {} strings".format(n))
+    if not isinstance(meta.get("report", []), list):
+        c.fail("report", "must be a list")
+    if not isinstance(meta.get("meta", {}), dict):
+        c.fail("meta", "must be an object")
     cn = meta.get("class_names")
     if cn is not None and (not isinstance(cn, list) or not all(isinstance(x, str) for x in cn)):
         c.fail("class_names", "must be null or a list of strings")
