@@ -343,3 +343,14 @@ def test_pl_state_names_what_is_loaded(random_bnn_model):
     with Classifier(model=str(random_bnn_model), pl="sim") as c:
         assert pl_state.loaded() == c.overlay.pl_identity
         assert pl_state.owner("bnn_0") is c._token
+
+
+def test_reload_behind_the_runtimes_back_then_the_next_call_is_right(clf, fmnist_test, random_bnn_model):
+    """A bitstream reload the process did not see (another process): the simulation catches the
+    classify without weights (on a board: garbage, usually caught by the score check); the PL
+    is reprogrammed before the next call."""
+    images = fmnist_test[0][:5]
+    clf.overlay.device.reset_ip("bnn_0")
+    with pytest.raises(Exception, match="before its weights were loaded"):
+        clf.scores(images)
+    assert np.array_equal(clf.scores(images), reference_scores(random_bnn_model, images))
