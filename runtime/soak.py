@@ -38,9 +38,7 @@ def live_buffers():
     """Contiguous buffers allocated and not freed in this process's simulated PL (None on a board:
     the kernel's CMA accounting is the place to look there)."""
     from .platform.sim_device import process_device
-    dev = process_device()
-    with dev._lock:
-        return len(dev._allocs)
+    return process_device().live_allocations
 
 
 @soak_target("bnn")

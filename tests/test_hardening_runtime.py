@@ -12,7 +12,8 @@ from runtime.classifier import Classifier
 from runtime.codenet_runner import CodenetRunner
 from runtime.compiler.codenet_compiler import compile_onnx
 from runtime.engines.bnn_model import BnnEngineModel
-from runtime.errors import AllocationError, EngineError, EngineTimeoutError, InputError, OverlayError
+from runtime.errors import (AllocationError, EngineError, EngineTimeoutError, InputError, OverlayError,
+                            SimulationError)
 from runtime.platform import pl_state
 from runtime.platform.sim_device import process_device
 from tests.hardening_models import small_qdq_net
@@ -351,6 +352,24 @@ def test_reload_behind_the_runtimes_back_then_the_next_call_is_right(clf, fmnist
     is reprogrammed before the next call."""
     images = fmnist_test[0][:5]
     clf.overlay.device.reset_ip("bnn_0")
-    with pytest.raises(Exception, match="before its weights were loaded"):
+    with pytest.raises(SimulationError, match="before its weights were loaded"):
         clf.scores(images)
     assert np.array_equal(clf.scores(images), reference_scores(random_bnn_model, images))
+
+
+def test_close_waits_for_a_frame_of_another_thread(random_bnn_model, fmnist_test):
+    images = fmnist_test[0][:2000]
+    c = Classifier(model=str(random_bnn_model), pl="sim", batch_size=2000)
+    result = {}
+
+    def work(k):
+        result["scores"] = c.scores(images)
+    t = threading.Thread(target=work, args=(0,))
+    t.start()
+    while not c._lock._is_owned() and t.is_alive():
+        pass
+    c.close()                                  # waits for the frame, then frees the buffers
+    t.join()
+    assert result["scores"].shape == (2000, 10)
+    with pytest.raises(RuntimeError, match="closed"):
+        c.scores(images[:1])

@@ -17,18 +17,19 @@ import threading
 from ..errors import OverlayError
 
 _lock = threading.Lock()          # guards the fields below and every download
-_ip_locks = {}                    # IP name -> threading.Lock
+_ip_locks = {}                    # IP name -> threading.RLock
 _owners = {}                      # IP name -> token of the object whose set-up the IP holds
 _generation = 0
 _loaded = None                    # identity of what the PL holds (see download)
 
 
 def ip_lock(ip_name):
-    """The lock every frame on IP `ip_name` holds (one per IP, process-wide)."""
+    """The lock every frame on IP `ip_name` holds (one per IP, process-wide). Re-entrant: an
+    object closed by the garbage collector inside another object's frame takes it again."""
     with _lock:
         lock = _ip_locks.get(ip_name)
         if lock is None:
-            lock = _ip_locks[ip_name] = threading.Lock()
+            lock = _ip_locks[ip_name] = threading.RLock()
         return lock
 
 

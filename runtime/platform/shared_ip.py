@@ -32,6 +32,14 @@ class SharedIP:
     def _configure(self):
         raise NotImplementedError
 
+    def close(self):
+        """Free the buffers, never in the middle of another thread's frame."""
+        lock = getattr(self, "_lock", None)
+        if lock is None:
+            return super().close()
+        with lock:
+            return super().close()
+
     def _locked_call(self, fn):
         with self._lock:
             self._prepare()

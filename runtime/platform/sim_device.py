@@ -275,6 +275,12 @@ class SimulatedPL(Device):
             self._ip(ip_name).reset()
 
     @property
+    def live_allocations(self):
+        """Number of buffers allocated and not freed."""
+        with self._lock:
+            return len(self._allocs)
+
+    @property
     def cma_used(self):
         with self._lock:
             return sum(a.nbytes for a in self._allocs.values())
