@@ -3,8 +3,15 @@ file, decoded size under a cap), and a decoder failure is an error, never a warn
 
 OpenCV decodes a truncated JPEG into a grey-padded picture with only a warning on stderr, and
 decodes a 1 MB PNG of 32000x32000 pixels into 3 GB; both are refused here before decoding.
+A JPEG carries no checksum: libjpeg's "Corrupt JPEG data" warnings (a damaged entropy-coded
+segment) are the only sign, so they are captured from the decoder and refuse the image. PNG
+chunks are checked by their CRCs before decoding.
 """
+import os
 import struct
+import sys
+import tempfile
+import threading
 import zlib
 from pathlib import Path
 
@@ -15,6 +22,8 @@ from .errors import InputError
 MAX_IMAGE_PIXELS = 1 << 25        # 33.5 Mpx (100 MB as BGR): far above any camera frame we classify
 MAX_FILE_BYTES = 64 << 20
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+JPEG_DAMAGE = ("Corrupt JPEG data", "Premature end of JPEG file")   # libjpeg's warnings on damage
+_stderr_lock = threading.Lock()
 
 
 def image_size(data, name="image"):
@@ -95,7 +104,26 @@ def read_image(path, flags=None, max_pixels=MAX_IMAGE_PIXELS):
     if w < 1 or h < 1 or w * h > max_pixels:
         raise InputError("{}: {}x{} pixels; images up to {} pixels are accepted (downscale it first)".format(
             path, w, h, max_pixels))
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED if flags is None else flags)
+    img, messages = _decode(data, cv2.IMREAD_UNCHANGED if flags is None else flags)
     if img is None or img.shape[0] != h or img.shape[1] != w:
         raise InputError("{}: the image data cannot be decoded".format(path))
+    damage = [m for m in messages.splitlines() if m.startswith(JPEG_DAMAGE)]
+    if damage:
+        raise InputError("{}: damaged JPEG data (the decoder reports: {})".format(path, damage[0]))
     return img
+
+
+def _decode(data, flags):
+    """cv2.imdecode, with what the decoder writes to the C stderr (fd 2) captured and returned."""
+    import cv2
+    with _stderr_lock, tempfile.TemporaryFile() as capture:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            os.dup2(capture.fileno(), 2)
+            img = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        capture.seek(0)
+        return img, capture.read().decode("utf-8", "replace")

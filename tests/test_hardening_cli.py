@@ -205,3 +205,15 @@ def test_demo_refuses_a_truncated_jpeg(tmp_path, photo):
     r = subprocess.run([sys.executable, str(ROOT / "demos" / "classify.py"), str(tmp_path / "t.jpg"), "--pl", "sim"],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "truncated JPEG" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_damaged_jpeg_entropy_data_is_refused(tmp_path, photo):
+    """No checksum in a JPEG: a damaged scan is only known from the decoder's warning, which is
+    captured and refuses the image (with exit code 0 OpenCV would return a garbled picture)."""
+    data = bytearray(_encode(".jpg", photo))
+    sos = data.find(b"\xff\xda")
+    for i in range(sos + 40, len(data) - 40, 7):
+        data[i] = 0x00 if data[i] != 0 else 0x55
+    (tmp_path / "d.jpg").write_bytes(bytes(data))
+    with pytest.raises(InputError, match="damaged JPEG data .*Corrupt JPEG data"):
+        read_image(tmp_path / "d.jpg")
