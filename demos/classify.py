@@ -16,12 +16,13 @@ import numpy as np  # noqa: E402
 
 
 def main(argv=None):
+    from runtime.cli import positive_int
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("images", nargs="*", help="image files")
     p.add_argument("--idx", help="an IDX image file (e.g. Fashion-MNIST t10k-images-idx3-ubyte.gz)")
     p.add_argument("--labels", help="the matching IDX label file (prints accuracy)")
-    p.add_argument("--limit", type=int, default=10)
-    p.add_argument("--top", type=int, default=3)
+    p.add_argument("--limit", type=positive_int, default=10)
+    p.add_argument("--top", type=positive_int, default=3)
     p.add_argument("--engine", choices=["numpy", "csim"], default="numpy")
     p.add_argument("--pl", choices=["auto", "board", "sim"], default="auto")
     p.add_argument("--invert", choices=["auto", "yes", "no"], default="auto",
@@ -32,8 +33,10 @@ def main(argv=None):
 
     import cv2
     from runtime import Classifier
+    from runtime.classifier import check_labels
     from runtime.datasets import read_idx
     from runtime.errors import PynqDeployError
+    from runtime.image_io import read_image
     from runtime.vision.classify_pre import to_classifier_input
 
     names, batch = [], []
@@ -44,9 +47,7 @@ def main(argv=None):
             names.extend("{}[{}]".format(os.path.basename(args.idx), i) for i in range(len(data)))
         invert = {"auto": "auto", "yes": True, "no": False}[args.invert]
         for path in args.images:
-            img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-            if img is None:
-                raise SystemExit("cannot read image {}".format(path))
+            img = read_image(path)      # header checked (format, truncation, pixel cap) first
             if img.dtype != np.uint8:
                 img = cv2.convertScaleAbs(img, alpha=255.0 / max(int(img.max()), 1))
             batch.append(to_classifier_input(img, invert=invert))
@@ -56,10 +57,10 @@ def main(argv=None):
             print("BNN on the {} PL ({} engine), model {}".format(
                 "simulated" if clf.pl == "sim" else "board", clf.engine, clf.model.name))
             for name, s in zip(names, scores):
-                order = np.argsort(-s, kind="stable")[:args.top]
+                order = np.argsort(-s, kind="stable")[:min(args.top, len(clf.classes))]
                 print("{}: {}".format(name, ", ".join("{} ({})".format(clf.classes[i], int(s[i])) for i in order)))
             if args.labels:
-                labels = read_idx(args.labels)[:len(scores)]
+                labels = check_labels(read_idx(args.labels)[:len(scores)], len(scores), len(clf.classes))
                 print("accuracy {:.4f} on {} images".format(float(np.mean(np.argmax(scores, 1) == labels)), len(labels)))
     except PynqDeployError as e:
         print("error: {}".format(e), file=sys.stderr)

@@ -4,6 +4,9 @@
     with Classifier() as clf:                  # board if present, else the simulated PL
         label, scores = clf.classify(image)    # one 28x28 uint8 image
         labels = clf.predict(images)           # a batch (N, 28, 28)
+
+A Classifier may be shared between threads: each batch runs under the IP's lock (see
+platform/shared_ip.py), so calls from several threads are serialized, never interleaved.
 """
 import sys
 import time
@@ -13,13 +16,28 @@ import pynq
 
 from .compiler.bnn_model_file import load_bnn_model
 from .engines import bnn_config as cfg
-from .errors import EngineTimeoutError, InputError, OverlayError
+from .engines.bnn_format import fc1_shift_bias
+from .errors import EngineError, EngineTimeoutError, InputError, OverlayError
 from .platform.buffers import BufferOwner
 from .platform.overlay import load_overlay
+from .platform.shared_ip import SharedIP
+from .validate import check_count
 
 # Generous: the modelled engine needs ~0.2 ms per image; this only guards against a hang.
 TIMEOUT_BASE_S = 1.0
 TIMEOUT_PER_IMAGE_S = 2e-3
+
+
+def check_labels(labels, n, num_classes):
+    """Labels for n images: integer class indices in 0..num_classes-1 -> int64 array."""
+    labels = np.asarray(labels)
+    if labels.shape != (n,):
+        raise InputError("labels must have shape ({},), got {}".format(n, labels.shape))
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise InputError("labels must be integer class indices, got dtype {}".format(labels.dtype))
+    if n and (labels.min() < 0 or labels.max() >= num_classes):
+        raise InputError("labels must be in 0..{}, got {}..{}".format(num_classes - 1, labels.min(), labels.max()))
+    return labels.astype(np.int64)
 
 
 def check_images(images):
@@ -49,19 +67,20 @@ def check_images(images):
     return np.ascontiguousarray(images)
 
 
-class Classifier(BufferOwner):
-    """The BNN overlay loaded on the board or the simulated PL, with a model in its on-chip memory."""
+class Classifier(SharedIP, BufferOwner):
+    """The BNN overlay loaded on the board or the simulated PL, with a model in its on-chip memory.
+    Thread-safe: one batch at a time runs on the engine, under the IP's lock."""
 
     _buffer_names = ("_params", "_images", "_scores")
 
     def __init__(self, overlay="bnn", model=None, pl="auto", engine="numpy", batch_size=1024):
-        if not 1 <= int(batch_size) <= cfg.MAX_BATCH:
-            raise ValueError("batch_size must be in 1..{}".format(cfg.MAX_BATCH))
+        batch_size = check_count(batch_size, "batch_size", 1, cfg.MAX_BATCH)
         self.overlay, self.manifest, self.pl = load_overlay(overlay, pl=pl, engine=engine)
         self.engine = engine if self.pl == "sim" else "fpga"
         self.model = load_bnn_model(self.manifest.model_dir(model))
         self.classes = self.model.classes
-        self.batch_size = int(batch_size)
+        self.batch_size = batch_size
+        self._shift, self._bias = fc1_shift_bias(self.model.words)
         ip_names = [n for n, ip in self.manifest.ips.items() if ip["engine"] == "bnn"]
         if not ip_names:
             raise OverlayError("overlay {} has no bnn IP".format(self.manifest.name))
@@ -74,8 +93,8 @@ class Classifier(BufferOwner):
             self._scores = pynq.allocate((self.batch_size, cfg.NUM_CLASSES), np.int32,
                                          target=self.overlay.device)
             self._params[:] = self.model.words
-            self._needs_reload = False
-            self.ip.load_params(self._params, timeout_s=TIMEOUT_BASE_S)
+            self._attach()
+            self._locked_call(lambda: None)      # loads the weights
         except BaseException:
             self.close()
             raise
@@ -86,26 +105,37 @@ class Classifier(BufferOwner):
         images = check_images(images)
         if self._images is None:
             raise RuntimeError("this Classifier is closed")
-        if self._needs_reload:
-            self._recover()
         out = np.empty((images.shape[0], cfg.NUM_CLASSES), np.int32)
         for lo in range(0, images.shape[0], self.batch_size):
             n = min(self.batch_size, images.shape[0] - lo)
-            self._images[:n] = images[lo:lo + n]
-            try:
-                self.ip.classify(self._images, self._scores, n,
-                                 timeout_s=TIMEOUT_BASE_S + TIMEOUT_PER_IMAGE_S * n)
-            except EngineTimeoutError:
-                self._needs_reload = True
-                raise
-            out[lo:lo + n] = self._scores[:n]
+            self._locked_call(lambda: self._batch(images[lo:lo + n], out[lo:lo + n]))
         return out
+
+    def _batch(self, images, out):
+        """One engine start on one batch (runs under the IP's lock)."""
+        n = images.shape[0]
+        self._images[:n] = images
+        self.ip.classify(self._images, self._scores, n, timeout_s=TIMEOUT_BASE_S + TIMEOUT_PER_IMAGE_S * n)
+        out[:] = self._scores[:n]
+        self._check_scores(out)
+
+    def _check_scores(self, scores):
+        """Every score the network can give is ((2 popcount - F0) << shift) + bias: outside that
+        set the engine returned garbage (a broken bitstream, a lost DMA)."""
+        d = scores.astype(np.int64) - self._bias
+        ok = (np.abs(d) <= (cfg.F0 << self._shift)) & ((d & ((2 << self._shift) - 1)) == 0)
+        if not ok.all():
+            i, c = np.argwhere(~ok)[0]
+            raise EngineError("{}: the engine returned impossible scores (image {}, class {}: {}); its "
+                              "outputs are garbage. The PL will be reprogrammed before the next call".format(
+                                  self.ip.name, int(i), int(c), int(scores[i, c])))
 
     def predict(self, images):
         return np.argmax(self.scores(images), axis=1)
 
     def classify(self, image, top=3):
         """One image -> (best class index, [(class name, score), ...] for the top classes)."""
+        top = check_count(top, "top", 1, len(self.classes))
         s = self.scores(image)
         if s.shape[0] != 1:
             raise InputError("classify takes one image; use predict() or scores() for a batch")
@@ -113,33 +143,41 @@ class Classifier(BufferOwner):
         return int(order[0]), [(self.classes[i], int(s[0, i])) for i in order]
 
     def evaluate(self, images, labels=None, progress=True, chunk=None):
-        """Classify a whole dataset; returns predictions, and accuracy when labels are given."""
+        """Classify a whole dataset; returns predictions, and accuracy when labels are given.
+        A chunk whose engine call fails (hang, garbage) is retried once after the PL is
+        reprogrammed; if the retry fails too, the error carries the predictions done so far in
+        its `partial` attribute ({"predictions", "images"})."""
         images = check_images(images)
-        chunk = chunk or self.batch_size
+        chunk = self.batch_size if chunk is None else check_count(chunk, "chunk", 1, cfg.MAX_BATCH)
+        if labels is not None:
+            labels = check_labels(labels, images.shape[0], len(self.classes))
         preds = np.empty(images.shape[0], np.int64)
         t0 = time.perf_counter()
         for lo in range(0, images.shape[0], chunk):
             hi = min(lo + chunk, images.shape[0])
-            preds[lo:hi] = self.predict(images[lo:hi])
+            try:
+                preds[lo:hi] = self.predict(images[lo:hi])
+            except (EngineTimeoutError, EngineError):
+                try:
+                    preds[lo:hi] = self.predict(images[lo:hi])   # reprograms first
+                except (EngineTimeoutError, EngineError) as e:
+                    err = type(e)("{} (failed again after reprogramming; {} of {} images were classified "
+                                  "before it: see the error's .partial)".format(e, lo, images.shape[0]))
+                    err.partial = {"predictions": preds[:lo].copy(), "images": lo}
+                    raise err from e
             if progress:
                 _progress(hi, images.shape[0], t0)
         seconds = time.perf_counter() - t0
         result = {"predictions": preds, "images": int(images.shape[0]), "seconds": seconds,
                   "images_per_s": images.shape[0] / seconds if seconds > 0 else float("inf")}
         if labels is not None:
-            labels = np.asarray(labels)
-            if labels.shape != (images.shape[0],):
-                raise InputError("labels must have shape ({},), got {}".format(images.shape[0], labels.shape))
             result["accuracy"] = float(np.mean(preds == labels))
         return result
 
-    # ---- recovery ---------------------------------------------------------------
-    def _recover(self):
-        """After a hang: reprogram the PL (resets the engine) and reload the weights."""
-        self.overlay.download()
-        self.ip = getattr(self.overlay, self.ip.name)
+    # ---- set-up (under the IP's lock) ------------------------------------------------------
+    def _configure(self):
+        """Load the weights into the engine's on-chip memories."""
         self.ip.load_params(self._params, timeout_s=TIMEOUT_BASE_S)
-        self._needs_reload = False
 
 
 

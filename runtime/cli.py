@@ -1,8 +1,14 @@
-"""The `pynq-deploy` command line."""
+"""The `pynq-deploy` command line.
+
+User errors (a bad file, argument or input) print one line and exit with code 2; `--debug`
+shows the traceback instead. Output paths are checked before any work starts."""
 import argparse
 import json
+import os
 import sys
+import tempfile
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -35,17 +41,81 @@ def _json_default(o):
     raise TypeError("not JSON serialisable: {!r}".format(type(o)))
 
 
+# ---- argument and output checks -----------------------------------------------------------
+def positive_int(text):
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be an integer >= 1, got {!r}".format(text))
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be an integer >= 1, got {}".format(value))
+    return value
+
+
+def _writable_parent(path, what):
+    from .errors import InputError
+    parent = path.parent.resolve()
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(str(parent), os.W_OK | os.X_OK):
+        raise InputError("{} {}: cannot create files under {} (not a writable directory)".format(what, path, parent))
+
+
+def check_output_file(path, what):
+    """Refuse, before any work, an output file that cannot be written."""
+    from .errors import InputError
+    if path is None:
+        return
+    path = Path(path)
+    if path.is_dir():
+        raise InputError("{} {} is a directory; give a file name".format(what, path))
+    if path.exists() and not os.access(str(path), os.W_OK):
+        raise InputError("{} {} exists and is not writable".format(what, path))
+    _writable_parent(path, what)
+
+
+def check_output_dir(path, what):
+    from .errors import InputError
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError("{} {} exists and is not a directory".format(what, path))
+    if path.is_dir() and not os.access(str(path), os.W_OK | os.X_OK):
+        raise InputError("{} {} is not writable".format(what, path))
+    _writable_parent(path, what)
+
+
+def check_outputs(args):
+    for attr, what in (("json", "--json"), ("predictions", "--predictions")):
+        value = getattr(args, attr, None)
+        if isinstance(value, str):
+            check_output_file(value, what)
+    if args.command == "run":
+        check_output_file(args.output, "--output")
+    if args.command == "compile":
+        check_output_dir(args.output, "--output")
+
+
 # ---- info -----------------------------------------------------------------------------------
 def cmd_info(args):
+    from .errors import PynqDeployError
     from .platform.manifest import available_overlays, load_manifest, overlays_dir
     from .platform.overlay import board_devices
     boards = board_devices()
     overlays = {}
     for name in available_overlays():
-        m = load_manifest(overlays_dir() / name)
+        try:
+            m = load_manifest(overlays_dir() / name)
+        except PynqDeployError as e:      # one broken overlay must not hide the others
+            overlays[name] = {"error": str(e)}
+            continue
         models = {}
         for model_name in m.data.get("models", {}):
-            d = m.model_dir(model_name)
+            try:
+                d = m.model_dir(model_name)
+            except PynqDeployError as e:
+                models[model_name] = {"error": str(e), "present": False}
+                continue
             meta = d / "model.json"
             models[model_name] = {"path": str(d), "present": meta.is_file()}
         overlays[name] = {
@@ -63,22 +133,24 @@ def cmd_info(args):
     else:
         print("PL: {}".format(info["pl"]))
         for name, o in overlays.items():
+            if "error" in o:
+                print("overlay {}: BROKEN: {}".format(name, o["error"]))
+                continue
             print("overlay {}: {} ({}; bitstream {})".format(
                 name, o["description"], o["pl"], "present" if o["bitstream_present"] else "not built"))
             for model_name, mo in o["models"].items():
-                print("  model {}: {}".format(model_name, mo["path"]))
+                print("  model {}: {}".format(model_name, mo.get("path") or "BROKEN: " + mo["error"]))
 
 
 # ---- classify -------------------------------------------------------------------------------
 def cmd_classify(args):
     from .classifier import Classifier
     from .datasets import FASHION_MNIST_CLASSES, load_fashion_mnist
+    from .errors import InputError
     if args.dataset != "fashion-mnist":
-        raise SystemExit("unknown dataset {!r} (supported: fashion-mnist)".format(args.dataset))
+        raise InputError("unknown dataset {!r} (supported: fashion-mnist)".format(args.dataset))
     images, labels = load_fashion_mnist("test")
     if args.limit is not None:
-        if args.limit < 1:
-            raise SystemExit("--limit must be >= 1")
         images, labels = images[:args.limit], labels[:args.limit]
     with Classifier(overlay=args.overlay, model=args.model, pl=args.pl, engine=args.engine) as clf:
         r = clf.evaluate(images, labels, progress=not args.quiet)
@@ -155,34 +227,86 @@ def cmd_compile(args):
 
 
 def cmd_run(args):
+    """Frames are read from the input file (memory-mapped) and their outputs written to disk one
+    frame at a time: memory stays flat whatever the number of frames."""
     from .codenet_runner import CodenetRunner
     from .errors import InputError
     try:
-        x = np.load(args.input, allow_pickle=False)
-    except (OSError, ValueError) as e:
+        x = np.load(args.input, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
         raise InputError("cannot read input {}: {}".format(args.input, e))
-    if x.dtype.kind != "f":
+    if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
         raise InputError("input {} must be a float array (NCHW, as the ONNX model expects), got {}".format(
-            args.input, x.dtype))
+            args.input, getattr(x, "dtype", type(x).__name__)))
+    out = Path(args.output)
     with CodenetRunner(args.model_dir, pl=args.pl, engine=args.engine) as net:
         shape = net.model.input["shape"]
         if x.ndim == len(shape) - 1:
             x = x[None]
         if x.ndim != len(shape) or x.shape[0] < 1:
             raise InputError("input must have shape (N, {}, {}, {}), got {}".format(*shape[1:], list(x.shape)))
-        frames = [net.run(x[i:i + 1]) for i in range(x.shape[0])]
-        starts = net.overlay.device.starts[net.ip.name] if net.pl == "sim" else None
-    outputs = {k: np.concatenate([f[k] for f in frames]) for k in frames[0]}
-    out = Path(args.output)
-    write_files_atomically(out.parent, [(out.name, lambda f: np.savez(f, **outputs))])
+        before = net.overlay.device.starts[net.ip.name] if net.pl == "sim" else None
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=str(out.parent), prefix="." + out.name + ".") as tmp:
+            files = {}
+            for i in range(x.shape[0]):
+                frame = net.run(np.asarray(x[i:i + 1]))
+                for k, v in frame.items():
+                    if k not in files:
+                        files[k] = np.lib.format.open_memmap(os.path.join(tmp, "{}.npy".format(len(files))),
+                                                             mode="w+", dtype=v.dtype, shape=(x.shape[0],) + v.shape[1:])
+                    files[k][i] = v[0]
+            names = {k: m.filename for k, m in files.items()}
+            for m in files.values():
+                m.flush()
+            del files, m
+            write_files_atomically(out.parent, [(out.name, lambda f: _zip_npy_files(f, names))])
+        starts = net.overlay.device.starts[net.ip.name] - before if net.pl == "sim" else None
     print("ran {} frame(s) on the {} PL ({} engine{}): wrote {} to {}".format(
         x.shape[0], "simulated" if net.pl == "sim" else "board", net.engine,
-        ", {} ap_start".format(starts) if starts is not None else "", ", ".join(sorted(outputs)), out))
+        ", {} ap_start".format(starts) if starts is not None else "", ", ".join(sorted(names)), out))
+
+
+def _zip_npy_files(f, names):
+    """An .npz (what np.savez writes: one NAME.npy per array) from .npy files on disk, copied
+    in chunks."""
+    with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as z:
+        for key, path in names.items():
+            z.write(path, arcname=key + ".npy")
+
+
+# ---- soak -----------------------------------------------------------------------------------
+def cmd_soak(args):
+    from .soak import soak
+
+    def progress(done, total, rss):
+        if not args.quiet:
+            sys.stderr.write("\r{}/{} frames, RSS {:.1f} MiB".format(done, total, rss))
+            if done == total:
+                sys.stderr.write("\n")
+            sys.stderr.flush()
+    result = soak(args.target, args.frames, progress=progress, model=args.model, engine=args.engine)
+    write_json(args.json, result)
+    print("soak {}: {} frames; RSS {start} MiB at start, {after_1000} after 1,000, {end} at the end "
+          "(peak {peak}); live buffers {b} -> {e}; {f1} frames/s first 1,000, {f2} last 1,000".format(
+              args.target, result["frames"], b=result["live_buffers"]["baseline"],
+              e=result["live_buffers"]["end"], f1=result["fps"]["first_1000"], f2=result["fps"]["last_1000"],
+              **result["rss_mb"]))
+    return result
 
 
 def build_parser():
     p = argparse.ArgumentParser(prog="pynq-deploy", description=__doc__)
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the traceback of an error")
     sub = p.add_subparsers(dest="command", required=True)
+    add = sub.add_parser
+
+    def add_parser(name, **kw):
+        return add(name, parents=[common], **kw)
+    sub.add_parser = add_parser
 
     s = sub.add_parser("info", help="which PL is in use, which overlays and models are available")
     s.add_argument("--json", action="store_true", help="print JSON")
@@ -190,7 +314,7 @@ def build_parser():
 
     s = sub.add_parser("classify", help="classify a dataset with the BNN overlay")
     s.add_argument("--dataset", default="fashion-mnist")
-    s.add_argument("--limit", type=int, default=None, help="first N test images only")
+    s.add_argument("--limit", type=positive_int, default=None, help="first N test images only")
     s.add_argument("--engine", choices=["numpy", "csim"], default="numpy",
                    help="simulated PL: bit-exact numpy model or C-simulation of the HLS code")
     s.add_argument("--pl", choices=["auto", "board", "sim"], default="auto")
@@ -217,8 +341,8 @@ def build_parser():
 
     s = sub.add_parser("verify", help="check the levels of numerical truth agree bit for bit")
     s.add_argument("target", choices=["bnn", "codenet"])
-    s.add_argument("--limit", type=int, default=500, help="bnn: real test images")
-    s.add_argument("--frames", type=int, default=3, help="codenet: real frames")
+    s.add_argument("--limit", type=positive_int, default=500, help="bnn: real test images")
+    s.add_argument("--frames", type=positive_int, default=3, help="codenet: real frames")
     s.add_argument("--input-size", type=int, choices=[256, 512], default=256,
                    help="codenet: input size of the default network")
     s.add_argument("--model", default=None)
@@ -227,11 +351,11 @@ def build_parser():
 
     s = sub.add_parser("bench", help="measured host throughput and modelled Ultra96 figures")
     s.add_argument("target", choices=["bnn", "codenet", "detector"])
-    s.add_argument("--images", type=int, default=2000, help="bnn: images for the throughput runs")
-    s.add_argument("--csim-images", type=int, default=100, help="bnn: images for the C-sim run")
+    s.add_argument("--images", type=positive_int, default=2000, help="bnn: images for the throughput runs")
+    s.add_argument("--csim-images", type=positive_int, default=100, help="bnn: images for the C-sim run")
     s.add_argument("--model", default=None, help="bnn: model name or folder; codenet: compiled model folder")
     s.add_argument("--input-size", type=int, choices=[256, 512], default=256)
-    s.add_argument("--frames", type=int, default=8,
+    s.add_argument("--frames", type=positive_int, default=8,
                    help="codenet: frames for the throughput runs (default 8); detector: frames (default 120)")
     s.add_argument("--json", default=None, metavar="FILE")
     s.set_defaults(func=cmd_bench)
@@ -249,9 +373,19 @@ def build_parser():
     s.add_argument("--labels", default=None, metavar="FILE.npz", help="teacher labels file (default: the cache)")
     s.add_argument("--model", default=None, help="compiled detector folder (default: the shipped model)")
     s.add_argument("--backend", choices=["numpy", "csim"], default="numpy")
-    s.add_argument("--limit", type=int, default=None, help="first N frames of the split")
+    s.add_argument("--limit", type=positive_int, default=None, help="first N frames of the split")
     s.add_argument("--json", default=None, metavar="FILE")
     s.set_defaults(func=cmd_evaluate_detector)
+
+    from .soak import TARGETS
+    s = sub.add_parser("soak", help="many frames through one object: RSS, live buffers and speed over time")
+    s.add_argument("target", choices=sorted(TARGETS))
+    s.add_argument("--frames", type=positive_int, default=10000)
+    s.add_argument("--model", default=None, help="bnn: model name or folder; codenet: compiled model folder")
+    s.add_argument("--engine", choices=["numpy", "csim"], default="numpy")
+    s.add_argument("--json", default=None, metavar="FILE")
+    s.add_argument("--quiet", action="store_true", help="no progress line")
+    s.set_defaults(func=cmd_soak)
     return p
 
 
@@ -278,10 +412,20 @@ def main(argv=None):
     from .errors import PynqDeployError
     args = build_parser().parse_args(argv)
     try:
+        check_outputs(args)
         rc = args.func(args)
     except PynqDeployError as e:
-        print("pynq-deploy: error: {}".format(e), file=sys.stderr)
+        if args.debug:
+            raise
+        lines = str(e).strip().splitlines() or [type(e).__name__]
+        more = " (more with --debug)" if len(lines) > 1 else ""
+        print("pynq-deploy: error: {}{}".format(lines[0], more), file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("pynq-deploy: interrupted", file=sys.stderr)
+        return 130
     return rc if isinstance(rc, int) else 0
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import DatasetError  # noqa: F401  (re-exported: runtime.datasets.DatasetError)
+
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -17,8 +19,6 @@ FASHION_MNIST_CLASSES = (
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-class DatasetError(RuntimeError):
-    """A dataset is missing or its files are not what they claim to be."""
 
 
 def read_idx(path):
@@ -40,7 +40,9 @@ def read_idx(path):
         raise DatasetError("{} is truncated (header)".format(path))
     shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(_IDX_DTYPES[data[2]])
-    count = int(np.prod(shape)) if shape else 1
+    count = 1
+    for d in shape:
+        count *= d                                  # Python ints: no overflow on a forged header
     if len(data) - header != count * dtype.itemsize:
         raise DatasetError("{} is truncated or padded: header says shape {} ({} bytes of data), "
                            "file has {}".format(path, shape, count * dtype.itemsize,

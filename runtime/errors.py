@@ -21,6 +21,14 @@ class EngineTimeoutError(PynqDeployError, TimeoutError):
     """A hardware wait (ap_done, DMA idle) did not finish within its timeout."""
 
 
+class EngineBusyError(EngineTimeoutError):
+    """An engine is not idle when a start is due: it never returned to idle after an earlier one."""
+
+
+class EngineError(PynqDeployError):
+    """The engine finished, but what it returned cannot be right (outputs out of their range)."""
+
+
 class SimulationError(PynqDeployError):
     """The simulated PL detected something that would misbehave on the board
     (a DMA outside any allocated buffer, a start without weights loaded, ...)."""
@@ -28,3 +36,7 @@ class SimulationError(PynqDeployError):
 
 class AllocationError(PynqDeployError, MemoryError):
     """A contiguous (CMA) buffer could not be allocated."""
+
+
+class DatasetError(PynqDeployError):
+    """A dataset is missing or its files are not what they claim to be."""

@@ -26,6 +26,8 @@ from ..engines.codenet_program import LayerSpec, pack_program, unpack_program, v
 from ..errors import InputError, ModelError
 from ..fileio import write_files_atomically
 from .frontend import Frontend, LayerOp
+from .model_files import check_codenet_meta, check_model_sha256, load_npy, with_model_sha256
+from .onnx_checks import check_onnx, compile_errors_named, read_onnx
 from .onnx_graph import CompileError, load_model
 from .planner import plan_arena
 from .requant import ScaleError, mult_shift, pow2_shift
@@ -383,14 +385,16 @@ def compile_onnx(model, input_size=None, class_names=None, float_weight_bits=Non
     becomes several engine layers over slices of its output channels (exact); False refuses it.
     reuse_memory=False keeps every tensor at its own arena bytes (for inspecting intermediate
     tensors through `CompiledModel.probes` after a run)."""
-    m = load_model(model)
+    m = read_onnx(model)
     src = model if isinstance(model, (str, os.PathLike)) else getattr(m.graph, "name", "")
+    check_onnx(m, str(src) or "the model")
     fe = Frontend(m, input_size=input_size, float_weight_bits=float_weight_bits)
-    outputs = fe.run()
-    names = list(class_names) if class_names is not None else None
-    return _lower(fe, outputs, names, dict(model=str(src), producer=m.producer_name,
-                                           sha256=hashlib.sha256(m.SerializeToString()).hexdigest()),
-                  split_wide=split_wide, reuse=reuse_memory)
+    with compile_errors_named(fe):
+        outputs = fe.run()
+        names = list(class_names) if class_names is not None else None
+        return _lower(fe, outputs, names, dict(model=str(src), producer=m.producer_name,
+                                               sha256=hashlib.sha256(m.SerializeToString()).hexdigest()),
+                      split_wide=split_wide, reuse=reuse_memory)
 
 
 # ------------------------------------------------------------------------ compiled model
@@ -542,7 +546,8 @@ class CompiledModel:
     def save(self, path):
         """Write program.npy, weights.npy and model.json atomically (temp files renamed in place)."""
         path = Path(path)
-        meta = json.dumps(self.meta_dict(), indent=1).encode()
+        meta = json.dumps(with_model_sha256(self.meta_dict(), [self.program.astype("<u4"), self.weights]),
+                          indent=1).encode()
         write_files_atomically(path, [
             (PROGRAM_FILE, lambda f: np.save(f, self.program.astype("<u4"), allow_pickle=False)),
             (WEIGHTS_FILE, lambda f: np.save(f, self.weights, allow_pickle=False)),
@@ -570,10 +575,7 @@ class CompiledModel:
                 path, meta.get("version"), FORMAT_VERSION))
         arrays = {}
         for nm, dt, key in ((PROGRAM_FILE, "<u4", "program_sha256"), (WEIGHTS_FILE, "u1", "weights_sha256")):
-            try:
-                arr = np.load(path / nm, allow_pickle=False)
-            except (OSError, ValueError, EOFError) as e:
-                raise ModelError("CoDeNet model {}: {} is corrupt or truncated: {}".format(path, nm, e)) from e
+            arr = load_npy(path / nm, "CoDeNet model {}".format(path))
             if arr.dtype != np.dtype(dt) or arr.ndim != 1:
                 raise ModelError("CoDeNet model {}: {} must be a 1-D {} array, got {} {}".format(
                     path, nm, np.dtype(dt), arr.dtype, arr.shape))
@@ -581,6 +583,9 @@ class CompiledModel:
                 raise ModelError("CoDeNet model {}: {} does not match the sha256 in {} (corrupt file)".format(
                     path, nm, META_FILE))
             arrays[nm] = arr
+        where = "CoDeNet model {}: {}".format(path, META_FILE)
+        check_model_sha256(where, meta, [arrays[PROGRAM_FILE], arrays[WEIGHTS_FILE]])
+        check_codenet_meta(where, meta)
         try:
             layers = unpack_program(arrays[PROGRAM_FILE], arrays[WEIGHTS_FILE])
             for s, nm in zip(layers, meta.get("layer_names") or []):

@@ -3,14 +3,18 @@ import time
 
 from pynq import DefaultIP
 
-from ..errors import EngineTimeoutError, OverlayError
+from ..errors import EngineBusyError, EngineTimeoutError, OverlayError
 
 AP_START, AP_DONE, AP_IDLE = 0x1, 0x2, 0x4
 
 
 class HlsIP(DefaultIP):
     """Registers by name, with the offsets PYNQ parsed (the .hwh on the board, the manifest in
-    simulation). A 64-bit pointer is one 64-bit register or `name_1`/`name_2` words."""
+    simulation). A 64-bit pointer is one 64-bit register or `name_1`/`name_2` words.
+
+    Not locked itself: a start / wait sequence must run under the IP's lock
+    (`platform.pl_state.ip_lock`), which `Classifier` and `CodenetRunner` hold around each frame;
+    `wait` reads the clear-on-read ap_done, so only the lock holder may poll it."""
 
     def __init__(self, description):
         super().__init__(description)
@@ -49,7 +53,7 @@ class HlsIP(DefaultIP):
 
     def start(self):
         if not self.idle:
-            raise EngineTimeoutError("{}: cannot start, the engine is still busy from an earlier "
+            raise EngineBusyError("{}: cannot start, the engine is still busy from an earlier "
                                      "start (ap_idle = 0); reload the overlay to reset it".format(self.name))
         self.mmio.write(0, AP_START)
 

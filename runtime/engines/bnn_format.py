@@ -181,6 +181,14 @@ def validate_params(words):
         raise ValueError("params: fc1 BIAS[{}] = {} out of range -2^20..2^20".format(int(bad[0]), int(bias[bad[0]])))
 
 
+def fc1_shift_bias(words):
+    """(shift, bias) int64 arrays (NUM_CLASSES,) of the output layer of a parameter buffer."""
+    a, b = _section("fc1", "shift_bias")
+    sb = np.asarray(words[a:b], WORD)
+    return ((sb >> np.uint64(32)).astype(np.int64),
+            (sb & np.uint64(0xFFFFFFFF)).astype("<u4").view("<i4").astype(np.int64))
+
+
 def unpack_params(words):
     """Validated parameter buffer -> the layers dict (weights int8 +-1, thresholds int32)."""
     validate_params(words)

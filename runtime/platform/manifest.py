@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..errors import OverlayError
 from ..paths import repo_root
+from .manifest_schema import validate_manifest_data
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "pynq-deploy/overlay-manifest"
@@ -126,6 +127,7 @@ def load_manifest(overlay_dir):
     for key in ("name", "clock_mhz", "ips"):
         if key not in data:
             raise OverlayError("manifest {} has no {!r}".format(path, key))
+    validate_manifest_data(path, data)
     return Manifest(path, data)
 
 

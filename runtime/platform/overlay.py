@@ -10,8 +10,9 @@ import pynq
 from pynq.pl_server.device import Device
 
 from ..errors import OverlayError
+from . import pl_state
 from .manifest import check_register_map, load_manifest, resolve_overlay_dir
-from .sim_device import ENGINES, SimulatedPL
+from .sim_device import ENGINES, SimulatedPL, process_device
 
 PL_CHOICES = ("auto", "board", "sim")
 
@@ -57,12 +58,15 @@ def choose_pl(manifest, pl="auto"):
 
 
 def load_overlay(overlay, pl="auto", engine="numpy"):
-    """Load an overlay (name or folder). Returns (pynq.Overlay, manifest, pl_kind)."""
+    """Load an overlay (name or folder). Returns (pynq.Overlay, manifest, pl_kind).
+
+    Every load downloads the bitstream, as PYNQ's Overlay does: it replaces what the process's
+    one PL held (`ov.pl_identity` names what was loaded; see platform/pl_state.py)."""
     from .. import drivers  # noqa: F401  (registers our DefaultIP drivers by VLNV)
     manifest = load_manifest(resolve_overlay_dir(overlay))
     kind = choose_pl(manifest, pl)
     if kind == "board":
-        ov = pynq.Overlay(str(manifest.bitstream_path))
+        ov = pynq.Overlay(str(manifest.bitstream_path), download=False)
         for ip_name, spec in manifest.ips.items():
             if ip_name not in ov.ip_dict:
                 raise OverlayError("bitstream {} has no IP {!r} (its IPs: {})".format(
@@ -71,10 +75,15 @@ def load_overlay(overlay, pl="auto", engine="numpy"):
                 raise OverlayError("IP {} in {} is {}, the manifest expects {}".format(
                     ip_name, manifest.hwh_path, ov.ip_dict[ip_name]["type"], spec["vlnv"]))
             check_register_map(manifest, ip_name, ov.ip_dict[ip_name].get("registers"))
+        ov.pl_identity = (str(manifest.bitstream_path), None)
+        pl_state.download(ov, ov.pl_identity)
         return ov, manifest, "board"
     if engine not in ENGINES:
         raise ValueError("engine must be one of {}, not {!r}".format(ENGINES, engine))
-    device = SimulatedPL(engine=engine)
+    device = process_device()
     Device.active_device = device  # plain pynq.allocate() lands here too, as on a board
-    ov = pynq.Overlay(str(manifest.path), device=device, download=True)
+    ov = pynq.Overlay(str(manifest.path), device=device, download=False)
+    ov.parser.engine = engine
+    ov.pl_identity = (str(manifest.path), engine)
+    pl_state.download(ov, ov.pl_identity)
     return ov, manifest, "sim"

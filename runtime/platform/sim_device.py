@@ -11,10 +11,14 @@ PYNQ's own `Overlay`, `DefaultIP`, `MMIO`, `RegisterMap` and `allocate` run unch
 - Writing `ap_start` runs the IP model (C-simulation of the HLS code, or the bit-exact numpy
   model), which reads the registers and the buffers they point to, computes, writes its outputs
   and raises `ap_done` / `ap_idle` / `ap_ready`, as the Vitis HLS `ap_ctrl_hs` block does.
-- Faults can be injected (an engine that never raises `ap_done`) to test the host's timeouts.
+- Faults can be injected to test the host's handling of a misbehaving engine (`inject_fault`:
+  a hang, outputs of garbage, an engine that never returns to idle). Pending faults survive a
+  download, as a broken bitstream or board would.
+- One simulated PL per process (`process_device`), as a board has one PL and one CMA pool.
 """
 import importlib
 import itertools
+import numbers
 import threading
 from collections import Counter, deque
 
@@ -36,6 +40,13 @@ IP_MODELS = {
     "codenet": "runtime.engines.codenet_ip:CodenetIPModel",
 }
 ENGINES = ("numpy", "csim")
+# fault kind -> what the next start of the IP does
+FAULTS = {
+    "hang": "never finishes: ap_done and ap_idle stay low until the PL is reprogrammed",
+    "garbage": "finishes and raises ap_done, but every byte it wrote holds random values",
+    "never_idle": "finishes and raises ap_done with correct outputs, but ap_idle stays low",
+}
+MAX_FAULT_COUNT = 1 << 20
 
 
 class SimBuffer(PynqBuffer):
@@ -62,6 +73,8 @@ class SimMetadata:
     """Stands in for PYNQ's HWH parser: the dictionaries a .hwh would give, from the manifest."""
 
     def __init__(self, manifest):
+        self.manifest = manifest
+        self.engine = None                # set by load_overlay: the engine the download builds
         self.ip_dict = {}
         for name, ip in manifest.ips.items():
             self.ip_dict[name] = {
@@ -92,14 +105,15 @@ class _SimIP:
         self.size = spec["addr_range"]
         self.regs = np.zeros(self.size // 4, np.uint32)
         self.model = model
-        self.hang_next = 0
         self.hung = False
+        self.stuck_busy = False
         self.reset()
 
     def reset(self):
         self.regs[:] = 0
         self.regs[0] = AP_IDLE
         self.hung = False
+        self.stuck_busy = False
         self.model.reset()
 
     def reg(self, name):
@@ -130,28 +144,35 @@ class SimulatedPL(Device):
         self._free_ranges = []             # (address, nbytes) of released allocations
         self._lock = threading.RLock()
         self.ips = {}
+        self.faults = {}                   # IP name -> deque of pending fault kinds (kept over downloads)
+        self._rng = np.random.default_rng(0)
         self.manifest = None
         self.bitfile_name = None
         self.timestamp = ""
-        self.starts = Counter()            # ap_start pulses per IP since this device was made
+        self.starts = Counter()            # ap_start pulses per IP since the last download
         self.register_log = deque(maxlen=4096)  # (ip, offset, value) of every register write
         self.cache_bytes = Counter()       # bytes flushed / invalidated by the host, as on the board
 
     # ---- PYNQ Device API ------------------------------------------------------------------
     def get_bitfile_metadata(self, bitfile_name, partial=False):
         """Called by pynq.Overlay: in simulation the 'bitfile' is the overlay's manifest."""
-        manifest = load_manifest(_parent(bitfile_name))
-        self.manifest = manifest
-        return SimMetadata(manifest)
+        return SimMetadata(load_manifest(_parent(bitfile_name)))
 
     def download(self, bitstream, parser=None):
-        """'Program' the simulated PL: fresh register files and empty on-chip memories."""
-        manifest = self.manifest if parser is not None else load_manifest(_parent(bitstream.bitfile_name))
+        """'Program' the simulated PL: fresh register files and empty on-chip memories. Pending
+        faults stay pending (reprogramming does not repair a broken design)."""
+        if isinstance(parser, SimMetadata):
+            manifest, engine = parser.manifest, parser.engine or self.engine
+        else:
+            manifest, engine = load_manifest(_parent(bitstream.bitfile_name)), self.engine
         ips = {}
         for name, spec in manifest.ips.items():
-            ips[name] = _SimIP(name, spec, _make_ip_model(spec, self.engine, manifest))
+            ips[name] = _SimIP(name, spec, _make_ip_model(spec, engine, manifest))
         with self._lock:
             self.ips = ips
+            self.manifest = manifest
+            self.engine = engine
+            self.starts = Counter()
         self.bitfile_name = bitstream.bitfile_name
         self.post_download(bitstream, parser)
 
@@ -234,15 +255,30 @@ class SimulatedPL(Device):
                               "(an unset or stale pointer register)".format(what, address))
 
     def inject_fault(self, ip_name, kind="hang", count=1):
-        """Make the next `count` starts of `ip_name` never finish ('hang': ap_done never rises)."""
-        if kind != "hang":
-            raise ValueError("unknown fault {!r}; supported: 'hang'".format(kind))
-        self._ip(ip_name).hang_next += int(count)
+        """Make the next `count` starts of `ip_name` misbehave as `kind` (see FAULTS)."""
+        if kind not in FAULTS:
+            raise ValueError("unknown fault {!r}; supported: {}".format(kind, ", ".join(sorted(FAULTS))))
+        if isinstance(count, bool) or not isinstance(count, numbers.Integral) \
+                or not 1 <= count <= MAX_FAULT_COUNT:
+            raise ValueError("fault count must be an integer in 1..{}, got {!r}".format(MAX_FAULT_COUNT, count))
+        with self._lock:
+            self._ip(ip_name)
+            self.faults.setdefault(ip_name, deque()).extend([kind] * int(count))
+
+    def pending_faults(self, ip_name):
+        with self._lock:
+            return list(self.faults.get(ip_name, ()))
 
     def reset_ip(self, ip_name):
         """Pulse the IP's reset (what reprogramming the PL does): idle, on-chip memories lost."""
         with self._lock:
             self._ip(ip_name).reset()
+
+    @property
+    def live_allocations(self):
+        """Number of buffers allocated and not freed."""
+        with self._lock:
+            return len(self._allocs)
 
     @property
     def cma_used(self):
@@ -257,17 +293,46 @@ class SimulatedPL(Device):
         if not ip.regs[0] & AP_IDLE:
             return  # a start while busy is ignored, as in hardware
         self.starts[ip.name] += 1
-        if ip.hang_next:
-            ip.hang_next -= 1
+        pending = self.faults.get(ip.name)
+        fault = pending.popleft() if pending else None
+        if fault == "hang":
             ip.hung = True
             ip.regs[0] = (ip.regs[0] & ~np.uint32(AP_IDLE | AP_DONE | AP_READY)) | np.uint32(AP_START)
             return
         ip.regs[0] = (ip.regs[0] & ~np.uint32(AP_IDLE | AP_DONE)) | np.uint32(AP_START)
+        before = self._snapshot_targets(ip) if fault == "garbage" else None
         try:
             ip.model.start(ip.reg, self)
         finally:
             # the block returns to idle whether or not the model raised (the error propagates)
-            ip.regs[0] = (ip.regs[0] & ~np.uint32(AP_START)) | np.uint32(AP_DONE | AP_IDLE | AP_READY)
+            ip.stuck_busy = ip.stuck_busy or fault == "never_idle"
+            idle = 0 if ip.stuck_busy else AP_IDLE
+            ip.regs[0] = (ip.regs[0] & ~np.uint32(AP_START | AP_IDLE)) | np.uint32(AP_DONE | AP_READY | idle)
+        if before is not None:
+            self._scramble_writes(before)
+
+    def _snapshot_targets(self, ip):
+        """Copies of every allocation a 64-bit (pointer) register of `ip` points into."""
+        out = []
+        for name, r in ip.spec["registers"].items():
+            if r["size"] != 64:
+                continue
+            a = self._alloc_at(ip.reg(name))
+            if a is not None and all(a is not b for b, _ in out):
+                out.append((a, a.shadow.copy()))
+        return out
+
+    def _scramble_writes(self, before):
+        """The 'garbage' fault: every byte the engine changed gets a random value."""
+        for a, old in before:
+            changed = np.flatnonzero(a.shadow != old)
+            a.shadow[changed] = self._rng.integers(0, 256, changed.size, dtype=np.uint8)
+
+    def _alloc_at(self, address):
+        for a in self._allocs.values():
+            if a.address <= address < a.address + a.nbytes:
+                return a
+        return None
 
     def _find_ip(self, address, length):
         for ip in self.ips.values():
@@ -295,11 +360,15 @@ class SimulatedPL(Device):
                     self._free_ranges[i] = (addr + size, n - size)
                 return addr
         if self._next_free + size > CMA_BASE + self.cma_bytes:
+            top = CMA_BASE + self.cma_bytes - self._next_free
+            free = top + sum(n for _, n in self._free_ranges)
+            largest = max([top] + [n for _, n in self._free_ranges])
+            why = ("fragmented: {} bytes are free in total but the largest contiguous block is {} "
+                   "bytes".format(free, largest) if free >= size else
+                   "{} of the {} MiB contiguous pool in use".format(self.cma_bytes - free, self.cma_bytes >> 20))
             raise AllocationError(
-                "CMA allocation of {} bytes failed: {} of the {} MiB contiguous pool in use "
-                "(free unused buffers, or allocate smaller batches)".format(
-                    size, self._next_free - CMA_BASE - sum(n for _, n in self._free_ranges),
-                    self.cma_bytes >> 20))
+                "CMA allocation of {} bytes failed: {} (free unused buffers, or allocate smaller "
+                "batches)".format(size, why))
         addr = self._next_free
         self._next_free += size
         return addr
@@ -333,3 +402,17 @@ def _make_ip_model(spec, engine, manifest):
         raise OverlayError("no simulation model for engine {!r} (IP {})".format(spec["engine"], spec["vlnv"]))
     module, cls = target.split(":")
     return getattr(importlib.import_module(module), cls)(engine=engine, manifest=manifest)
+
+
+_process_device = None
+_process_device_lock = threading.Lock()
+
+
+def process_device():
+    """The simulated PL of this process (made on first use): like a board, a process has one PL
+    and one CMA pool, whatever number of overlays and objects it makes."""
+    global _process_device
+    with _process_device_lock:
+        if _process_device is None:
+            _process_device = SimulatedPL()
+        return _process_device

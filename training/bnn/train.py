@@ -7,7 +7,6 @@ accuracy recorded is that of the INTEGER forward (what the hardware computes) on
 images. Deterministic given --seed (and the device / thread count).
 """
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -113,43 +112,12 @@ def train(model, x_train, y_train, epochs, device, seed, batch=256, lr=2e-3, log
     return epoch_times
 
 
-def _atomic_write_bytes(path, data):
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def npy_bytes(arr):
-    import io
-    buf = io.BytesIO()
-    np.save(buf, arr, allow_pickle=False)
-    return buf.getvalue()
-
-
 def write_model(out_dir, words, meta):
     """params.npy first, then model.json (the json names the sha of the npy: a reader that finds a
     json always finds its matching params)."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    words = np.ascontiguousarray(np.asarray(words, dtype="<u8"))
-    meta = dict(meta)
-    meta["param_words"] = int(words.size)
-    meta["params_sha256"] = hashlib.sha256(words.tobytes()).hexdigest()
-    _atomic_write_bytes(out_dir / "params.npy", npy_bytes(words))
-    _atomic_write_bytes(out_dir / "model.json", (json.dumps(meta, indent=2) + "\n").encode())
-    return meta
+    from runtime.compiler.bnn_model_file import META_FILE, save_bnn_model
+    out_dir = save_bnn_model(out_dir, words, meta)     # also writes the whole-model sha256
+    return json.loads((Path(out_dir) / META_FILE).read_text())
 
 
 def main(argv=None):
