@@ -168,29 +168,35 @@ def test_odd_frames_are_handled_or_refused_clearly(det):
         det.detect(np.zeros((0, 10, 3), np.uint8))
 
 
-def _tampered(tmp_path, edit):
-    d = tmp_path / "model"
-    shutil.copytree(default_model_path(), d)
-    meta = json.loads((d / "model.json").read_text())
-    edit(meta)
-    (d / "model.json").write_text(json.dumps(meta))
-    return d
+def _resaved(tmp_path, edit):
+    """The shipped model with its metadata changed and saved again (a valid model file whose
+    metadata no longer describes its program)."""
+    cm = CompiledModel.load(default_model_path())
+    edit(cm)
+    return cm.save(tmp_path / "model")
 
 
 def test_a_model_whose_metadata_disagrees_is_refused(tmp_path):
-    def size(m):
-        m["meta"]["detector"]["input_size"] = 512
+    def size(cm):
+        cm.meta["detector"]["input_size"] = 2 * cm.meta["detector"]["input_size"]
 
-    def classes(m):
-        m["meta"]["detector"]["classes"] = m["meta"]["detector"]["classes"][:5]
-        m["class_names"] = m["class_names"][:5]
+    def classes(cm):
+        cm.meta["detector"]["classes"] = cm.meta["detector"]["classes"][:5]
+        cm.class_names = cm.class_names[:5]
 
-    def nondet(m):
-        del m["meta"]["detector"]
+    def nondet(cm):
+        del cm.meta["detector"]
     for edit, msg in ((size, "does not match the metadata's input_size"), (classes, "20 classes but the metadata"),
                       (nondet, "not a detector")):
         with pytest.raises(ModelError, match=msg):
-            load_detector_model(_tampered(tmp_path / edit.__name__, edit))
+            load_detector_model(_resaved(tmp_path / edit.__name__, edit))
+    tampered = tmp_path / "tampered"
+    shutil.copytree(default_model_path(), tampered)
+    meta = json.loads((tampered / "model.json").read_text())
+    meta["meta"]["detector"]["input_size"] = 1
+    (tampered / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="sha256"):                  # an edited file: the hash says so
+        load_detector_model(tampered)
 
 
 def run_demo(*args, timeout=600):
