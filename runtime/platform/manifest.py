@@ -9,15 +9,14 @@ import os
 from pathlib import Path
 
 from ..errors import OverlayError
-from ..paths import repo_root
+from ..paths import overlays_root
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "pynq-deploy/overlay-manifest"
 
 
 def overlays_dir():
-    env = os.environ.get("PYNQ_DEPLOY_OVERLAYS")
-    return Path(env) if env else repo_root() / "overlays"
+    return overlays_root()
 
 
 def available_overlays():

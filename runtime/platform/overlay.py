@@ -29,10 +29,12 @@ def board_devices():
 
 
 def _build_hint(manifest):
-    return ("build them on a machine with Vivado/Vitis HLS: `make -C {} bitstream` "
-            "(runs hls_src/{}/run_hls.tcl, then the block design script), then copy the "
-            "{} and {} next to {}".format(manifest.dir, manifest.name, manifest.bitstream_path.name,
-                                          manifest.hwh_path.name, manifest.path))
+    return ("build them on a machine with Vitis HLS and Vivado 2022.1: `make -C {} bitstream` (runs "
+            "hls_src/{}/run_hls.tcl, then {}/block_design.tcl, and writes {} and {} there), or copy "
+            "{} and {} built elsewhere next to {}".format(
+                manifest.dir, manifest.name, manifest.dir, manifest.bitstream_path.name,
+                manifest.hwh_path.name, manifest.bitstream_path.name, manifest.hwh_path.name,
+                manifest.path))
 
 
 def choose_pl(manifest, pl="auto"):
