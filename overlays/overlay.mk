@@ -5,6 +5,7 @@
 #   make csim        Vitis HLS C simulation of hls_src/<name> on those vectors
 #   make hls         C simulation, C synthesis and export of the IP (hls_src/<name>/run_hls.tcl)
 #   make bitstream   Vivado block design, synthesis, implementation: <name>.bit + <name>.hwh here
+#   make check       the .hwh checked against manifest.json, as the runtime does when it loads it
 #   make clean-build remove build/ (the tool projects); the .bit/.hwh stay
 #
 # Tools (NOT available where this project is developed and tested; nothing here has been run):
@@ -21,7 +22,7 @@ VITIS_HLS   ?= vitis_hls
 VIVADO      ?= vivado
 JOBS        ?= 4
 
-.PHONY: vectors csim hls bitstream clean-build
+.PHONY: vectors csim hls bitstream check clean-build
 
 vectors: $(VECTORS)/.done
 $(VECTORS)/.done:
@@ -43,6 +44,11 @@ $(OVERLAY_DIR)/$(NAME).bit: $(IP_REPO)/component.xml $(OVERLAY_DIR)/block_design
 	mkdir -p $(BUILD)
 	cd $(BUILD) && $(VIVADO) -mode batch -nojournal -log vivado.log \
 	    -source $(OVERLAY_DIR)/block_design.tcl -tclargs $(IP_REPO) $(JOBS)
+	$(MAKE) check
+
+# the .hwh against the manifest (VLNV, address, range, clock, register map), as the runtime checks it on load
+check:
+	cd $(ROOT) && $(PYTHON) -c "from runtime.platform.overlay import check_hwh; check_hwh('$(OVERLAY_DIR)'); print('$(NAME).hwh matches manifest.json')"
 
 clean-build:
 	rm -rf $(BUILD)

@@ -144,7 +144,7 @@ def test_make_targets_run_the_scripts_in_order(overlay):
     solution = calls(rec, "open_solution")[0][2]
     ip_repo = re.search(r"-tclargs (\S+)", vivado_cmd).group(1)
     assert Path(ip_repo) == Path(hls_dir) / project / solution / "impl" / "ip"
-    for target in ("vectors", "csim", "hls", "clean-build"):
+    for target in ("vectors", "csim", "hls", "check", "clean-build"):
         _make_n(manifest.dir, target)
 
 
