@@ -197,3 +197,15 @@ def test_testbench_vectors_pass_the_bnn_testbench(tmp_path):
     r = subprocess.run([str(csim.compile_testbench("bnn")), str(tmp_path)], capture_output=True,
                        text=True, timeout=300)
     assert r.returncode != 0
+
+
+def test_testbench_vectors_pass_the_codenet_testbench(tmp_path):
+    """The codenet vectors: the whole test network on a real frame, the arena the numpy model left;
+    the g++ build of codenet_tb.cpp runs the HLS top once on them and passes."""
+    from runtime.engines import csim
+    from runtime.measure.tb_vectors import write_codenet_vectors
+    info = write_codenet_vectors(tmp_path)
+    assert info["layers"] > 50 and (tmp_path / "check.txt").read_text().count("\n") >= 4
+    r = subprocess.run([str(csim.compile_testbench("codenet")), str(tmp_path)], capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0 and "PASS" in r.stdout, r.stdout + r.stderr
