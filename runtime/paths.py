@@ -25,10 +25,6 @@ def repo_root():
     return PACKAGE_DIR.parent
 
 
-def installed_from_wheel():
-    return PACKAGED_DATA.is_dir()
-
-
 def overlays_root():
     """overlays/, or PYNQ_DEPLOY_OVERLAYS."""
     env = os.environ.get("PYNQ_DEPLOY_OVERLAYS")
