@@ -14,7 +14,7 @@ $(PY):
 install: $(PY)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[sim,train,dev]"
+	$(PY) -m pip install -q -e ".[sim,train,measure,dev]"
 
 # Real test data: Fashion-MNIST from Debian (needs root, or install it yourself).
 data:

@@ -1,35 +1,58 @@
-# Vitis HLS script for the CoDeNet engine IP (VLNV pynq-deploy.org:hls:codenet:1.0).
+# Vitis HLS build of the CoDeNet engine IP for the Ultra96-V2: C simulation, C synthesis, export.
 #
-# NOT RUNNABLE IN THIS REPOSITORY'S CI: it needs a Vitis HLS installation (none here). The C
-# simulation that CI does run is the same sources compiled by g++ (runtime/engines/csim.py,
-# tests/test_codenet_hls_build.py).
+# NOT RUN HERE: this checkout has no Vitis installation. The C simulation that CI does run is the
+# same sources compiled by g++ (runtime/engines/csim.py, tests/test_codenet_hls_build.py). Written
+# for Vitis HLS 2022.1 (the release the PYNQ 3.0 images are built with). tests/test_build_flow.py
+# runs this script under tclsh with the Vitis commands recorded, and checks every name it uses
+# against the HLS source and the manifest.
 #
-# Usage (from this folder):  vitis_hls -f run_hls.tcl [-tclargs VECTORS_DIR]
-#   VECTORS_DIR: golden vectors for the testbench (program.bin, weights.bin, arena_in.bin,
-#   arena_out.bin, check.txt; FORMAT.md "Testbench vectors"). Without it csim_design is skipped.
-# Output: codenet_prj/solution1/impl/ip/ (the IP catalog zip) for the Vivado block design.
+# usage: make -C overlays/codenet hls   (or, from any folder: vitis_hls -f run_hls.tcl [-tclargs VECTORS])
+#   VECTORS: golden vectors for the testbench (program.bin, weights.bin, arena_in.bin,
+#   arena_out.bin, check.txt; FORMAT.md "Testbench vectors"; written by
+#   `python -m runtime.measure.tb_vectors codenet DIR`). Without them csim_design is skipped.
+#   PD_HLS_STEPS: a subset of "csim csynth export" (default: all three).
+# Part, clock and VLNV come from overlays/codenet/manifest.json.
+# Output: codenet_prj/solution1/impl/ip/ (the IP catalog) for the Vivado block design.
 # The weights / arena m_axi ports are explicitly 128 bits wide (ap_uint<128>, codenet_top.h), so no
 # config_interface -m_axi_max_widen_bitwidth is needed; burst lengths, outstanding requests and
 # co-simulation depths (in beats) are the INTERFACE pragmas of codenet_top.cpp.
 
+set src_dir [file dirname [file normalize [info script]]]
+source [file join $src_dir .. common pd_manifest.tcl]
+set manifest [file normalize [file join $src_dir .. .. overlays codenet manifest.json]]
+lassign [pd_vlnv_parts $manifest] vendor library ipname version
+
 set vectors ""
 if {[info exists ::argc] && $::argc > 0} { set vectors [file normalize [lindex $::argv 0]] }
+if {[info exists ::env(PD_HLS_STEPS)]} {
+    set steps $::env(PD_HLS_STEPS)
+} else {
+    set steps {csim csynth export}
+}
 
 open_project -reset codenet_prj
 set_top codenet_top
-add_files codenet_top.cpp -cflags "-std=c++14 -I. -I../common"
-add_files -tb codenet_tb.cpp -cflags "-std=c++14 -I. -I../common"
+add_files "$src_dir/codenet_top.cpp" -cflags "-std=c++14 -I$src_dir -I$src_dir/../common"
+add_files -tb "$src_dir/codenet_tb.cpp" -cflags "-std=c++14 -I$src_dir -I$src_dir/../common"
 
 open_solution -reset solution1 -flow_target vivado
-set_part xczu3eg-sbva484-1-i
-create_clock -period 4 -name default
+set_part [pd_manifest_value $manifest part]
+create_clock -period [pd_clock_period_ns $manifest] -name default
 config_interface -m_axi_addr64
-config_export -format ip_catalog -vendor pynq-deploy.org -library hls -ipname codenet -version 1.0
+config_export -format ip_catalog -vendor $vendor -library $library -ipname $ipname -version $version
 
-if {$vectors ne ""} {
-    csim_design -argv $vectors
+if {[lsearch $steps csim] >= 0} {
+    if {$vectors ne ""} {
+        csim_design -argv $vectors
+    } else {
+        puts "run_hls.tcl: no golden-vector directory given, skipping csim_design"
+    }
 }
-csynth_design
-export_design -format ip_catalog -vendor pynq-deploy.org -library hls -ipname codenet -version 1.0 \
-    -description "CoDeNet engine: whole-network 1x1 / depthwise (deformable) 3x3 program walker"
+if {[lsearch $steps csynth] >= 0} {
+    csynth_design
+}
+if {[lsearch $steps export] >= 0} {
+    export_design -format ip_catalog -vendor $vendor -library $library -ipname $ipname -version $version \
+        -description "CoDeNet engine: whole-network 1x1 / depthwise (deformable) 3x3 program walker"
+}
 exit

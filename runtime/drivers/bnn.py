@@ -20,11 +20,15 @@ class BnnDriver(HlsIP):
         """Classify the first n_images uint8 images of a PynqBuffer into int32 scores (a PynqBuffer).
         Only the images used are flushed and only their scores invalidated: the buffers are sized
         for the largest batch, a call may use one image."""
+        self._mark("flush")
         images[:n_images].flush()
+        self._mark("start")
         self.write_reg("images", images.physical_address)
         self.write_reg("scores", scores.physical_address)
         self.write_reg("mode", MODE_CLASSIFY)
         self.write_reg("n_images", n_images)
         self.start()
         self.wait(timeout_s)
+        self._mark("done")
         scores[:n_images].invalidate()
+        self._mark("invalidated")

@@ -21,10 +21,14 @@ class CodenetDriver(HlsIP):
         output on return. Exactly one ap_start. `written` / `read`: the (byte offset, size) regions
         the host wrote before the frame / reads after it; only they are flushed / invalidated
         (default: the whole arena; 1.2 MB at 256x256, against about 0.5 MB of input and outputs)."""
+        self._mark("flush")
         for off, size in written if written is not None else [(0, arena.size)]:
             arena[off:off + size].flush()
+        self._mark("start")
         self.write_reg("arena", arena.physical_address)
         self.start()
         self.wait(timeout_s)
+        self._mark("done")
         for off, size in read if read is not None else [(0, arena.size)]:
             arena[off:off + size].invalidate()
+        self._mark("invalidated")

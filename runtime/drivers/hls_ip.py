@@ -22,6 +22,13 @@ class HlsIP(DefaultIP):
         self._offsets = {}
         for reg_name, reg in (description.get("registers") or {}).items():
             self._offsets[reg_name] = (int(reg["address_offset"]), int(reg["size"]))
+        # a list to receive (event, time.perf_counter()) marks of each call's phases (cache
+        # flush, start, done, invalidated), for runtime.measure.latency; None: not recorded
+        self.timeline = None
+
+    def _mark(self, event):
+        if self.timeline is not None:
+            self.timeline.append((event, time.perf_counter()))
 
     def _offset(self, name):
         if name in self._offsets:

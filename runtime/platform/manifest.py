@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from ..errors import OverlayError
-from ..paths import repo_root
+from ..paths import overlays_root
 from .manifest_schema import validate_manifest_data
 
 MANIFEST_NAME = "manifest.json"
@@ -17,8 +17,7 @@ MANIFEST_FORMAT = "pynq-deploy/overlay-manifest"
 
 
 def overlays_dir():
-    env = os.environ.get("PYNQ_DEPLOY_OVERLAYS")
-    return Path(env) if env else repo_root() / "overlays"
+    return overlays_root()
 
 
 def available_overlays():

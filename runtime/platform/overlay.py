@@ -30,10 +30,12 @@ def board_devices():
 
 
 def _build_hint(manifest):
-    return ("build them on a machine with Vivado/Vitis HLS: `make -C {} bitstream` "
-            "(runs hls_src/{}/run_hls.tcl, then the block design script), then copy the "
-            "{} and {} next to {}".format(manifest.dir, manifest.name, manifest.bitstream_path.name,
-                                          manifest.hwh_path.name, manifest.path))
+    return ("build them on a machine with Vitis HLS and Vivado 2022.1: `make -C {} bitstream` (runs "
+            "hls_src/{}/run_hls.tcl, then {}/block_design.tcl, and writes {} and {} there), or copy "
+            "{} and {} built elsewhere next to {}".format(
+                manifest.dir, manifest.name, manifest.dir, manifest.bitstream_path.name,
+                manifest.hwh_path.name, manifest.bitstream_path.name, manifest.hwh_path.name,
+                manifest.path))
 
 
 def choose_pl(manifest, pl="auto"):
@@ -57,6 +59,52 @@ def choose_pl(manifest, pl="auto"):
     return "board"
 
 
+def check_ip_dict(manifest, ip_dict, source):
+    """Compare PYNQ's ip_dict (parsed from the .hwh) with the manifest, IP by IP: VLNV, address,
+    range, the clock the HLS IP was synthesized for, and the register map. Raises OverlayError
+    naming what differs."""
+    for ip_name, spec in manifest.ips.items():
+        if ip_name not in ip_dict:
+            raise OverlayError("{} has no IP {!r} (its IPs: {})".format(source, ip_name, sorted(ip_dict)))
+        ip = ip_dict[ip_name]
+        if ip["type"] != spec["vlnv"]:
+            raise OverlayError("IP {} in {} is {}, the manifest expects {}".format(
+                ip_name, source, ip["type"], spec["vlnv"]))
+        problems = []
+        for key in ("phys_addr", "addr_range"):
+            if ip.get(key) is not None and int(ip[key]) != spec[key]:
+                problems.append("{} 0x{:X} in the .hwh, 0x{:X} in the manifest".format(key, int(ip[key]), spec[key]))
+        period = (ip.get("parameters") or {}).get("clk_period")
+        if period is not None and abs(float(period) - 1000.0 / manifest.clock_mhz) > 1e-6:
+            problems.append("parameter clk_period {} ns in the .hwh: the IP was synthesized for {:g} MHz, "
+                            "the manifest says clock_mhz {:g}".format(period, 1000.0 / float(period),
+                                                                       manifest.clock_mhz))
+        if problems:
+            raise OverlayError("IP {} in {} differs from {}: {}".format(
+                ip_name, source, manifest.path, "; ".join(problems)))
+        check_register_map(manifest, ip_name, ip.get("registers"))
+
+
+def parse_hwh(hwh_path):
+    """PYNQ's own ip_dict of a .hwh file, parsed without a board (what pynq.Overlay would see)."""
+    from pynq.metadata.runtime_metadata_parser import RuntimeMetadataParser
+    from pynqmetadata.frontends import Metadata
+    try:
+        return RuntimeMetadataParser(Metadata(input=str(hwh_path))).ip_dict
+    except Exception as e:  # PYNQ's parser raises many types on a malformed file
+        raise OverlayError("cannot parse {}: {}: {}".format(hwh_path, type(e).__name__, e)) from e
+
+
+def check_hwh(overlay, hwh_path=None):
+    """Check an overlay's .hwh (default: the one next to its manifest) against the manifest, without
+    a board: run it on a freshly built .hwh before copying it to the board. Returns the ip_dict."""
+    manifest = load_manifest(resolve_overlay_dir(overlay))
+    hwh_path = hwh_path or manifest.hwh_path
+    ip_dict = parse_hwh(hwh_path)
+    check_ip_dict(manifest, ip_dict, hwh_path)
+    return ip_dict
+
+
 def load_overlay(overlay, pl="auto", engine="numpy"):
     """Load an overlay (name or folder). Returns (pynq.Overlay, manifest, pl_kind).
 
@@ -67,14 +115,7 @@ def load_overlay(overlay, pl="auto", engine="numpy"):
     kind = choose_pl(manifest, pl)
     if kind == "board":
         ov = pynq.Overlay(str(manifest.bitstream_path), download=False)
-        for ip_name, spec in manifest.ips.items():
-            if ip_name not in ov.ip_dict:
-                raise OverlayError("bitstream {} has no IP {!r} (its IPs: {})".format(
-                    manifest.bitstream_path, ip_name, sorted(ov.ip_dict)))
-            if ov.ip_dict[ip_name]["type"] != spec["vlnv"]:
-                raise OverlayError("IP {} in {} is {}, the manifest expects {}".format(
-                    ip_name, manifest.hwh_path, ov.ip_dict[ip_name]["type"], spec["vlnv"]))
-            check_register_map(manifest, ip_name, ov.ip_dict[ip_name].get("registers"))
+        check_ip_dict(manifest, ov.ip_dict, manifest.hwh_path)
         ov.pl_identity = (str(manifest.bitstream_path), None)
         pl_state.download(ov, ov.pl_identity)
         return ov, manifest, "board"

@@ -1,0 +1,1 @@
+"""Overlay manifests, overlay loading (board or simulated PL), the simulated PL and its buffers."""
