@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Latency per stage (pre-processing, input flush, PL compute, output invalidate, post-processing)
-of the BNN classifier and the CoDeNet engine: warm-up, N timed runs, median and percentiles.
+of the BNN classifier and the CoDeNet detector (frames in, boxes out; or any compiled CoDeNet
+model with --codenet-model): warm-up, N timed runs, median and percentiles.
 Writes latency.json, latency.csv and latency.png into --out.
 
 On the board every stage is measured. On the simulated PL (no board, or --pl sim) the host
@@ -27,8 +28,8 @@ def main(argv=None):
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--batch", type=int, default=1, help="bnn: images per engine start")
     p.add_argument("--codenet-model", default=None,
-                   help="a compiled CoDeNet model folder (`pynq-deploy compile`); default: the test "
-                        "network (built on first use, needs the train extra)")
+                   help="a compiled CoDeNet model folder (`pynq-deploy compile`), run with float input "
+                        "and dequantized outputs; default: the shipped detector, frames in, boxes out")
     p.add_argument("--input-size", type=int, choices=[256, 512], default=256,
                    help="codenet: input size of the default test network")
     p.add_argument("--pl", choices=["auto", "board", "sim"], default="auto")
@@ -48,7 +49,14 @@ def main(argv=None):
                 results.append(latency.measure(latency.bnn_pipeline(clf, images[:2000], args.batch),
                                                args.runs, args.warmup))
             latency.print_result(results[-1])
-        if "codenet" in args.overlay:
+        if "codenet" in args.overlay and args.codenet_model is None:
+            from runtime.detector import Detector
+            from runtime.measure.detector_tasks import bench_frames
+            with Detector(pl=args.pl, backend=args.engine) as det:
+                results.append(latency.measure(latency.detector_pipeline(det, bench_frames(30)),
+                                               args.runs, args.warmup))
+            latency.print_result(results[-1])
+        elif "codenet" in args.overlay:
             from runtime.codenet_runner import CodenetRunner
             from runtime.measure.codenet_tasks import resolve_model
             from runtime.vision.samples import sample_frames

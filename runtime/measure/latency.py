@@ -156,6 +156,25 @@ def codenet_pipeline(runner, frames):
         modelled={"pl_ms": m["latency_ms"], "layers": layers, "label": m["label"]})
 
 
+def detector_pipeline(det, frames_bgr):
+    """The detector (runtime.Detector) on real BGR frames: pre-processing is the resize and colour
+    conversion straight into the arena, post-processing the CenterNet decode to boxes."""
+    from .codenet_perf import modelled
+    s = det.input_size
+    m = modelled(det.model.layers, s)
+    layers = [{"name": r["name"], "op": r["op"], "cycles": int(r["cycles"]), "ms": r["ms"]} for r in m["layers"]]
+
+    def engine(hw):
+        det.run_pl(0)
+        return hw
+    return Pipeline(
+        "codenet", det.runner.ip, pre=lambda bgr: det.preprocess(bgr, 0), engine=engine,
+        post=lambda hw: det.postprocess(hw, 0), items=frames_bgr, pl=det.pl, engine_kind=det.backend,
+        describe="the detector on real {}x{} frames -> {}x{}, {} layers, boxes out".format(
+            frames_bgr[0].shape[1], frames_bgr[0].shape[0], s, s, det.model.n_layers),
+        modelled={"pl_ms": m["latency_ms"], "layers": layers, "label": m["label"]})
+
+
 # ---- output -------------------------------------------------------------------------------------
 CSV_FIELDS = ("overlay", "pl", "row", "name", "kind", "n", "median_ms", "mean_ms", "min_ms", "max_ms") + tuple(
     "p{}_ms".format(p) for p in PERCENTILES)
