@@ -209,7 +209,8 @@ def main(argv=None):
     ap.add_argument("--photos", nargs="*", help="photos to train on (default: the installed photos)")
     ap.add_argument("--photo-weight", type=float, default=4.0, help="sampling weight of a photo vs a frame")
     ap.add_argument("--voc", help="a VOCdevkit folder: train on its true labels instead of the teacher's")
-    ap.add_argument("--init", help="start from this checkpoint / model .pt (fine-tuning)")
+    ap.add_argument("--init", help="start from this model .pt (its float weights; e.g. a run's "
+                                   "codenet_float.pt or codenet_qat.pt): fine-tuning, another input size")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--ckpt-every", type=int, default=100)
     ap.add_argument("--log-every", type=int, default=25)
@@ -218,6 +219,8 @@ def main(argv=None):
     ap.add_argument("--device", default="auto")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-compile", action="store_true", help="stop after the QONNX export")
+    ap.add_argument("--ship", default=None, metavar="DIR",
+                    help="also copy the compiled model and its ONNX to DIR (e.g. overlays/codenet/models/NAME)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = device_of(args.device)
@@ -275,8 +278,13 @@ def main(argv=None):
         save_ckpt(ckpt, state)
     log("float student held-out AP50: " + summary(state["float_eval"]))
 
+    if args.qat_iters == 0:                      # float only: a starting point for --init
+        torch.save({"config": model.config, "model": float_sd, "data": desc}, out / "codenet_float.pt")
+        log("float only (--qat-iters 0): wrote {}".format(out / "codenet_float.pt"))
+        return 0
+
     # phase 2: QAT
-    if state.get("qat_iter", 0) == 0 and args.qat_iters > 0:
+    if state.get("qat_iter", 0) == 0:
         cal = detdata.Batcher(train, args.input_size, len(VOC_CLASSES), 8, seed=123, train=False, weights=weights)
         calibrate_ranges(model, [torch.as_tensor(cal.next()["image"], device=device) for _ in range(8)])
         state["ranges"] = dict(model.qs.ranges)
@@ -299,7 +307,7 @@ def main(argv=None):
     from .deploy import export_and_compile
     report = export_and_compile(model, out, held, desc, train_time_s=state["time_s"],
                                 float_eval=state["float_eval"], qat_eval=state["qat_eval"],
-                                compile_model=not args.no_compile, log=log)
+                                compile_model=not args.no_compile, log=log, ship=args.ship)
     write_files_atomically(out, [("train_report.json", lambda f: f.write(json.dumps(report, indent=1).encode()))])
     return 0
 

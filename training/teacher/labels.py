@@ -23,6 +23,7 @@ import numpy as np
 
 from runtime.fileio import write_files_atomically
 from runtime.paths import cache_root
+from runtime.measure.detector_tasks import sha256_file
 from runtime.vision.classes import VOC_CLASSES
 from training.data import DataMissing, to_nchw
 from training.teacher import tfjs_onnx
@@ -140,14 +141,6 @@ def label_frames(frames, teacher=None, batch=BATCH):
 
 # --- videos, cached --------------------------------------------------------------------------
 
-def _sha256_file(path):
-    h = hashlib.sha256()
-    with open(str(path), "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def label_params(every):
     """Everything besides the video and the weights that decides the labels (the cache key)."""
     return {"input_size": INPUT_SIZE, "low": LOW, "threshold": THRESHOLD, "nms_iou": NMS_IOU,
@@ -163,7 +156,7 @@ def cache_path(path, every=1, teacher_sha256=None):
     """Where label_video(path, every) keeps its labels."""
     path = Path(path)
     teacher_sha256 = teacher_sha256 or tfjs_onnx.weights_sha256(require_weights())
-    key = hashlib.sha256(json.dumps([_sha256_file(path), teacher_sha256, label_params(every)],
+    key = hashlib.sha256(json.dumps([sha256_file(path), teacher_sha256, label_params(every)],
                                     sort_keys=True).encode()).hexdigest()[:16]
     return labels_dir() / "{}.{}.npz".format(path.stem, key)
 
@@ -256,7 +249,7 @@ def label_video(path, every=1, teacher=None, batch=BATCH, progress=True):
 def _write_cache(cached, labels, path, every):
     """The labels file, tagged with the video's sha256 and the frame step so that
     `pynq-deploy evaluate-detector --video` (runtime.measure.detector_tasks) finds it."""
-    packed = dict(_pack(labels), video_sha256=np.array(_sha256_file(path)), every=np.array(int(every)))
+    packed = dict(_pack(labels), video_sha256=np.array(sha256_file(path)), every=np.array(int(every)))
     write_files_atomically(cached.parent, [(cached.name, lambda f: np.savez(f, **packed))])
 
 
