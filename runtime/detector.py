@@ -77,6 +77,9 @@ def load_detector_model(model=None):
         raise ModelError("{}: the heatmap has {} classes but the metadata lists {}".format(
             where, nc, len(classes or [])))
     for name in OUTPUTS:
+        if outs[name].get("up"):
+            raise ModelError("{}: output {} is stored at half size (an upsample at the end of the network "
+                             "is not a detector head)".format(where, name))
         o = outs[name]["shape"]
         if o[2:] != [s // 4, s // 4] or (name != "heatmap" and o[1] != 2):
             raise ModelError("{}: output {} has shape {}, expected (1, {}, {}, {})".format(
@@ -141,15 +144,16 @@ class Detector:
         self.runner.run_prepared(index)
 
     def postprocess(self, image_hw, index=0):
-        """Decode arena `index`'s outputs -> [Detection] in the image's pixel coordinates."""
-        q = self.model.read_outputs_q(self.runner.arena(index))
-        hm = self._outs["heatmap"]
-        deq = {}
-        for name in ("size", "offset"):
-            o = self._outs[name]
-            deq[name] = (q[name][0].astype(np.float32) - o["zp"]) * np.float32(o["scale"])
-        boxes, scores, classes = decode(q["heatmap"][0], deq["size"], deq["offset"], hm["scale"], hm["zp"],
-                                        self.score_threshold, self.top_k)
+        """Decode arena `index`'s outputs -> [Detection] in the image's pixel coordinates. The
+        heatmap is read in place as int8; size and offset are dequantized at the winners only."""
+        outs = self.model.stored_outputs(np.asarray(self.runner.arena(index)))
+        info, hm = outs["heatmap"]
+
+        def at_winners(name):
+            o, px = outs[name]
+            return lambda ys, xs: (px[ys, xs, :].T.astype(np.float32) - np.float32(o["zp"])) * np.float32(o["scale"])
+        boxes, scores, classes = decode(hm.transpose(2, 0, 1), at_winners("size"), at_winners("offset"),
+                                        info["scale"], info["zp"], self.score_threshold, self.top_k)
         h, w = image_hw
         s = self.input_size
         boxes = boxes * np.array([w / s, h / s, w / s, h / s], np.float32)

@@ -16,7 +16,7 @@ from hypothesis import given, settings, strategies as st
 from runtime.compiler.codenet_compiler import CompiledModel, compile_onnx
 from runtime.detector import Detector, default_model_path, load_detector_model
 from runtime.errors import InputError, ModelError
-from runtime.vision.centernet import decode, logit_threshold_q
+from runtime.vision.centernet import decode, logit_threshold_q, maxpool3x3_peaks, peaks_above
 from runtime.vision.samples import sample_clip_path, samples_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,6 +116,18 @@ def test_integer_domain_decode_equals_float_decode(seed, scale, zp, score):
     assert np.all(si >= score - 1e-6)
     t = logit_threshold_q(score, scale, zp)
     assert 1 / (1 + np.exp(-(t - zp) * scale)) >= score - 1e-9 > 1 / (1 + np.exp(-(t - 1 - zp) * scale)) - 1e-6
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2 ** 31), t=st.integers(-128, 127), levels=st.integers(2, 256))
+def test_peaks_above_threshold_equal_the_maxpool_definition(seed, t, levels):
+    """Candidates first, then their 3x3 neighbourhood: the same set as a full 3x3 max-pool
+    (ties included, edges padded with the minimum), on int8 maps with few or many levels."""
+    rng = np.random.default_rng(seed)
+    hm = (rng.integers(0, levels, (3, 9, 11)) - 128).astype(np.int8)
+    want = np.flatnonzero(maxpool3x3_peaks(hm) & (hm >= t))
+    assert np.array_equal(peaks_above(hm, t), want)
+    assert np.array_equal(peaks_above(hm.transpose(0, 2, 1).copy().transpose(0, 2, 1), t), want)
 
 
 def test_decode_box_geometry():

@@ -11,6 +11,7 @@ from tests.conftest import require_torch
 
 torch = require_torch()
 
+from runtime.compiler.codenet_compiler import CompiledModel  # noqa: E402
 from runtime.detector import Detector, default_model_path  # noqa: E402
 from runtime.vision.samples import sample_clip_path, samples_dir  # noqa: E402
 
@@ -27,10 +28,11 @@ def test_three_levels_agree_on_real_frames(tmp_path):
     """C-simulation, numpy engine and the PyTorch integer forward of the shipped model."""
     from training.verify import main as verify
     out = tmp_path / "v.json"
-    assert verify(["codenet", "--frames", "3", "--json", str(out)]) == 0
+    size = CompiledModel.load(default_model_path()).meta["detector"]["input_size"]
+    assert verify(["codenet", "--frames", "3", "--input-size", str(size), "--json", str(out)]) == 0
     r = json.loads(out.read_text())
     assert r["levels"] == ["csim", "numpy", "torch_integer"]
-    assert r["mismatching_outputs"] == 0 and r["output_values"] == 3 * 24 * 64 * 64
+    assert r["mismatching_outputs"] == 0 and r["output_values"] == 3 * 24 * (size // 4) ** 2
     assert r["pairwise_mismatches"] == {"csim vs numpy": 0, "csim vs torch_integer": 0}
 
 
@@ -54,7 +56,8 @@ def test_qat_forward_tracks_the_deployed_integers(shipped_qat):
     from training.codenet.intforward import IntegerCoDeNet
     model, _ = shipped_qat
     img = cv2.cvtColor(cv2.imread(str(samples_dir() / "vtest_200.jpg")), cv2.COLOR_BGR2RGB)
-    x = cv2.resize(img, (256, 256), interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1)[None]
+    s = model.input_size
+    x = cv2.resize(img, (s, s), interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1)[None]
     ints = IntegerCoDeNet(model)(x)
     with torch.no_grad():
         hm = model(torch.as_tensor(x, dtype=torch.float32))[0].numpy()

@@ -496,6 +496,12 @@ class CompiledModel:
             res[o["name"]] = np.ascontiguousarray(q.transpose(2, 0, 1)[None])
         return res
 
+    def stored_outputs(self, arena):
+        """{output name: (output info, (H, W, C) view of its stored int8/uint8 values)} at the stored
+        (not upsampled) size: no copy where the channels are contiguous (the detector's decode
+        reads the heatmap in place)."""
+        return {o["name"]: (o, px) for o, px in self._output_pixels(arena)}
+
     def _output_pixels(self, arena):
         """(output info, (H, W, C) int8 or uint8 view or copy of its stored values) per output,
         at the stored (not upsampled) size."""

@@ -30,6 +30,29 @@ def maxpool3x3_peaks(hm):
     return hm == m
 
 
+def peaks_above(hm, t):
+    """Flat (C, H, W) indices of the positions with hm >= t that are 3x3 peaks (hm equal to the max
+    of its neighbourhood): the same set as maxpool3x3_peaks(hm) & (hm >= t), computed on the few
+    positions above the threshold only (a heatmap is mostly background far below it)."""
+    c, h, w = hm.shape
+    flat = np.flatnonzero(hm >= t)
+    if flat.size == 0:
+        return flat
+    ci, rem = np.divmod(flat, h * w)
+    ys, xs = np.divmod(rem, w)
+    v = hm[ci, ys, xs]
+    peak = np.ones(flat.size, bool)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            if dy == 0 and dx == 0:
+                continue
+            ny, nx = ys + dy, xs + dx
+            inside = (ny >= 0) & (ny < h) & (nx >= 0) & (nx < w)
+            nb = hm[ci, np.clip(ny, 0, h - 1), np.clip(nx, 0, w - 1)]
+            peak &= ~(inside & (nb > v))
+    return flat[peak]
+
+
 def logit_threshold_q(score, scale, zero_point):
     """The smallest stored heatmap value whose sigmoid((q - z) s) >= score."""
     if not 0.0 < score < 1.0:
@@ -48,11 +71,12 @@ def _topk(values, k):
 
 
 def decode(hm, size, offset, hm_scale=1.0, hm_zero_point=0, score_threshold=0.3, top_k=DEFAULT_TOP_K):
-    """hm (C, H, W) int8/int32 stored logits (or float logits with scale 1, zero point 0),
-    size / offset (2, H, W) float in output pixels -> (boxes float32 (n, 4) xyxy in input pixels,
-    scores float32 (n,), classes int64 (n,)), best first."""
+    """hm (C, H, W) int8/int32 stored logits (or float logits with scale 1, zero point 0; any
+    strided view), size / offset (2, H, W) float in output pixels, or callables (ys, xs) -> (2, n)
+    values at those positions (to dequantize only the winners) -> (boxes float32 (n, 4) xyxy in
+    input pixels, scores float32 (n,), classes int64 (n,)), best first."""
     hm = np.asarray(hm)
-    if hm.ndim != 3 or np.shape(size) != (2,) + hm.shape[1:] or np.shape(offset) != (2,) + hm.shape[1:]:
+    if hm.ndim != 3 or any(not callable(m) and np.shape(m) != (2,) + hm.shape[1:] for m in (size, offset)):
         raise ValueError("decode needs hm (C, H, W) and size/offset (2, H, W), got {}, {}, {}".format(
             hm.shape, np.shape(size), np.shape(offset)))
     if top_k < 1:
@@ -62,20 +86,20 @@ def decode(hm, size, offset, hm_scale=1.0, hm_zero_point=0, score_threshold=0.3,
         t = logit_threshold_q(score_threshold, hm_scale, hm_zero_point)
     else:
         t = math.log(score_threshold / (1.0 - score_threshold)) / hm_scale + hm_zero_point
-    cand = maxpool3x3_peaks(hm) & (hm >= t)
-    flat = np.flatnonzero(cand)
+    flat = peaks_above(hm, t)
     if flat.size == 0:
         return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64)
-    vals = hm.reshape(-1)[flat]
-    flat = flat[_topk(vals, top_k)]
     cls, rem = np.divmod(flat, h * w)
     ys, xs = np.divmod(rem, w)
-    logit = (hm.reshape(-1)[flat].astype(np.float64) - hm_zero_point) * hm_scale
+    vals = hm[cls, ys, xs]
+    k = _topk(vals, top_k)
+    cls, ys, xs = cls[k], ys[k], xs[k]
+    logit = (hm[cls, ys, xs].astype(np.float64) - hm_zero_point) * hm_scale
     scores = (1.0 / (1.0 + np.exp(-logit))).astype(np.float32)
-    size = np.asarray(size, np.float32)
-    offset = np.asarray(offset, np.float32)
-    bw, bh = size[0, ys, xs], size[1, ys, xs]
-    cx = xs + offset[0, ys, xs]
-    cy = ys + offset[1, ys, xs]
+    size = size(ys, xs) if callable(size) else np.asarray(size, np.float32)[:, ys, xs]
+    offset = offset(ys, xs) if callable(offset) else np.asarray(offset, np.float32)[:, ys, xs]
+    bw, bh = size[0], size[1]
+    cx = xs + offset[0]
+    cy = ys + offset[1]
     boxes = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], 1) * OUTPUT_STRIDE
     return boxes.astype(np.float32), scores, cls.astype(np.int64)
