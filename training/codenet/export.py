@@ -244,7 +244,7 @@ class GraphBuilder:
         y = self.convbn(y, hd.dw, base + "_dw", base + "_dw")
         w = hd.out.weight.detach().float().numpy()
         b = hd.out.bias.detach().float().numpy()
-        y = self.conv(y, w, b, base + "_out")
+        y = self.conv(y, w, b, base + "_out", bits=getattr(hd, "out_bits", 4))
         y = self.act(y, base + "_out", signed=True)
         assert self.nodes[-1].output[0] == y
         self.nodes[-1].output[0] = out_name          # the last node writes the graph output

@@ -125,7 +125,7 @@ class IntegerCoDeNet:
         w = hd.out.weight.detach().float().numpy()
         b = hd.out.bias.detach().float().numpy()
         s_out = self.scale(hd.qgroup, True)
-        return IntLayer(w, b, s, s_out, W_BITS, -128, 127).conv(y), s_out
+        return IntLayer(w, b, s, s_out, hd.out_bits, -128, 127).conv(y), s_out
 
     @torch.no_grad()
     def __call__(self, image_u8):

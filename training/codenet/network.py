@@ -183,8 +183,9 @@ class DecoderBlock(nn.Module):
 
 
 class Head(nn.Module):
-    def __init__(self, cin, mid, cout, bias_init=0.0):
+    def __init__(self, cin, mid, cout, bias_init=0.0, out_bits=4):
         super().__init__()
+        self.out_bits = int(out_bits)             # weight bits of the output 1x1 once quantized
         self.pw1 = ConvBN(cin, mid, 1)
         self.dw = ConvBN(mid, mid, 3, 1, 1, groups=mid, relu=True)
         self.out = nn.Conv2d(mid, cout, 1, bias=True)
@@ -195,7 +196,7 @@ class Head(nn.Module):
         qs = getattr(self, "qs", None)
         if qs is None or not qs.active:
             return self.out(y)
-        y = F.conv2d(y, qs.weight(self.out.weight, 4), self.out.bias)
+        y = F.conv2d(y, qs.weight(self.out.weight, self.out_bits), self.out.bias)
         return qs.act(y, self.qgroup, signed=True)
 
 
@@ -203,7 +204,7 @@ class CoDeNet(nn.Module):
     """forward(x) -> (heatmap logits (N, num_classes, S/4, S/4), size (N, 2, ..), offset (N, 2, ..))."""
 
     def __init__(self, num_classes=80, width=1.0, input_size=256, deformable=True, first_stride=4,
-                 head_ch=HEAD_CH, decoder_ch=DECODER_CH):
+                 head_ch=HEAD_CH, decoder_ch=DECODER_CH, head_out_bits=4):
         super().__init__()
         if width not in STAGE_CHANNELS:
             raise ValueError("width must be one of {}".format(sorted(STAGE_CHANNELS)))
@@ -213,7 +214,7 @@ class CoDeNet(nn.Module):
             raise ValueError("input_size must be a multiple of 32")
         self.config = dict(num_classes=int(num_classes), width=float(width), input_size=int(input_size),
                            deformable=bool(deformable), first_stride=4, head_ch=int(head_ch),
-                           decoder_ch=tuple(int(c) for c in decoder_ch))
+                           decoder_ch=tuple(int(c) for c in decoder_ch), head_out_bits=int(head_out_bits))
         self.num_classes = num_classes
         self.input_size = input_size
         self.deformable = deformable
@@ -231,9 +232,9 @@ class CoDeNet(nn.Module):
             dec.append(DecoderBlock(cin, cout, deformable))
             cin = cout
         self.decoder = nn.ModuleList(dec)
-        self.hm = Head(cin, head_ch, num_classes, bias_init=-2.19)
-        self.wh = Head(cin, head_ch, 2)
-        self.reg = Head(cin, head_ch, 2)
+        self.hm = Head(cin, head_ch, num_classes, bias_init=-2.19, out_bits=head_out_bits)
+        self.wh = Head(cin, head_ch, 2, out_bits=head_out_bits)
+        self.reg = Head(cin, head_ch, 2, out_bits=head_out_bits)
 
     def features(self, x):
         x = self.conv1(x)

@@ -5,7 +5,8 @@ same groups, as the QONNX graph that `export.GraphBuilder` writes, so the traine
 with exactly the scales it was trained with:
 
 * weights: per output channel, symmetric, scale = max|w_o| / (2^(b-1) - 1), b = 8 for the first
-  layer and 4 elsewhere, BatchNorm folded first (frozen statistics, as exported);
+  layer, 4 elsewhere except the heads' output 1x1 convs (`head_out_bits` of the model: 4, or 8 as
+  the shipped detector), BatchNorm folded first (frozen statistics, as exported);
 * activations: 8 bits, zero point 0, scale = range / 255 after a ReLU and range / 127 otherwise;
   one range per group (the tensors meeting at a ShuffleNet stage's Concat share one), taken as an
   exponential moving average of the batch maximum while `QuantState.calibrating`, then frozen;
@@ -174,7 +175,7 @@ def _quant_layers(model):
         if blk.deformable:
             add("dec{}_dil".format(bi), blk.dil.weight, blk.dil.bias, None, W_BITS)
     for hname, hd in (("head_hm", model.hm), ("head_wh", model.wh), ("head_reg", model.reg)):
-        add(hname + "_out", hd.out.weight, hd.out.bias, None, W_BITS)
+        add(hname + "_out", hd.out.weight, hd.out.bias, None, hd.out_bits)
     return out
 
 

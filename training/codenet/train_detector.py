@@ -203,6 +203,8 @@ def main(argv=None):
     ap.add_argument("--float-iters", type=int, default=3000)
     ap.add_argument("--qat-iters", type=int, default=600)
     ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--head-out-bits", type=int, choices=[4, 8], default=8,
+                    help="weight bits of the three heads' output 1x1 convs (the rest: 4, the first layer 8)")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--qat-lr", type=float, default=2e-4)
     ap.add_argument("--video", nargs="*", help="videos to train on (default: vtest.avi and bikes.mp4)")
@@ -237,7 +239,8 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     train, held, weights, desc = load_data(args)
     log("train samples {}, held out {}".format(len(train), {k: len(v) for k, v in held.items()}))
-    model = CoDeNet(num_classes=len(VOC_CLASSES), width=args.width, input_size=args.input_size)
+    model = CoDeNet(num_classes=len(VOC_CLASSES), width=args.width, input_size=args.input_size,
+                    head_out_bits=args.head_out_bits)
     model = model.to(device, memory_format=torch.channels_last)
     enable_qat(model)
     ckpt = out / "checkpoint.pt"
