@@ -114,6 +114,31 @@ constexpr int RQ_RECORD_BYTES = 8;     // int32 bias, int16 M, uint8 S, int8 res
 constexpr int MAX_SHIFT = 31;
 constexpr int MAX_PAD = 1;
 
+// ---- memory system (used by the INTERFACE pragmas of codenet_top.cpp and by the cycle model
+// runtime/measure/codenet_cycles.py; change them here only) ----
+// AXI_LATENCY: cycles from a read request to its first beat, and from a burst's last write beat to
+//   its write response (Vitis HLS's default expected m_axi latency is 64, UG1399 "Options for
+//   Controlling AXI4 Burst Behavior"; the Zynq US+ PS-DDR path has no early write response,
+//   UG1085 "AXI Interface Programming").
+// AXI_OUTSTANDING: requests in flight per port and direction (UG1085: the HP ports' AXI FIFO
+//   interface has a read / write command acceptance capability of eight).
+// AXI_MAX_BURST: beats per burst (UG1085: the PS side of the PL interfaces is AXI3, "AXI4 access
+//   in the PL is limited to a burst length of 16"; longer bursts are split by the interconnect).
+constexpr int AXI_LATENCY = 64;
+constexpr int AXI_OUTSTANDING = 8;
+constexpr int AXI_MAX_BURST = 16;
+constexpr int PROG_MAX_BURST = DESC_WORDS;   // one descriptor per burst on the 32-bit program port
+
+// ---- pipeline depths of the engine's loops (ESTIMATES for the cycle model, not used by the HLS
+// code: the first csynth report gives the real ones and replaces these numbers) ----
+constexpr int DEPTH_MEM_LOOP = 3;      // address, request, data register (+ AXI_LATENCY when it reads)
+constexpr int DEPTH_XSRC_LOOP = 2;     // 1x1 extraction table
+constexpr int DEPTH_MAC_LOOP = 12;     // weight word read, packed DSP (3), 16-input adder tree (4),
+                                       // accumulate, requant multiply (3) + shift + clamp
+constexpr int DEPTH_DW_PIXEL = 13;     // depthwise pixel (x loop NOT pipelined: the whole body per
+                                       // pixel): tap index, line-buffer read, multiply, 9-input tree,
+                                       // requant
+
 // ---- cycle accounting phases (C simulation: codenet_csim_cycles) ----
 constexpr int PH_DESC = 0;
 constexpr int PH_LOAD = 1;
@@ -122,5 +147,12 @@ constexpr int PH_COMPUTE = 3;
 constexpr int PH_WRITE = 4;
 constexpr int PH_ENTRIES = 5;          // pipelined-loop entries (not cycles)
 constexpr int N_PHASES = 6;
+// kinds of events the C simulation logs (codenet_csim_events; runtime/measure/codenet_cycles.py)
+constexpr int EV_LOOP = 0;             // a pipelined loop without memory access: trips iterations
+constexpr int EV_BURST = 1;            // a pipelined loop moving one contiguous run of `beats` beats
+constexpr int EV_SINGLES = 2;          // a pipelined loop issuing `beats` separate one-beat requests
+constexpr int EV_BLOCKING = 3;         // one blocking one-beat access outside any loop
+constexpr int EV_STEP = 4;             // one pass of a non-pipelined loop body
+constexpr int EV_FIELDS = 5;           // phase, kind, trips, beats, count
 
 #endif  // CODENET_CONFIG_H

@@ -13,14 +13,17 @@
 // (read-modify-write; safe: one engine, layers in order, and a partial beat that was the last one
 // written is forwarded on chip instead of read back, see LastBeat). The cycle model is in
 // codenet_config.h; under C simulation every pipelined loop iteration, single-beat access and
-// loop entry is counted per layer and phase (CODENET_TICK / CODENET_ENTER, see the end of
-// codenet_config.h and runtime/measure/codenet_cycles.py). All loops are II = 1.
+// loop entry is counted per layer and phase, and every loop entry / blocking access is logged as
+// an event (CODENET_ENTER / ITER / BEAT / BLOCKING / STEP below; runtime/measure/codenet_cycles.py). All loops are II = 1.
 // The arithmetic is exactly FORMAT.md "Arithmetic (bit exact)".
 #ifndef CODENET_ENGINE_H
 #define CODENET_ENGINE_H
 
 #ifndef __SYNTHESIS__
 #include <stdint.h>
+
+#include <array>
+#include <map>
 #endif
 
 #include "pd_ap_types.h"
@@ -40,21 +43,55 @@ typedef ap_uint<16> chan_t;                  // gather-table entry
 typedef ap_uint<32> addr_t;                  // byte offset into the arena / weights blob
 
 // ---------------------------------------------------------------- cycle accounting (C-sim only)
+// Two records per layer: `count`, the trip counts per phase (one per pipelined-loop iteration or
+// one-beat blocking access, loop entries in PH_ENTRIES); `events`, every loop entry / blocking
+// access as (phase, kind EV_*, trips, beats) with its multiplicity: what the cycle model v2 charges
+// AXI latency, outstanding requests and pipeline depth on (runtime/measure/codenet_cycles.py).
 #ifndef __SYNTHESIS__
+typedef std::array<uint64_t, EV_FIELDS - 1> EventKey;   // phase, kind, trips, beats
 struct CycleLog {
     uint64_t count[MAX_LAYERS][N_PHASES];
+    std::map<EventKey, uint64_t> events[MAX_LAYERS];
+    EventKey open;                                       // the loop entered last
+    int open_layer;                                      // its layer (-1: none)
     int layer;
     int n_layers;
+
+    void commit() {
+        if (open_layer >= 0) events[open_layer][open]++;
+        open_layer = -1;
+    }
+    void enter(int phase, int kind) {
+        commit();
+        open = EventKey{{(uint64_t)phase, (uint64_t)kind, 0, 0}};
+        open_layer = layer;
+        count[layer][PH_ENTRIES]++;
+    }
+    void single(int phase, int kind, uint64_t beats) {
+        count[layer][phase]++;
+        events[layer][EventKey{{(uint64_t)phase, (uint64_t)kind, 1, beats}}]++;
+    }
 };
 inline CycleLog &cycle_log() {
     static CycleLog log;
     return log;
 }
-#define CODENET_TICK(phase) (::codenet::cycle_log().count[::codenet::cycle_log().layer][phase]++)
-#define CODENET_ENTER() CODENET_TICK(PH_ENTRIES)
+// a pipelined loop is entered (kind: EV_LOOP, EV_BURST or EV_SINGLES)
+#define CODENET_ENTER(phase, kind) (::codenet::cycle_log().enter(phase, kind))
+// one iteration of the loop entered last
+#define CODENET_ITER(phase) \
+    (::codenet::cycle_log().count[::codenet::cycle_log().layer][phase]++, ::codenet::cycle_log().open[2]++)
+// one beat moved by the loop entered last
+#define CODENET_BEAT() (::codenet::cycle_log().open[3]++)
+// a blocking one-beat access outside any loop; one pass of a non-pipelined loop body
+#define CODENET_BLOCKING(phase) (::codenet::cycle_log().single(phase, EV_BLOCKING, 1))
+#define CODENET_STEP(phase) (::codenet::cycle_log().single(phase, EV_STEP, 0))
 #else
-#define CODENET_TICK(phase) ((void)0)
-#define CODENET_ENTER() ((void)0)
+#define CODENET_ENTER(phase, kind) ((void)0)
+#define CODENET_ITER(phase) ((void)0)
+#define CODENET_BEAT() ((void)0)
+#define CODENET_BLOCKING(phase) ((void)0)
+#define CODENET_STEP(phase) ((void)0)
 #endif
 
 // Decoded descriptor (FORMAT.md "Layer descriptor").
@@ -141,10 +178,11 @@ inline Desc decode_desc(const ap_uint<32> w[DESC_WORDS]) {
 
 inline Desc read_desc(const ap_uint<32> *program, int layer) {
     ap_uint<32> w[DESC_WORDS];
-    CODENET_ENTER();
+    CODENET_ENTER(PH_DESC, EV_BURST);
     for (int i = 0; i < DESC_WORDS; i++) {
 #pragma HLS PIPELINE II = 1
-        CODENET_TICK(PH_DESC);
+        CODENET_ITER(PH_DESC);
+        CODENET_BEAT();
         w[i] = program[layer * DESC_WORDS + i];
     }
     return decode_desc(w);
@@ -190,13 +228,14 @@ struct ByteReader {
     void start(const bus_t *m, addr_t a) {
         mem = m;
         next = beat_of(a);
-        CODENET_TICK(PH_LOAD);
+        CODENET_BLOCKING(PH_LOAD);
         win = ap_uint<16 * ARENA_BUS_BYTES>(mem[next]) >> (8 * lane_of(a));
         next++;
         avail = ARENA_BUS_BYTES - lane_of(a);
     }
     bus_t take(int n) {
         if (avail < n) {
+            CODENET_BEAT();
             win |= ap_uint<16 * ARENA_BUS_BYTES>(mem[next]) << (8 * avail);
             next++;
             avail += ARENA_BUS_BYTES;
@@ -229,18 +268,19 @@ inline void write_run(bus_t *arena, addr_t a, const byte_t (&src)[N], int n, Las
     const addr_t bl = b0 + addr_t(nb - 1);
     bus_t first = 0, last = 0;
     if (s != 0 || (nb == 1 && end != 0)) {
-        CODENET_TICK(PH_WRITE);
+        CODENET_BLOCKING(PH_WRITE);
         first = lb.valid && lb.beat == b0 ? lb.v : arena[b0];
     }
     if (nb > 1 && end != 0) {
-        CODENET_TICK(PH_WRITE);
+        CODENET_BLOCKING(PH_WRITE);
         last = lb.valid && lb.beat == bl ? lb.v : arena[bl];
     }
-    CODENET_ENTER();
+    CODENET_ENTER(PH_WRITE, EV_BURST);
     for (int b = 0; b < nb; b++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_CH / ARENA_BUS_BYTES + 1
 #pragma HLS PIPELINE II = 1
-        CODENET_TICK(PH_WRITE);
+        CODENET_ITER(PH_WRITE);
+        CODENET_BEAT();
         const bus_t old = b == 0 ? first : last;   // middle beats take only new bytes
         bus_t v;
         for (int i = 0; i < ARENA_BUS_BYTES; i++) {
@@ -265,11 +305,11 @@ inline void load_gather(const bus_t *weights, const Desc &d, chan_t gch[MAX_CH],
     ByteReader r;
     r.start(weights, d.gather_off);
     chan_t lo = 0, hi = 0, tlo = 0, thi = 0;
-    CODENET_ENTER();
+    CODENET_ENTER(PH_LOAD, EV_SINGLES);
     for (int i = 0; i < d.cin; i++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_CH
 #pragma HLS PIPELINE II = 1
-        CODENET_TICK(PH_LOAD);
+        CODENET_ITER(PH_LOAD);
         const chan_t v = r.take(2).range(15, 0);
         gch[i] = v;
         if (i == 0 || v < lo) lo = v;
@@ -290,22 +330,22 @@ inline void load_gather(const bus_t *weights, const Desc &d, chan_t gch[MAX_CH],
 inline void load_requant(const bus_t *weights, const Desc &d, Requant rq[PE][CH_TILES]) {
     ByteReader r;
     r.start(weights, d.q_off);
-    CODENET_ENTER();
+    CODENET_ENTER(PH_LOAD, EV_SINGLES);
     for (int c = 0; c < d.cout; c++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_CH
 #pragma HLS PIPELINE II = 1
-        CODENET_TICK(PH_LOAD);
+        CODENET_ITER(PH_LOAD);
         const bus_t v = r.take(RQ_RECORD_BYTES);
         rq[c % PE][c / PE].bias = ap_int<32>(ap_uint<32>(v.range(31, 0)));
         rq[c % PE][c / PE].mult = ap_int<16>(ap_uint<16>(v.range(47, 32)));
         rq[c % PE][c / PE].shift = v.range(52, 48);
     }
     r.start(weights, d.q_off + addr_t(RQ_RECORD_BYTES * d.cout));
-    CODENET_ENTER();
+    CODENET_ENTER(PH_LOAD, EV_SINGLES);
     for (int c = 0; c < d.cout; c++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_CH
 #pragma HLS PIPELINE II = 1
-        CODENET_TICK(PH_LOAD);
+        CODENET_ITER(PH_LOAD);
         rq[c % PE][c / PE].zp = ap_int<16>(ap_uint<16>(r.take(2).range(15, 0)));
     }
 }
@@ -327,11 +367,11 @@ inline void load_conv_weights(const bus_t *weights, const Desc &d, wword_t wbuf[
     ByteReader r;
     r.start(weights, d.w_off);
     int o = 0, t = 0;
-    CODENET_ENTER();
+    CODENET_ENTER(PH_LOAD, EV_SINGLES);
     for (int it = 0; it < d.cout * kt_n; it++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = PE * W_WORDS
 #pragma HLS PIPELINE II = 1
-        CODENET_TICK(PH_LOAD);
+        CODENET_ITER(PH_LOAD);
         const int n = rb - t * W_WORD_BYTES < W_WORD_BYTES ? rb - t * W_WORD_BYTES : W_WORD_BYTES;
         const bus_t v = r.take(n);
         wword_t word = 0;
@@ -352,11 +392,11 @@ inline void load_conv_weights(const bus_t *weights, const Desc &d, wword_t wbuf[
 // 1x1 extraction table (one entry a cycle; see XSrc).
 inline void load_xsrc(const Desc &d, const chan_t gch[MAX_CH], const Gather &g, XSrc xsrc[MAX_K]) {
     int i = 0, tap = 0;
-    CODENET_ENTER();
+    CODENET_ENTER(PH_LOAD, EV_LOOP);
     for (int k = 0; k < conv_k(d); k++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_K
 #pragma HLS PIPELINE II = 1
-        CODENET_TICK(PH_LOAD);
+        CODENET_ITER(PH_LOAD);
         xsrc[k].tap = tap;
         xsrc[k].rel = gch[i] - g.lo;
         if (++i == d.cin) {
@@ -372,11 +412,11 @@ inline void load_dw_weights(const bus_t *weights, const Desc &d, dwrow_t dww[PE]
     const int rb = row_bytes_of(9, d.w8);
     ByteReader r;
     r.start(weights, d.w_off);
-    CODENET_ENTER();
+    CODENET_ENTER(PH_LOAD, EV_SINGLES);
     for (int c = 0; c < d.cout; c++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_CH
 #pragma HLS PIPELINE II = 1
-        CODENET_TICK(PH_LOAD);
+        CODENET_ITER(PH_LOAD);
         const bus_t v = r.take(rb);
         dwrow_t row = 0;
         for (int t = 0; t < 9; t++) {
@@ -446,11 +486,12 @@ inline void conv1x1(bus_t *arena, const Desc &d, const Gather &g, const XSrc xsr
                 for (int t = 0; t < ntap; t++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 9
                     if (!valid[t]) continue;
-                    CODENET_ENTER();
+                    CODENET_ENTER(PH_READ, EV_BURST);
                     for (int b = 0; b < beats_of(ta[t], span); b++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = PIX_BEATS
 #pragma HLS PIPELINE II = 1
-                        CODENET_TICK(PH_READ);
+                        CODENET_ITER(PH_READ);
+                        CODENET_BEAT();
                         const bus_t v = arena[beat_of(ta[t]) + addr_t(b)];
                         for (int j = 0; j < PA; j++) {
 #pragma HLS UNROLL
@@ -459,11 +500,12 @@ inline void conv1x1(bus_t *arena, const Desc &d, const Gather &g, const XSrc xsr
                     }
                 }
             } else {
-                CODENET_ENTER();
+                CODENET_ENTER(PH_READ, EV_SINGLES);
                 for (int k = 0; k < k_total; k++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_K
 #pragma HLS PIPELINE II = 1
-                    CODENET_TICK(PH_READ);
+                    CODENET_ITER(PH_READ);
+                    CODENET_BEAT();
                     const XSrc s = xsrc[k];
                     const addr_t a = ta[s.tap] + addr_t(s.rel);
                     xbuf[k / per_word][k % per_word] =
@@ -474,11 +516,11 @@ inline void conv1x1(bus_t *arena, const Desc &d, const Gather &g, const XSrc xsr
             acc_t acc[PE];
 #pragma HLS ARRAY_PARTITION variable = acc complete
             int ot = 0, kt = 0;
-            CODENET_ENTER();
+            CODENET_ENTER(PH_COMPUTE, EV_LOOP);
             for (int it = 0; it < ot_n * kt_n; it++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = PE * W_WORDS
 #pragma HLS PIPELINE II = 1
-                CODENET_TICK(PH_COMPUTE);
+                CODENET_ITER(PH_COMPUTE);
                 act_t x[PA];
 #pragma HLS ARRAY_PARTITION variable = x complete
                 for (int j = 0; j < PA; j++) {
@@ -550,11 +592,12 @@ inline void fill_line_row(const bus_t *arena, const Desc &d, const chan_t gch[MA
     }
     addr_t a = d.in_off + addr_t(row) * addr_t(d.in_w) * d.in_cs + g.tile_lo[ct];
     int x = 0, b = 0, nb = beats_of(a, span);
-    CODENET_ENTER();
+    CODENET_ENTER(PH_READ, EV_SINGLES);   // strided pixel runs: no burst is inferred
     while (x < d.in_w) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_W * PE
 #pragma HLS PIPELINE II = 1
-        CODENET_TICK(PH_READ);
+        CODENET_ITER(PH_READ);
+        CODENET_BEAT();
         const bus_t v = arena[beat_of(a) + addr_t(b)];
         for (int c = 0; c < PE; c++) {
 #pragma HLS UNROLL
@@ -605,11 +648,12 @@ inline void dw3x3(bus_t *arena, const Desc &d, const chan_t gch[MAX_CH], const G
             const bool dil_run_fits = lane_of(da) + dil_run <= DIL_BEATS * ARENA_BUS_BYTES;
             if (d.deformable) {
                 const int nb = dil_run_fits ? beats_of(da, dil_run.to_int()) : d.out_w;
-                CODENET_ENTER();
+                CODENET_ENTER(PH_READ, dil_run_fits ? EV_BURST : EV_SINGLES);
                 for (int b = 0; b < nb; b++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = DIL_BEATS
 #pragma HLS PIPELINE II = 1
-                    CODENET_TICK(PH_READ);
+                    CODENET_ITER(PH_READ);
+                    CODENET_BEAT();
                     dbuf[b] = arena[dil_run_fits ? addr_t(beat_of(da) + addr_t(b)) : beat_of(da + addr_t(b) * d.dil_cs)];
                 }
             }
@@ -618,7 +662,7 @@ inline void dw3x3(bus_t *arena, const Desc &d, const chan_t gch[MAX_CH], const G
             for (int x = 0; x < d.out_w; x++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_W
                 // one pixel: 9 taps x PE lanes in one cycle, then its n output bytes as one run
-                CODENET_TICK(PH_COMPUTE);
+                CODENET_STEP(PH_COMPUTE);   // the x loop is not pipelined (it holds the store loop)
                 int dil = 1, base_y = y * d.stride - d.pad, base_x = x * d.stride - d.pad;
                 if (d.deformable) {
                     const int pos = dil_run_fits ? lane_of(da) + x * d.dil_cs.to_int()

@@ -39,13 +39,16 @@ void codenet_top(const ap_uint<32> *program, const ap_uint<8 * ARENA_BUS_BYTES> 
 
     const int n = n_layers.to_int();
 #ifndef __SYNTHESIS__
+    codenet::cycle_log().open_layer = -1;   // every run ends with commit(): nothing is pending
     codenet::cycle_log().n_layers = n;
 #endif
     for (int l = 0; l < n; l++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_LAYERS
 #ifndef __SYNTHESIS__
+        codenet::cycle_log().commit();
         codenet::cycle_log().layer = l;
         for (int p = 0; p < N_PHASES; p++) codenet::cycle_log().count[l][p] = 0;
+        codenet::cycle_log().events[l].clear();
 #endif
         const codenet::Desc d = codenet::read_desc(program, l);
         codenet::load_gather(weights, d, gch, gather);
@@ -59,4 +62,7 @@ void codenet_top(const ap_uint<32> *program, const ap_uint<8 * ARENA_BUS_BYTES> 
             codenet::dw3x3(arena, d, gch, gather, dww, rq);
         }
     }
+#ifndef __SYNTHESIS__
+    codenet::cycle_log().commit();
+#endif
 }
