@@ -160,3 +160,31 @@ def test_event_costs():
     assert slow == cfg.DEPTH_MEM_LOOP + slow_lat + (64 - n_out) * (slow_lat + burst) / n_out + n_out * burst
     # one-beat requests: N back to back, then each waits L + 1 cycles for one of the N slots
     assert event_cycles(cfg.PH_READ, cfg.EV_SINGLES, 80, 80) == cfg.DEPTH_MEM_LOOP + lat + n_out + (80 - n_out) * (lat + 1) / n_out
+
+
+def _conv_layer(cout, out_cs, out_off, in_mode=0, w=6):
+    rng = np.random.default_rng(cout)
+    cin = 16
+    return LayerSpec(op="conv1x1", in_off=0, in_h=4, in_w=w, in_cs=cin, cin=cin, in_mode=in_mode,
+                     gather=np.arange(cin, dtype=np.uint16), out_off=out_off,
+                     out_h=8 if in_mode else 4, out_w=2 * w if in_mode else w, out_cs=out_cs, cout=cout,
+                     weights=rng.integers(-8, 8, (cout, cin)).astype(np.int8), bias=np.zeros(cout, np.int32),
+                     mult=np.ones(cout, np.int16), shift=np.full(cout, 4, np.uint8),
+                     zp_out=np.zeros(cout, np.int16), name="hazard")
+
+
+def test_read_after_write_hazards_are_counted(lib):
+    """The C-sim counts arena reads of a beat the same layer wrote earlier (an AXI RAW hazard that
+    only the wait for write responses makes safe). Whole-beat outputs have none; the nearest-x2
+    upsample of a 1-channel output (the dilation predictor's shape) revisits beats written 2-3
+    runs earlier, as the review found."""
+    whole = _conv_layer(cout=16, out_cs=16, out_off=1024)
+    narrow = _conv_layer(cout=1, out_cs=1, out_off=1024, in_mode=1)
+    for spec, hazards in ((whole, 0), (narrow, None)):
+        arena = np.random.default_rng(0).integers(0, 256, arena_bytes_needed([spec]) + 16).astype(np.uint8)
+        assert_model_equals_csim(lib, [spec], arena)
+        got = lib.codenet_csim_raw_hazards(0)
+        if hazards is None:
+            assert got > 0
+        else:
+            assert got == hazards

@@ -30,7 +30,9 @@
 //               compute 1 per output pixel (9 x PE MACs)
 //               write   wr(pixel + out_choff + tile * PE, n) per output pixel
 // Not in the trip counts: one pipeline fill (and DDR latency) per loop entry, counted apart as
-// `entries` (PH_ENTRIES).
+// `entries` (PH_ENTRIES). Cycle model v2 (runtime/measure/codenet_cycles.py) charges them: the
+// C simulation also logs every loop entry / blocking access as an event (codenet_csim_events,
+// EV_* below), each charged AXI_LATENCY, AXI_OUTSTANDING, AXI_MAX_BURST and a DEPTH_* (below).
 #ifndef CODENET_CONFIG_H
 #define CODENET_CONFIG_H
 
@@ -47,6 +49,9 @@ constexpr int MAX_LAYERS = 512;
 constexpr int ACC_BITS = 24;
 constexpr int LINE_ROWS = 15;          // line buffer rows (dilation 0..7 each side)
 constexpr int MAX_DIL = 7;
+constexpr int TAPS = 9;                // taps of a 3x3 window
+constexpr int REQUANT_STAGES = 1;     // requantization stages (PE lanes each), shared by both ops
+constexpr int UPSAMPLE_STORES = 4;     // output pixels of one computed pixel under nearest upsample x2
 
 // ---- derived sizes of the on-chip buffers ----
 // The 1x1 weight buffer holds PE lanes of W_WORDS words of W_WORD_BYTES bytes (one word: PA
@@ -128,6 +133,8 @@ constexpr int AXI_LATENCY = 64;
 constexpr int AXI_OUTSTANDING = 8;
 constexpr int AXI_MAX_BURST = 16;
 constexpr int PROG_MAX_BURST = DESC_WORDS;   // one descriptor per burst on the 32-bit program port
+constexpr int AXI_UNUSED_OUTSTANDING = 1;    // the direction a read-only port never uses:
+constexpr int AXI_UNUSED_BURST = 2;          // the smallest adapter FIFOs Vitis accepts
 
 // ---- pipeline depths of the engine's loops (ESTIMATES for the cycle model, not used by the HLS
 // code: the first csynth report gives the real ones and replaces these numbers) ----

@@ -210,6 +210,30 @@ extern "C" uint32_t codenet_csim_cycles(uint64_t *out, uint32_t max_layers) {
 
 extern "C" int codenet_csim_cycle_phases(void) { return N_PHASES; }
 
+// Exhaustive check of the DSP packing (codenet_engine.h mul2): every pair of w_bits-bit signed
+// weights (w_lo, w_hi) with every activation the engine reads (int8 and uint8: -128..255).
+// Returns the number of wrong products; *cases receives the number of (w_lo, w_hi, x) tried.
+extern "C" uint64_t codenet_csim_dsp_pack_check(int w_bits, uint64_t *cases) {
+    const int wmin = -(1 << (w_bits - 1)), wmax = (1 << (w_bits - 1)) - 1;
+    uint64_t bad = 0, n = 0;
+    for (int lo = wmin; lo <= wmax; lo++)
+        for (int hi = wmin; hi <= wmax; hi++)
+            for (int x = -128; x <= 255; x++) {
+                const codenet::ProductPair pr = codenet::mul2(codenet::wgt_t(lo), codenet::wgt_t(hi), codenet::act_t(x));
+                if (pr.lo.to_int() != lo * x || pr.hi.to_int() != hi * x) bad++;
+                n++;
+            }
+    *cases = n;
+    return bad;
+}
+
+// Arena reads of the last run's layer `layer` that fetched a beat the same layer had written
+// earlier (forwarded beats excluded): each an AXI read-after-write hazard (FORMAT.md, review).
+extern "C" uint64_t codenet_csim_raw_hazards(uint32_t layer) {
+    const codenet::CycleLog &log = codenet::cycle_log();
+    return layer < (uint32_t)log.n_layers ? log.raw_hazards[layer] : 0;
+}
+
 extern "C" uint32_t codenet_csim_events(uint32_t layer, uint64_t *out, uint32_t max_rows) {
     const codenet::CycleLog &log = codenet::cycle_log();
     if (layer >= (uint32_t)log.n_layers) return 0;

@@ -24,6 +24,7 @@
 
 #include <array>
 #include <map>
+#include <set>
 #endif
 
 #include "pd_ap_types.h"
@@ -52,6 +53,10 @@ typedef std::array<uint64_t, EV_FIELDS - 1> EventKey;   // phase, kind, trips, b
 struct CycleLog {
     uint64_t count[MAX_LAYERS][N_PHASES];
     std::map<EventKey, uint64_t> events[MAX_LAYERS];
+    // AXI read-after-write hazards: arena reads of a beat this layer already wrote (AXI does not
+    // order them; safe only while every store loop waits for its write responses)
+    uint64_t raw_hazards[MAX_LAYERS];
+    std::set<uint64_t> written;                          // arena beats written by this layer
     EventKey open;                                       // the loop entered last
     int open_layer;                                      // its layer (-1: none)
     int layer;
@@ -66,6 +71,10 @@ struct CycleLog {
         open = EventKey{{(uint64_t)phase, (uint64_t)kind, 0, 0}};
         open_layer = layer;
         count[layer][PH_ENTRIES]++;
+    }
+    void wrote(uint64_t beat) { written.insert(beat); }
+    void read(uint64_t beat) {
+        if (written.count(beat)) raw_hazards[layer]++;
     }
     void single(int phase, int kind, uint64_t beats) {
         count[layer][phase]++;
@@ -86,7 +95,12 @@ inline CycleLog &cycle_log() {
 // a blocking one-beat access outside any loop; one pass of a non-pipelined loop body
 #define CODENET_BLOCKING(phase) (::codenet::cycle_log().single(phase, EV_BLOCKING, 1))
 #define CODENET_STEP(phase) (::codenet::cycle_log().single(phase, EV_STEP, 0))
+// an arena beat written / read from DDR (not a value forwarded on chip)
+#define CODENET_WROTE(beat) (::codenet::cycle_log().wrote((beat).to_uint64()))
+#define CODENET_READ(beat) (::codenet::cycle_log().read((beat).to_uint64()))
 #else
+#define CODENET_WROTE(beat) ((void)0)
+#define CODENET_READ(beat) ((void)0)
 #define CODENET_ENTER(phase, kind) ((void)0)
 #define CODENET_ITER(phase) ((void)0)
 #define CODENET_BEAT() ((void)0)
@@ -203,14 +217,56 @@ inline wgt_t weight_at(const wword_t &wd, int j, bool w8) {
 // shift, + zp_out, clamp to [clamp_lo, clamp_hi], store the low byte.
 inline byte_t requantize(const acc_t &acc, const Requant &q, const Desc &d) {
 #pragma HLS INLINE
-    const prod_t m = d.shift_only ? prod_t(1) : prod_t(q.mult);
-    const prod_t t = prod_t(acc) * m;
+    const ap_int<16> m = d.shift_only ? ap_int<16>(1) : q.mult;
+    const prod_t t = acc * m;                        // 24 x 16 bits: one DSP48E2 (27 x 18)
+#pragma HLS BIND_OP variable = t op = mul impl = dsp
     const int s = q.shift.to_int();
     const prod_t r = s == 0 ? t : prod_t((t + (prod_t(1) << (s - 1))) >> s);
     ap_int<50> v = ap_int<50>(r) + ap_int<50>(q.zp);
     if (v < d.clamp_lo) v = d.clamp_lo;
     if (v > d.clamp_hi) v = d.clamp_hi;
     return byte_t(v.range(7, 0));
+}
+
+// The one requantization stage: the PE lanes of channel tile `tile`. CONV1X1 and DW3X3 call it;
+// codenet_top allows REQUANT_STAGES instance of it, so both ops share its PE DSPs.
+inline void requant_tile(const acc_t acc[PE], const Requant rq[PE][CH_TILES], int tile, const Desc &d,
+                         byte_t out[PE]) {
+#pragma HLS INLINE off
+    for (int p = 0; p < PE; p++) {
+#pragma HLS UNROLL
+        out[p] = requantize(acc[p], rq[p][tile], d);
+    }
+}
+
+// ---------------------------------------------------------------- DSP48E2 packing (Xilinx WP486)
+// Two products that share their activation x (one input, two output channels) in one 27 x 18
+// multiply: P = (w_hi * 2^PACK_SHIFT + w_lo) * x = w_hi x 2^PACK_SHIFT + w_lo x (the packed
+// factor is formed in the DSP's pre-adder). |w_lo x| <= 128 * 255 < 2^(PACK_SHIFT - 1), so the low
+// PACK_SHIFT bits of P read as a signed number are exactly w_lo x; the bits above are w_hi x
+// minus the borrow a negative low product took from them, added back (sign correction).
+// Operands: weights int4 or int8 (sign-extended wgt_t), activations int8 or uint8 (act_t);
+// proven exact over every pair by codenet_csim_dsp_pack_check (tests/test_codenet_dsp_pack.py).
+constexpr int PACK_SHIFT = 18;
+static_assert(PE % 2 == 0, "1x1 output lanes are packed in pairs");
+typedef ap_int<27> pack_a_t;                  // DSP48E2 A / pre-adder width
+typedef ap_int<18> pack_b_t;                  // DSP48E2 B width
+typedef ap_int<45> pack_p_t;                  // 27 x 18 product
+typedef ap_int<PACK_SHIFT> half_t;            // one of the two products (17 bits suffice)
+
+struct ProductPair {
+    half_t lo, hi;                            // w_lo * x, w_hi * x
+};
+
+inline ProductPair mul2(const wgt_t &w_lo, const wgt_t &w_hi, const act_t &x) {
+#pragma HLS INLINE
+    const pack_a_t a = (pack_a_t(w_hi) << PACK_SHIFT) + pack_a_t(w_lo);
+    const pack_p_t p = a * pack_b_t(x);
+#pragma HLS BIND_OP variable = p op = mul impl = dsp
+    ProductPair r;
+    r.lo = half_t(p.range(PACK_SHIFT - 1, 0));
+    r.hi = half_t((p >> PACK_SHIFT) + pack_p_t(r.lo < 0 ? 1 : 0));
+    return r;
 }
 
 // ---------------------------------------------------------------- wide-port byte runs
@@ -269,10 +325,12 @@ inline void write_run(bus_t *arena, addr_t a, const byte_t (&src)[N], int n, Las
     bus_t first = 0, last = 0;
     if (s != 0 || (nb == 1 && end != 0)) {
         CODENET_BLOCKING(PH_WRITE);
+        if (!(lb.valid && lb.beat == b0)) CODENET_READ(b0);
         first = lb.valid && lb.beat == b0 ? lb.v : arena[b0];
     }
     if (nb > 1 && end != 0) {
         CODENET_BLOCKING(PH_WRITE);
+        if (!(lb.valid && lb.beat == bl)) CODENET_READ(bl);
         last = lb.valid && lb.beat == bl ? lb.v : arena[bl];
     }
     CODENET_ENTER(PH_WRITE, EV_BURST);
@@ -288,6 +346,7 @@ inline void write_run(bus_t *arena, addr_t a, const byte_t (&src)[N], int n, Las
             const int idx = b * ARENA_BUS_BYTES + i - s;
             v.range(8 * i + 7, 8 * i) = idx >= 0 && idx < n ? src[idx] : byte_at(old, i);
         }
+        CODENET_WROTE(b0 + addr_t(b));
         arena[b0 + addr_t(b)] = v;
         if (b == nb - 1) {
             lb.beat = bl;
@@ -484,7 +543,7 @@ inline void conv1x1(bus_t *arena, const Desc &d, const Gather &g, const XSrc xsr
             }
             if (wide) {
                 for (int t = 0; t < ntap; t++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = 9
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = TAPS
                     if (!valid[t]) continue;
                     CODENET_ENTER(PH_READ, EV_BURST);
                     for (int b = 0; b < beats_of(ta[t], span); b++) {
@@ -492,6 +551,7 @@ inline void conv1x1(bus_t *arena, const Desc &d, const Gather &g, const XSrc xsr
 #pragma HLS PIPELINE II = 1
                         CODENET_ITER(PH_READ);
                         CODENET_BEAT();
+                        CODENET_READ(beat_of(ta[t]) + addr_t(b));
                         const bus_t v = arena[beat_of(ta[t]) + addr_t(b)];
                         for (int j = 0; j < PA; j++) {
 #pragma HLS UNROLL
@@ -508,6 +568,7 @@ inline void conv1x1(bus_t *arena, const Desc &d, const Gather &g, const XSrc xsr
                     CODENET_BEAT();
                     const XSrc s = xsrc[k];
                     const addr_t a = ta[s.tap] + addr_t(s.rel);
+                    if (valid[s.tap]) CODENET_READ(beat_of(a));
                     xbuf[k / per_word][k % per_word] =
                         valid[s.tap] ? act_value(byte_at(arena[beat_of(a)], lane_of(a)), d.in_signed) : zp;
                 }
@@ -540,17 +601,35 @@ inline void conv1x1(bus_t *arena, const Desc &d, const Gather &g, const XSrc xsr
                     if (wide && ot == 0) xbuf[kt][j] = v;
                     x[j] = j < per_word && k < k_total ? v : act_t(0);
                 }
-                for (int p = 0; p < PE; p++) {
+                // output lanes p, p + 1 share each input x[j]: one packed DSP per pair (mul2)
+                acc_t sum[PE];
+#pragma HLS ARRAY_PARTITION variable = sum complete
+                for (int p = 0; p < PE; p += 2) {
 #pragma HLS UNROLL
-                    const wword_t wd = wbuf[p][ot * kt_n + kt];
-                    acc_t sum = kt == 0 ? acc_t(rq[p][ot].bias) : acc[p];
+                    const wword_t w_lo = wbuf[p][ot * kt_n + kt], w_hi = wbuf[p + 1][ot * kt_n + kt];
+                    acc_t s_lo = kt == 0 ? acc_t(rq[p][ot].bias) : acc[p];
+                    acc_t s_hi = kt == 0 ? acc_t(rq[p + 1][ot].bias) : acc[p + 1];
                     for (int j = 0; j < PA; j++) {
 #pragma HLS UNROLL
-                        sum += weight_at(wd, j, d.w8) * x[j];
+                        const ProductPair pr = mul2(weight_at(w_lo, j, d.w8), weight_at(w_hi, j, d.w8), x[j]);
+                        s_lo += pr.lo;
+                        s_hi += pr.hi;
                     }
-                    acc[p] = sum;
-                    if (kt == kt_n - 1 && ot * PE + p < d.cout)
-                        obuf[ot * PE + p] = requantize(sum, rq[p][ot], d);
+                    sum[p] = s_lo;
+                    sum[p + 1] = s_hi;
+                }
+                for (int p = 0; p < PE; p++) {
+#pragma HLS UNROLL
+                    acc[p] = sum[p];
+                }
+                if (kt == kt_n - 1) {
+                    byte_t q[PE];
+#pragma HLS ARRAY_PARTITION variable = q complete
+                    requant_tile(sum, rq, ot, d, q);
+                    for (int p = 0; p < PE; p++) {
+#pragma HLS UNROLL
+                        if (ot * PE + p < d.cout) obuf[ot * PE + p] = q[p];
+                    }
                 }
                 if (++kt == kt_n) {
                     kt = 0;
@@ -559,7 +638,7 @@ inline void conv1x1(bus_t *arena, const Desc &d, const Gather &g, const XSrc xsr
             }
             // store: one run of cout bytes per output pixel of the block
             for (int q = 0; q < rep * rep; q++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = 4
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = UPSAMPLE_STORES
                 const int y = yb * rep + q / rep, x = xb * rep + q % rep;
                 if (y >= d.out_h || x >= d.out_w) continue;
                 write_run(arena, d.out_off + (addr_t(y) * addr_t(d.out_w) + addr_t(x)) * d.out_cs + d.out_choff,
@@ -574,12 +653,16 @@ inline void conv1x1(bus_t *arena, const Desc &d, const Gather &g, const XSrc xsr
 // Line buffer of one PE-channel tile: the last LINE_ROWS physical input rows, row r in slot
 // r % LINE_ROWS. Rows are filled in order, each exactly once per tile, just before the first
 // output row that needs them; LINE_ROWS = 2 * MAX_DIL + 1 covers the deformable window.
-// Partitioned by row and by channel lane: the 9 taps x PE lanes of a pixel are read in parallel
-// (a row bank serves up to 3 columns per pixel; II = 1 needs that bank duplicated, II = 2 without).
-typedef byte_t line_buf_t[LINE_ROWS][MAX_W][PE];
+// One word per pixel holds the tile's PE lanes (all lanes of a tap read the same pixel: one word
+// read per tap), written once per pixel; partitioned by row (LINE_ROWS banks of MAX_W words).
+// The depthwise pixel body is not pipelined, so the up-to-3 taps a row bank serves per pixel are
+// read over its dual port in sequence (DEPTH_DW_PIXEL counts them).
+typedef ap_uint<8 * PE> lrow_t;
+typedef lrow_t line_buf_t[LINE_ROWS][MAX_W];
 
 // One input row of the tile: per pixel, the beats holding the tile's channel run [tile_lo,
-// tile_hi]; every lane keeps its byte as its beat passes (one beat a cycle).
+// tile_hi]; every lane takes its byte as its beat passes (one beat a cycle) into a register, the
+// pixel's word is stored once, on its last beat.
 inline void fill_line_row(const bus_t *arena, const Desc &d, const chan_t gch[MAX_CH], const Gather &g, int ct, int n,
                           int row, line_buf_t &lbuf) {
     const int slot = row % LINE_ROWS;
@@ -592,18 +675,24 @@ inline void fill_line_row(const bus_t *arena, const Desc &d, const chan_t gch[MA
     }
     addr_t a = d.in_off + addr_t(row) * addr_t(d.in_w) * d.in_cs + g.tile_lo[ct];
     int x = 0, b = 0, nb = beats_of(a, span);
+    lrow_t pix = 0;
     CODENET_ENTER(PH_READ, EV_SINGLES);   // strided pixel runs: no burst is inferred
     while (x < d.in_w) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_W * PE
 #pragma HLS PIPELINE II = 1
         CODENET_ITER(PH_READ);
         CODENET_BEAT();
+        CODENET_READ(beat_of(a) + addr_t(b));
         const bus_t v = arena[beat_of(a) + addr_t(b)];
+        lrow_t cur = pix;
         for (int c = 0; c < PE; c++) {
 #pragma HLS UNROLL
             const int pos = lane_of(a) + rel[c];
-            if (c < n && pos / ARENA_BUS_BYTES == b) lbuf[slot][x][c] = byte_at(v, pos % ARENA_BUS_BYTES);
+            if (c < n && pos / ARENA_BUS_BYTES == b) cur.range(8 * c + 7, 8 * c) = byte_at(v, pos % ARENA_BUS_BYTES);
         }
+        const bool last_beat = b == nb - 1;
+        if (last_beat) lbuf[slot][x] = cur;
+        pix = last_beat ? lrow_t(0) : cur;
         if (++b == nb) {
             b = 0;
             x++;
@@ -618,7 +707,6 @@ inline void dw3x3(bus_t *arena, const Desc &d, const chan_t gch[MAX_CH], const G
                   const Requant rq[PE][CH_TILES]) {
     static line_buf_t lbuf;
 #pragma HLS ARRAY_PARTITION variable = lbuf complete dim = 1
-#pragma HLS ARRAY_PARTITION variable = lbuf complete dim = 3
     static bus_t dbuf[DIL_BEATS];            // one output row's dilation bytes
     const bool up = d.in_mode == MODE_UPSAMPLE2;
     const int seen_h = up ? 2 * d.in_h : d.in_h;
@@ -654,7 +742,9 @@ inline void dw3x3(bus_t *arena, const Desc &d, const chan_t gch[MAX_CH], const G
 #pragma HLS PIPELINE II = 1
                     CODENET_ITER(PH_READ);
                     CODENET_BEAT();
-                    dbuf[b] = arena[dil_run_fits ? addr_t(beat_of(da) + addr_t(b)) : beat_of(da + addr_t(b) * d.dil_cs)];
+                    const addr_t beat = dil_run_fits ? addr_t(beat_of(da) + addr_t(b)) : beat_of(da + addr_t(b) * d.dil_cs);
+                    CODENET_READ(beat);
+                    dbuf[b] = arena[beat];
                 }
             }
             const addr_t row_out = d.out_off + addr_t(y) * addr_t(d.out_w) * d.out_cs +
@@ -674,6 +764,8 @@ inline void dw3x3(bus_t *arena, const Desc &d, const chan_t gch[MAX_CH], const G
                 }
                 byte_t res[PE];
 #pragma HLS ARRAY_PARTITION variable = res complete
+                acc_t accs[PE];
+#pragma HLS ARRAY_PARTITION variable = accs complete
                 for (int p = 0; p < PE; p++) {
 #pragma HLS UNROLL
                     const dwrow_t w9 = dww[p][ct];
@@ -686,12 +778,16 @@ inline void dw3x3(bus_t *arena, const Desc &d, const chan_t gch[MAX_CH], const G
                         if (sy >= 0 && sy < seen_h && sx >= 0 && sx < seen_w) {
                             const int py = up ? sy >> 1 : sy;
                             const int px = up ? sx >> 1 : sx;
-                            v = act_value(lbuf[py % LINE_ROWS][px][p], d.in_signed);
+                            v = act_value(byte_t(lbuf[py % LINE_ROWS][px].range(8 * p + 7, 8 * p)), d.in_signed);
                         }
-                        acc += wgt_t(w9.range(8 * t + 7, 8 * t)) * v;
+                        // every tap has its own activation: nothing to pack; LUT multipliers
+                        const half_t prod = wgt_t(w9.range(8 * t + 7, 8 * t)) * v;
+#pragma HLS BIND_OP variable = prod op = mul impl = fabric
+                        acc += prod;
                     }
-                    res[p] = requantize(acc, rq[p][ct], d);
+                    accs[p] = acc;
                 }
+                requant_tile(accs, rq, ct, d, res);
                 write_run(arena, row_out + addr_t(x) * d.out_cs, res, n, last_written);
             }
         }

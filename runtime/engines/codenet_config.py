@@ -22,6 +22,9 @@ MAX_LAYERS = 512        # max descriptors in a program
 ACC_BITS = 24           # signed accumulator width
 LINE_ROWS = 15          # deformable line buffer rows
 MAX_DIL = 7             # max dilation
+TAPS = 9                # taps of a 3x3 window
+REQUANT_STAGES = 1      # requantization stages, shared by both ops
+UPSAMPLE_STORES = 4     # output pixels of one computed pixel under nearest upsample x2
 
 # ---- program format ----
 DESC_WORDS = 32         # uint32 words per layer descriptor
@@ -61,6 +64,8 @@ AXI_LATENCY = 64        # cycles from a request to its first beat / from the las
 AXI_OUTSTANDING = 8     # requests in flight per port and direction (HP port acceptance capability)
 AXI_MAX_BURST = 16      # beats per burst on the HP ports (AXI3 inside the PS)
 PROG_MAX_BURST = DESC_WORDS
+AXI_UNUSED_OUTSTANDING = 1
+AXI_UNUSED_BURST = 2
 DEPTH_MEM_LOOP = 3      # estimates until the first csynth report
 DEPTH_XSRC_LOOP = 2
 DEPTH_MAC_LOOP = 12

@@ -46,58 +46,93 @@ def _macs(spec):
     return spec.out_h * spec.out_w * (spec.k * spec.cout if spec.op == "conv1x1" else 9 * spec.cout)
 
 
-BRAM36_SHAPES = ((72, 512), (36, 1024), (18, 2048), (9, 4096), (4, 8192), (2, 16384), (1, 32768))
+# RAMB18 aspect ratios (width, depth); a RAMB36 site holds two independent RAMB18 (UG573)
+BRAM18_SHAPES = ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384))
+LUTRAM_MAX_DEPTH = 64            # shallower arrays go to LUTRAM (64 bits per LUT)
+ADDR_MUL_DSP = 3                 # one 32 x 32 -> 32-bit product over DSP48E2 27 x 18 tiles
+# Runtime 32-bit products in the address arithmetic of codenet_engine.h as written (one per
+# `a * b` of two runtime values; the 9 unrolled 1x1 tap addresses have two each).
+ADDRESS_MULTIPLIERS = {"conv1x1 tap addresses (9 taps x 2)": 18, "conv1x1 tap positions (y, x x stride)": 2,
+                       "conv1x1 output address": 2, "fill_line_row row address": 2,
+                       "dw3x3 output row / pixel address": 3, "dw3x3 taps (y, x x stride)": 3,
+                       "deformable dilation row / pixel": 6}
+# m_axi adapters (UG1399: a read FIFO of num_read_outstanding x max_read_burst_length words, the same
+# for writes): (port width bits, read (outstanding, burst), write (outstanding, burst))
+M_AXI_PORTS = {"program": (32, (cfg.AXI_OUTSTANDING, cfg.PROG_MAX_BURST), (cfg.AXI_UNUSED_OUTSTANDING, cfg.AXI_UNUSED_BURST)),
+               "weights": (128, (cfg.AXI_OUTSTANDING, cfg.AXI_MAX_BURST), (cfg.AXI_UNUSED_OUTSTANDING, cfg.AXI_UNUSED_BURST)),
+               "arena": (128, (cfg.AXI_OUTSTANDING, cfg.AXI_MAX_BURST), (cfg.AXI_OUTSTANDING, cfg.AXI_MAX_BURST))}
+LUT_M_AXI_ADAPTER = 1200         # address / burst logic of one m_axi adapter
+LUT_INTERCONNECT = 4500          # SmartConnect: 3 masters onto the HP ports, plus AXI-Lite control
 
 
-def _bram36(width, depth):
-    return min(-(-width // w) * -(-depth // d) for w, d in BRAM36_SHAPES)
+def _bram18(width, depth):
+    return min(-(-width // w) * -(-depth // d) for w, d in BRAM18_SHAPES)
 
 
 def _memory(banks, width, depth):
-    """(bram36, lut) of `banks` memories of width x depth bits: LUTRAM (64 bits per LUT) up to
-    64 deep, BRAM36 in its best aspect ratio above."""
-    if depth <= 64:
+    """(bram18, lut) of `banks` memories of width x depth bits: LUTRAM up to LUTRAM_MAX_DEPTH deep,
+    else RAMB18s in their best aspect ratio."""
+    if depth <= LUTRAM_MAX_DEPTH:
         return 0, banks * width
-    return banks * _bram36(width, depth), 0
+    return banks * _bram18(width, depth), 0
 
 
 def on_chip_memories():
-    """The on-chip arrays of hls_src/codenet/codenet_engine.h with their partitioning."""
+    """The on-chip arrays of hls_src/codenet (codenet_top.cpp, codenet_engine.h) with their
+    partitioning, as written: name -> (banks, width bits, depth)."""
     pe, pa, tiles = cfg.PE, cfg.PA, cfg.CH_TILES
     return {
-        # name: (banks, width bits, depth)
-        "wbuf 1x1 weights [PE][W_WORDS] x (PA/2 bytes)": (pe, pa * 4, cfg.W_WORDS),
-        # [LINE_ROWS][MAX_W][PE] bytes, rows partitioned; duplicated so the 3 column taps of a row
-        # are read in one cycle (II = 1, what the cycle model assumes)
-        "lbuf line buffer x2 [LINE_ROWS][MAX_W][PE]": (2 * cfg.LINE_ROWS, pe * 8, cfg.MAX_W),
-        "pbuf 1x1 pixel runs [PA][PIX_BEATS] x 128b": (pa, 128, cfg.PIX_BEATS),
-        "xbuf 1x1 extracted inputs [MAX_K/(PA/2)][PA] bytes": (pa, 8, cfg.MAX_CH // (pa // 2)),
-        "obuf output pixel [MAX_CH] bytes, cyclic 16": (16, 8, cfg.MAX_CH // 16),
-        "rq requant [PE][CH_TILES] x 69b": (pe, 69, tiles),
-        "dww depthwise weights [PE][CH_TILES] x 72b": (pe, 72, tiles),
-        "gather table [MAX_CH] x 16b": (1, 16, cfg.MAX_CH),
-        "dilation row [DIL_BEATS] x 128b": (1, 128, cfg.DIL_BEATS),
+        "wbuf 1x1 weights [PE][W_WORDS] x (PA/2 bytes), dim 1 complete": (pe, pa * 4, cfg.W_WORDS),
+        "lbuf line buffer [LINE_ROWS][MAX_W] x PE bytes, dim 1 complete": (cfg.LINE_ROWS, pe * 8, cfg.MAX_W),
+        "pbuf 1x1 pixel runs [PA][PIX_BEATS] x 128b, dim 1 complete": (pa, 128, cfg.PIX_BEATS),
+        "xbuf 1x1 extracted inputs [MAX_K/(PA/2)][PA] x 9b, dim 2 complete": (pa, 9, cfg.MAX_K // (pa // 2)),
+        "obuf output pixel [MAX_CH] bytes, cyclic 16": (cfg.ARENA_BUS_BYTES, 8, cfg.MAX_CH // cfg.ARENA_BUS_BYTES),
+        "rq requant [PE][CH_TILES] x 69b, dim 1 complete": (pe, 69, tiles),
+        "dww depthwise weights [PE][CH_TILES] x 72b, dim 1 complete": (pe, 72, tiles),
+        "gch gather table [MAX_CH] x 16b, cyclic PE": (pe, 16, cfg.MAX_CH // pe),
+        "xsrc extraction table [MAX_K] x 20b, cyclic PA": (pa, 20, cfg.MAX_K // pa),
+        "gather tile ranges [CH_TILES] x 2 x 16b": (2, 16, tiles),
+        "dbuf dilation row [DIL_BEATS] x 128b": (1, 128, cfg.DIL_BEATS),
     }
 
 
 def resources():
-    mult_1x1 = cfg.PA * cfg.PE
-    mult_dw = cfg.PE * 9
-    dsp = mult_1x1 // 2 + mult_dw // 2 + cfg.PE
-    mems = {}
-    bram = lutram = 0
+    """DSP / BRAM36 / LUT of the engine as written (MODELLED; the first csynth report replaces it)."""
+    dsp = {"1x1 MAC, two 4b/8b x 8b products per DSP48E2 (mul2, BIND_OP dsp)": cfg.PA * cfg.PE // 2,
+           "requantization 24 x 16 (one shared stage, BIND_OP dsp)": cfg.REQUANT_STAGES * cfg.PE,
+           "address multipliers as written": ADDR_MUL_DSP * sum(ADDRESS_MULTIPLIERS.values()),
+           "depthwise 9 x PE products (BIND_OP fabric)": 0}
+    mems, bram18, lutram = {}, 0, 0
     for name, (banks, width, depth) in on_chip_memories().items():
         b, l = _memory(banks, width, depth)
-        mems[name] = {"bram36": b, "lutram_lut": l}
-        bram, lutram = bram + b, lutram + l
-    bram += 8  # AXI burst FIFOs of the three m_axi ports
-    logic = (14 * mult_1x1 + 12 * mult_dw + 8 * (mult_1x1 + mult_dw) // 2   # adder trees, DSP-packing fix-up
-             + 2500 + 1500 + 3000)                                          # deformable addressing, requant, control
-    lut = logic + lutram + 6000                                              # + AXI interconnect / adapters
-    return {"dsp": dsp, "bram36": bram, "lut": lut,
-            "detail": {"dsp_1x1_packed_2_per_dsp": mult_1x1 // 2, "dsp_dw_packed_2_per_dsp": mult_dw // 2,
-                       "dsp_requant": cfg.PE, "memories": mems, "bram36_axi_fifos": 8,
-                       "lut_logic": logic, "lut_lutram": lutram, "lut_axi": 6000}}
+        mems[name] = {"bram18": b, "lutram_lut": l}
+        bram18, lutram = bram18 + b, lutram + l
+    fifos = {}
+    for port, (width, rd, wr) in M_AXI_PORTS.items():
+        for direction, (outstanding, burst) in (("read", rd), ("write", wr)):
+            b, l = _memory(1, width, outstanding * burst)
+            fifos["{} {} {}x{}".format(port, direction, outstanding, burst)] = {"bram18": b, "lutram_lut": l}
+            bram18, lutram = bram18 + b, lutram + l
+    n_dw = 9 * cfg.PE
+    logic = {
+        "1x1 adder trees (PE lanes x PA inputs, ~20 LUT per adder)": cfg.PE * (cfg.PA - 1) * 20,
+        "DSP-packing sign correction (18-bit add per DSP)": cfg.PA * cfg.PE // 2 * 18,
+        "weight nibble / byte select (4-bit or 8-bit at run time)": cfg.PA * cfg.PE * 8,
+        "1x1 input pick from the pixel buffer (16:1 byte mux per lane)": cfg.PA * 40,
+        "depthwise 8 x 9 LUT multipliers (~60 LUT each)": n_dw * 60,
+        "depthwise 9-input adder trees": cfg.PE * 8 * 20,
+        "line-buffer row select (runtime bank: 15:1 mux, 9 taps x PE x 8 bits)": 9 * cfg.PE * 8 * 5,
+        "requantization: rounding add, 48-bit barrel shift, zero point, clamp": cfg.REQUANT_STAGES * cfg.PE * 400,
+        "control: descriptor decode, loop bounds (runtime dividers), address adders": 4000,
+        "m_axi adapters": LUT_M_AXI_ADAPTER * len(M_AXI_PORTS),
+        "AXI interconnect and AXI-Lite": LUT_INTERCONNECT,
+    }
+    lut = sum(logic.values()) + lutram
+    return {"dsp": sum(dsp.values()), "bram36": -(-bram18 // 2), "lut": lut,
+            "detail": {"dsp": dsp, "memories": mems, "m_axi_fifos": fifos, "lut_logic": logic,
+                       "lut_lutram": lutram, "bram18": bram18,
+                       "note": "MODELLED from the arrays, pragmas and operators of the code as written; "
+                               "csynth's utilisation report replaces every figure"}}
 
 
 LATENCY_SWEEP = (0, 64, 128)        # AXI latencies (cycles) the benchmark reports fps at
