@@ -35,3 +35,21 @@ def test_missing_constant_is_reported(tmp_path):
     bad.write_text("\n".join(lines))
     with pytest.raises(ValueError, match="LINE_ROWS"):
         cfg.check_header_agrees(bad)
+
+
+def test_training_side_copies_agree_with_the_header():
+    """training/codenet keeps its own MAX_DIL (it must not import runtime's engine package at
+    training time); it is the header's."""
+    from tests.conftest import require_torch
+    require_torch()
+    from training.codenet import network
+    assert network.MAX_DIL == cfg.check_header_agrees()["MAX_DIL"]
+
+
+def test_compiler_uses_the_engine_constants_not_literals():
+    """The compiler's dilation bound is MAX_DIL from the mirror (no literal 7 in the lowering)."""
+    import re
+    from runtime.compiler import frontend
+    src = open(frontend.__file__).read()
+    assert frontend.MAX_DIL == cfg.MAX_DIL
+    assert not re.search(r"<= 7\b|0, 7\)|0\.\.7", src)

@@ -1,14 +1,18 @@
-"""The analytical cycle model (runtime/measure/codenet_cycles.py) equals the cycles the HLS C
-simulation counts while it runs (codenet_csim_cycles: pipelined-loop trip counts, single-beat
-accesses and loop entries), per layer and phase, on random layers of every op / mode and on
-multi-layer programs."""
+"""The cycle model (runtime/measure/codenet_cycles.py) counts exactly what the HLS C simulation
+counts while it runs, per layer: the trip counts per phase (codenet_csim_cycles) and every event the
+time model charges (codenet_csim_events: each loop entry / blocking access with its kind, trips and
+beats, hence the bursts by length), on random layers of every op / mode and on whole programs."""
+from collections import Counter
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from runtime.engines.codenet_program import LayerSpec, arena_bytes_needed, pack_program
-from runtime.measure.codenet_cycles import PHASES, conv_wide, frame_estimate, layer_cycles
+from runtime.engines import codenet_config as cfg
+from runtime.measure.codenet_cycles import (PHASES, conv_wide, event_cycles, frame_estimate, layer_cycles,
+                                            program_events)
 from tests.codenet_gen import Layout, csim_lib, csim_run, draw_chain, draw_single, fill_arena, fill_arena_rng
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
@@ -32,14 +36,26 @@ def counted(lib, layers, arena, strict=True):
     return out.astype(np.int64)
 
 
+def csim_events(lib, layer):
+    """Counter {(phase, kind, trips, beats): count} the C simulation logged for one layer."""
+    n = lib.codenet_csim_events(layer, None, 0)
+    out = np.zeros((max(n, 1), cfg.EV_FIELDS), np.uint64)
+    assert lib.codenet_csim_events(layer, out.ctypes.data, n) == n
+    return Counter({tuple(int(v) for v in row[:4]): int(row[4]) for row in out[:n]})
+
+
 def assert_model_equals_csim(lib, layers, arena, strict=True):
     got = counted(lib, layers, arena, strict)
+    events = program_events(layers)
     for i, spec in enumerate(layers):
         model = layer_cycles(spec)
         want = [model[p] for p in PHASES]
         assert got[i].tolist() == want, "layer {} ({} {} mode {}): csim {} model {} ({})".format(
             i, spec.name, spec.op, spec.in_mode, got[i].tolist(), want, PHASES)
         assert model["cycles"] == sum(want[:5])
+        ev = csim_events(lib, i)
+        assert ev == events[i], "layer {} ({} {}): events csim - model {}, model - csim {}".format(
+            i, spec.name, spec.op, dict(ev - events[i]), dict(events[i] - ev))
 
 
 def _single(lib, data, strict=True, **kw):
@@ -119,5 +135,56 @@ def test_shufflenet_codenet_program_cycles(lib):
         if s.deformable:
             arena[s.dil_off:s.dil_off + s.out_h * s.out_w * s.dil_cs:s.dil_cs] = 1
     assert_model_equals_csim(lib, layers, arena)
-    est = frame_estimate(layers)
-    assert est["cycles"] == sum(layer_cycles(s)["cycles"] for s in layers)
+    est = frame_estimate(layers, axi_latency=0)
+    assert est["trip_counts"]["cycles"] == sum(layer_cycles(s)["cycles"] for s in layers)
+    # latency costs: more at a longer latency, and every loop entry pays at least its trips
+    assert frame_estimate(layers, axi_latency=128)["cycles"] > frame_estimate(layers)["cycles"] > est["cycles"]
+    assert est["cycles"] > est["trip_counts"]["cycles"]
+
+
+def test_event_costs():
+    """The time of each kind of event (codenet_cycles docstring), at hand-computed points."""
+    lat, n_out, burst = cfg.AXI_LATENCY, cfg.AXI_OUTSTANDING, cfg.AXI_MAX_BURST
+    assert event_cycles(cfg.PH_COMPUTE, cfg.EV_LOOP, 100, 0) == cfg.DEPTH_MAC_LOOP + 100
+    assert event_cycles(cfg.PH_WRITE, cfg.EV_BLOCKING, 1, 1) == lat + 1
+    assert event_cycles(cfg.PH_COMPUTE, cfg.EV_STEP, 1, 0) == cfg.DEPTH_DW_PIXEL
+    # a short burst: one latency plus its beats
+    assert event_cycles(cfg.PH_READ, cfg.EV_BURST, 4, 4) == cfg.DEPTH_MEM_LOOP + lat + 4
+    # a long burst: the port streams a beat a cycle while N bursts of B beats cover L
+    long_run = 64 * burst
+    assert n_out * burst >= lat
+    assert event_cycles(cfg.PH_READ, cfg.EV_BURST, long_run, long_run) == cfg.DEPTH_MEM_LOOP + lat + long_run
+    # at L = 4 N B the requests, not the beats, bound it
+    slow_lat = 4 * n_out * burst
+    slow = event_cycles(cfg.PH_READ, cfg.EV_BURST, long_run, long_run, axi_latency=slow_lat)
+    assert slow == cfg.DEPTH_MEM_LOOP + slow_lat + (64 - n_out) * (slow_lat + burst) / n_out + n_out * burst
+    # one-beat requests: N back to back, then each waits L + 1 cycles for one of the N slots
+    assert event_cycles(cfg.PH_READ, cfg.EV_SINGLES, 80, 80) == cfg.DEPTH_MEM_LOOP + lat + n_out + (80 - n_out) * (lat + 1) / n_out
+
+
+def _conv_layer(cout, out_cs, out_off, in_mode=0, w=6):
+    rng = np.random.default_rng(cout)
+    cin = 16
+    return LayerSpec(op="conv1x1", in_off=0, in_h=4, in_w=w, in_cs=cin, cin=cin, in_mode=in_mode,
+                     gather=np.arange(cin, dtype=np.uint16), out_off=out_off,
+                     out_h=8 if in_mode else 4, out_w=2 * w if in_mode else w, out_cs=out_cs, cout=cout,
+                     weights=rng.integers(-8, 8, (cout, cin)).astype(np.int8), bias=np.zeros(cout, np.int32),
+                     mult=np.ones(cout, np.int16), shift=np.full(cout, 4, np.uint8),
+                     zp_out=np.zeros(cout, np.int16), name="hazard")
+
+
+def test_read_after_write_hazards_are_counted(lib):
+    """The C-sim counts arena reads of a beat the same layer wrote earlier (an AXI RAW hazard that
+    only the wait for write responses makes safe). Whole-beat outputs have none; the nearest-x2
+    upsample of a 1-channel output (the dilation predictor's shape) revisits beats written 2-3
+    runs earlier, as the review found."""
+    whole = _conv_layer(cout=16, out_cs=16, out_off=1024)
+    narrow = _conv_layer(cout=1, out_cs=1, out_off=1024, in_mode=1)
+    for spec, hazards in ((whole, 0), (narrow, None)):
+        arena = np.random.default_rng(0).integers(0, 256, arena_bytes_needed([spec]) + 16).astype(np.uint8)
+        assert_model_equals_csim(lib, [spec], arena)
+        got = lib.codenet_csim_raw_hazards(0)
+        if hazards is None:
+            assert got > 0
+        else:
+            assert got == hazards

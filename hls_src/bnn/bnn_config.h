@@ -36,6 +36,7 @@ constexpr int C3 = 64;
 constexpr int F0 = 256;
 constexpr int NUM_CLASSES = 10;
 constexpr int MAX_BATCH = 65536;
+constexpr int TRIPCOUNT_IMAGES = 16;   // images per start the LOOP_TRIPCOUNT estimates assume (reports only)
 
 // spatial sizes: 3x3 valid convs, 2x2 stride-2 pools
 constexpr int H0 = IN_H - 2;
@@ -92,5 +93,26 @@ constexpr int PEF1 = 1;
 constexpr int SIMDF1 = 64;
 
 constexpr int CLOCK_MHZ = 250;
+
+// ---- DATAFLOW stream depths (bnn_top.cpp classify; simulated by runtime/measure/bnn_dataflow.py) ----
+// A stream into a stage that buffers its whole input image before computing (conv, fc) holds one
+// image of items, so that its producer runs ahead while that stage computes; with depth 2 the
+// producer stalls for the whole compute phase (simulated: 26,796 cycles per image instead of the
+// slowest stage's 21,412). Streams into stages that consume as they go take FIFO_MIN.
+constexpr int FIFO_MIN = 2;
+constexpr int FIFO_IMG = IN_H * IN_W;          // -> conv0
+constexpr int FIFO_C0 = H0 * W0;               // -> conv1
+constexpr int FIFO_P0 = HP0 * WP0;             // -> conv2
+constexpr int FIFO_C2 = H2 * W2;               // -> conv3
+constexpr int FIFO_F0IN = FC_IN / SIMDF0;      // -> fc0
+constexpr int FIFO_F0 = F0 / SIMDF1;           // -> fc1
+
+// ---- m_axi settings (same values and sources as hls_src/codenet/codenet_config.h "memory system";
+// a test checks that the two headers agree) ----
+constexpr int AXI_LATENCY = 64;
+constexpr int AXI_OUTSTANDING = 8;
+constexpr int AXI_MAX_BURST = 16;
+constexpr int AXI_UNUSED_OUTSTANDING = 1;
+constexpr int AXI_UNUSED_BURST = 2;
 
 #endif  // BNN_CONFIG_H

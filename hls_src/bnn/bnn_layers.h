@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "pd_ap_types.h"
+#include "bnn_config.h"  // TRIPCOUNT_IMAGES of the LOOP_TRIPCOUNT pragmas
 
 namespace bnn {
 
@@ -221,7 +222,7 @@ void conv0_3x3(hls::stream<ap_uint<8 * MAXCIN> > &in, hls::stream<ap_uint<MAXCOU
     const int total = ho * wo * groups * 9 * folds;
 
     for (int r = 0; r < reps; r++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = 16
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = TRIPCOUNT_IMAGES
         for (int y = 0; y < h; y++) {
 #pragma HLS LOOP_TRIPCOUNT min = 3 max = MAXH
             for (int x = 0; x < wd; x++) {
@@ -310,7 +311,7 @@ void binconv_3x3(hls::stream<ap_uint<MAXCIN> > &in, hls::stream<ap_uint<MAXCOUT>
     const int total = ho * wo * groups * 9 * folds;
 
     for (int r = 0; r < reps; r++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = 16
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = TRIPCOUNT_IMAGES
         for (int y = 0; y < h; y++) {
 #pragma HLS LOOP_TRIPCOUNT min = 3 max = MAXH
             for (int x = 0; x < wd; x++) {
@@ -382,7 +383,7 @@ void pool2x2_or(hls::stream<ap_uint<C> > &in, hls::stream<ap_uint<C> > &out, int
     const int total = h * wd;
     const int h2 = h & ~1, w2 = wd & ~1;
     for (int r = 0; r < reps; r++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = 16
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = TRIPCOUNT_IMAGES
         int y = 0, x = 0, xo = 0;
         for (int i = 0; i < total; i++) {
 #pragma HLS LOOP_TRIPCOUNT min = 4 max = MAX_PIXELS
@@ -438,7 +439,7 @@ void fc_binary(hls::stream<ap_uint<SIMD> > &in, hls::stream<ap_uint<OSIMD> > &ou
     const ap_uint<SIMD> last_mask = low_mask<SIMD>(cin - (folds - 1) * SIMD);
     const int total = groups * folds;
     for (int r = 0; r < reps; r++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = 16
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = TRIPCOUNT_IMAGES
         for (int f = 0; f < folds; f++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_FOLDS
 #pragma HLS PIPELINE II = 1
@@ -498,7 +499,7 @@ void fc_output(hls::stream<ap_uint<SIMD> > &in, hls::stream<ap_int<32> > &out,
     const ap_uint<SIMD> last_mask = low_mask<SIMD>(cin - (folds - 1) * SIMD);
     const int total = groups * folds;
     for (int r = 0; r < reps; r++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = 16
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = TRIPCOUNT_IMAGES
         for (int f = 0; f < folds; f++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_FOLDS
 #pragma HLS PIPELINE II = 1

@@ -129,16 +129,16 @@ void classify(const ap_uint<8> *images, ap_int<32> *scores, int n) {
     hls::stream<ap_uint<SIMDF0> > s_f0in("s_f0in");
     hls::stream<ap_uint<SIMDF1> > s_f0("s_f0");
     hls::stream<ap_int<32> > s_sc("s_sc");
-#pragma HLS STREAM variable = s_img depth = 2
-#pragma HLS STREAM variable = s_c0 depth = 2
-#pragma HLS STREAM variable = s_c1 depth = 2
-#pragma HLS STREAM variable = s_p0 depth = 2
-#pragma HLS STREAM variable = s_c2 depth = 2
-#pragma HLS STREAM variable = s_c3 depth = 2
-#pragma HLS STREAM variable = s_p1 depth = 2
-#pragma HLS STREAM variable = s_f0in depth = 2
-#pragma HLS STREAM variable = s_f0 depth = 2
-#pragma HLS STREAM variable = s_sc depth = 16
+#pragma HLS STREAM variable = s_img depth = FIFO_IMG
+#pragma HLS STREAM variable = s_c0 depth = FIFO_C0
+#pragma HLS STREAM variable = s_c1 depth = FIFO_MIN
+#pragma HLS STREAM variable = s_p0 depth = FIFO_P0
+#pragma HLS STREAM variable = s_c2 depth = FIFO_C2
+#pragma HLS STREAM variable = s_c3 depth = FIFO_MIN
+#pragma HLS STREAM variable = s_p1 depth = FIFO_MIN
+#pragma HLS STREAM variable = s_f0in depth = FIFO_F0IN
+#pragma HLS STREAM variable = s_f0 depth = FIFO_F0
+#pragma HLS STREAM variable = s_sc depth = FIFO_MIN
 
     read_images(images, s_img, n);
     bnn::conv0_3x3<PE0, SIMD0, IN_H, IN_W, IN_C, C0>(s_img, s_c0, w0, t0, IN_H, IN_W, IN_C, C0, n);
@@ -157,9 +157,9 @@ void classify(const ap_uint<8> *images, ap_int<32> *scores, int n) {
 
 void bnn_top(const ap_uint<64> *params, const ap_uint<8> *images, ap_int<32> *scores,
              ap_uint<32> mode, ap_uint<32> n_images) {
-#pragma HLS INTERFACE m_axi port = params offset = slave bundle = gmem_params depth = PARAM_WORDS max_read_burst_length = 64
-#pragma HLS INTERFACE m_axi port = images offset = slave bundle = gmem_images depth = COSIM_IMAGE_BYTES max_read_burst_length = 64
-#pragma HLS INTERFACE m_axi port = scores offset = slave bundle = gmem_scores depth = COSIM_SCORES max_write_burst_length = 16
+#pragma HLS INTERFACE m_axi port = params offset = slave bundle = gmem_params depth = PARAM_WORDS latency = AXI_LATENCY num_read_outstanding = AXI_OUTSTANDING num_write_outstanding = AXI_UNUSED_OUTSTANDING max_read_burst_length = AXI_MAX_BURST max_write_burst_length = AXI_UNUSED_BURST
+#pragma HLS INTERFACE m_axi port = images offset = slave bundle = gmem_images depth = COSIM_IMAGE_BYTES latency = AXI_LATENCY num_read_outstanding = AXI_OUTSTANDING num_write_outstanding = AXI_UNUSED_OUTSTANDING max_read_burst_length = AXI_MAX_BURST max_write_burst_length = AXI_UNUSED_BURST
+#pragma HLS INTERFACE m_axi port = scores offset = slave bundle = gmem_scores depth = COSIM_SCORES latency = AXI_LATENCY num_read_outstanding = AXI_UNUSED_OUTSTANDING num_write_outstanding = AXI_OUTSTANDING max_read_burst_length = AXI_UNUSED_BURST max_write_burst_length = AXI_MAX_BURST
 #pragma HLS INTERFACE s_axilite port = params bundle = control
 #pragma HLS INTERFACE s_axilite port = images bundle = control
 #pragma HLS INTERFACE s_axilite port = scores bundle = control

@@ -30,7 +30,9 @@
 //               compute 1 per output pixel (9 x PE MACs)
 //               write   wr(pixel + out_choff + tile * PE, n) per output pixel
 // Not in the trip counts: one pipeline fill (and DDR latency) per loop entry, counted apart as
-// `entries` (PH_ENTRIES).
+// `entries` (PH_ENTRIES). Cycle model v2 (runtime/measure/codenet_cycles.py) charges them: the
+// C simulation also logs every loop entry / blocking access as an event (codenet_csim_events,
+// EV_* below), each charged AXI_LATENCY, AXI_OUTSTANDING, AXI_MAX_BURST and a DEPTH_* (below).
 #ifndef CODENET_CONFIG_H
 #define CODENET_CONFIG_H
 
@@ -47,6 +49,9 @@ constexpr int MAX_LAYERS = 512;
 constexpr int ACC_BITS = 24;
 constexpr int LINE_ROWS = 15;          // line buffer rows (dilation 0..7 each side)
 constexpr int MAX_DIL = 7;
+constexpr int TAPS = 9;                // taps of a 3x3 window
+constexpr int REQUANT_STAGES = 1;     // requantization stages (PE lanes each), shared by both ops
+constexpr int UPSAMPLE_STORES = 4;     // output pixels of one computed pixel under nearest upsample x2
 
 // ---- derived sizes of the on-chip buffers ----
 // The 1x1 weight buffer holds PE lanes of W_WORDS words of W_WORD_BYTES bytes (one word: PA
@@ -114,6 +119,33 @@ constexpr int RQ_RECORD_BYTES = 8;     // int32 bias, int16 M, uint8 S, int8 res
 constexpr int MAX_SHIFT = 31;
 constexpr int MAX_PAD = 1;
 
+// ---- memory system (used by the INTERFACE pragmas of codenet_top.cpp and by the cycle model
+// runtime/measure/codenet_cycles.py; change them here only) ----
+// AXI_LATENCY: cycles from a read request to its first beat, and from a burst's last write beat to
+//   its write response (Vitis HLS's default expected m_axi latency is 64, UG1399 "Options for
+//   Controlling AXI4 Burst Behavior"; the Zynq US+ PS-DDR path has no early write response,
+//   UG1085 "AXI Interface Programming").
+// AXI_OUTSTANDING: requests in flight per port and direction (UG1085: the HP ports' AXI FIFO
+//   interface has a read / write command acceptance capability of eight).
+// AXI_MAX_BURST: beats per burst (UG1085: the PS side of the PL interfaces is AXI3, "AXI4 access
+//   in the PL is limited to a burst length of 16"; longer bursts are split by the interconnect).
+constexpr int AXI_LATENCY = 64;
+constexpr int AXI_OUTSTANDING = 8;
+constexpr int AXI_MAX_BURST = 16;
+constexpr int PROG_MAX_BURST = DESC_WORDS;   // one descriptor per burst on the 32-bit program port
+constexpr int AXI_UNUSED_OUTSTANDING = 1;    // the direction a read-only port never uses:
+constexpr int AXI_UNUSED_BURST = 2;          // the smallest adapter FIFOs Vitis accepts
+
+// ---- pipeline depths of the engine's loops (ESTIMATES for the cycle model, not used by the HLS
+// code: the first csynth report gives the real ones and replaces these numbers) ----
+constexpr int DEPTH_MEM_LOOP = 3;      // address, request, data register (+ AXI_LATENCY when it reads)
+constexpr int DEPTH_XSRC_LOOP = 2;     // 1x1 extraction table
+constexpr int DEPTH_MAC_LOOP = 12;     // weight word read, packed DSP (3), 16-input adder tree (4),
+                                       // accumulate, requant multiply (3) + shift + clamp
+constexpr int DEPTH_DW_PIXEL = 13;     // depthwise pixel (x loop NOT pipelined: the whole body per
+                                       // pixel): tap index, line-buffer read, multiply, 9-input tree,
+                                       // requant
+
 // ---- cycle accounting phases (C simulation: codenet_csim_cycles) ----
 constexpr int PH_DESC = 0;
 constexpr int PH_LOAD = 1;
@@ -122,5 +154,12 @@ constexpr int PH_COMPUTE = 3;
 constexpr int PH_WRITE = 4;
 constexpr int PH_ENTRIES = 5;          // pipelined-loop entries (not cycles)
 constexpr int N_PHASES = 6;
+// kinds of events the C simulation logs (codenet_csim_events; runtime/measure/codenet_cycles.py)
+constexpr int EV_LOOP = 0;             // a pipelined loop without memory access: trips iterations
+constexpr int EV_BURST = 1;            // a pipelined loop moving one contiguous run of `beats` beats
+constexpr int EV_SINGLES = 2;          // a pipelined loop issuing `beats` separate one-beat requests
+constexpr int EV_BLOCKING = 3;         // one blocking one-beat access outside any loop
+constexpr int EV_STEP = 4;             // one pass of a non-pipelined loop body
+constexpr int EV_FIELDS = 5;           // phase, kind, trips, beats, count
 
 #endif  // CODENET_CONFIG_H

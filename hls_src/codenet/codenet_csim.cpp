@@ -19,6 +19,10 @@
 //       number of layers that run had. Counted while the engine ran: one per pipelined-loop
 //       iteration (all II = 1) or single-beat access, and one per loop entry (last column).
 //   int codenet_csim_cycle_phases(void);          // N_PHASES
+//   uint32_t codenet_csim_events(uint32_t layer, uint64_t *out, uint32_t max_rows);
+//       The events of that layer in the last run: distinct (phase, kind, trips, beats) rows with
+//       their count (EV_FIELDS uint64 each, codenet_config.h "kinds of events"), at most max_rows
+//       written; returns the number of distinct rows.
 //
 // The arena and weights are copied into zero-padded arrays of 16-byte beats (codenet_host.h);
 // only the arena's bytes [0, arena_bytes) are copied back, so nothing outside the caller's
@@ -205,3 +209,41 @@ extern "C" uint32_t codenet_csim_cycles(uint64_t *out, uint32_t max_layers) {
 }
 
 extern "C" int codenet_csim_cycle_phases(void) { return N_PHASES; }
+
+// Exhaustive check of the DSP packing (codenet_engine.h mul2): every pair of w_bits-bit signed
+// weights (w_lo, w_hi) with every activation the engine reads (int8 and uint8: -128..255).
+// Returns the number of wrong products; *cases receives the number of (w_lo, w_hi, x) tried.
+extern "C" uint64_t codenet_csim_dsp_pack_check(int w_bits, uint64_t *cases) {
+    const int wmin = -(1 << (w_bits - 1)), wmax = (1 << (w_bits - 1)) - 1;
+    uint64_t bad = 0, n = 0;
+    for (int lo = wmin; lo <= wmax; lo++)
+        for (int hi = wmin; hi <= wmax; hi++)
+            for (int x = -128; x <= 255; x++) {
+                const codenet::ProductPair pr = codenet::mul2(codenet::wgt_t(lo), codenet::wgt_t(hi), codenet::act_t(x));
+                if (pr.lo.to_int() != lo * x || pr.hi.to_int() != hi * x) bad++;
+                n++;
+            }
+    *cases = n;
+    return bad;
+}
+
+// Arena reads of the last run's layer `layer` that fetched a beat the same layer had written
+// earlier (forwarded beats excluded): each an AXI read-after-write hazard (FORMAT.md, review).
+extern "C" uint64_t codenet_csim_raw_hazards(uint32_t layer) {
+    const codenet::CycleLog &log = codenet::cycle_log();
+    return layer < (uint32_t)log.n_layers ? log.raw_hazards[layer] : 0;
+}
+
+extern "C" uint32_t codenet_csim_events(uint32_t layer, uint64_t *out, uint32_t max_rows) {
+    const codenet::CycleLog &log = codenet::cycle_log();
+    if (layer >= (uint32_t)log.n_layers) return 0;
+    uint32_t row = 0;
+    for (const auto &kv : log.events[layer]) {
+        if (row < max_rows) {
+            for (int f = 0; f < EV_FIELDS - 1; f++) out[(uint64_t)row * EV_FIELDS + f] = kv.first[f];
+            out[(uint64_t)row * EV_FIELDS + EV_FIELDS - 1] = kv.second;
+        }
+        row++;
+    }
+    return row;
+}

@@ -13,14 +13,18 @@
 // (read-modify-write; safe: one engine, layers in order, and a partial beat that was the last one
 // written is forwarded on chip instead of read back, see LastBeat). The cycle model is in
 // codenet_config.h; under C simulation every pipelined loop iteration, single-beat access and
-// loop entry is counted per layer and phase (CODENET_TICK / CODENET_ENTER, see the end of
-// codenet_config.h and runtime/measure/codenet_cycles.py). All loops are II = 1.
+// loop entry is counted per layer and phase, and every loop entry / blocking access is logged as
+// an event (CODENET_ENTER / ITER / BEAT / BLOCKING / STEP below; runtime/measure/codenet_cycles.py). All loops are II = 1.
 // The arithmetic is exactly FORMAT.md "Arithmetic (bit exact)".
 #ifndef CODENET_ENGINE_H
 #define CODENET_ENGINE_H
 
 #ifndef __SYNTHESIS__
 #include <stdint.h>
+
+#include <array>
+#include <map>
+#include <set>
 #endif
 
 #include "pd_ap_types.h"
@@ -40,21 +44,68 @@ typedef ap_uint<16> chan_t;                  // gather-table entry
 typedef ap_uint<32> addr_t;                  // byte offset into the arena / weights blob
 
 // ---------------------------------------------------------------- cycle accounting (C-sim only)
+// Two records per layer: `count`, the trip counts per phase (one per pipelined-loop iteration or
+// one-beat blocking access, loop entries in PH_ENTRIES); `events`, every loop entry / blocking
+// access as (phase, kind EV_*, trips, beats) with its multiplicity: what the cycle model v2 charges
+// AXI latency, outstanding requests and pipeline depth on (runtime/measure/codenet_cycles.py).
 #ifndef __SYNTHESIS__
+typedef std::array<uint64_t, EV_FIELDS - 1> EventKey;   // phase, kind, trips, beats
 struct CycleLog {
     uint64_t count[MAX_LAYERS][N_PHASES];
+    std::map<EventKey, uint64_t> events[MAX_LAYERS];
+    // AXI read-after-write hazards: arena reads of a beat this layer already wrote (AXI does not
+    // order them; safe only while every store loop waits for its write responses)
+    uint64_t raw_hazards[MAX_LAYERS];
+    std::set<uint64_t> written;                          // arena beats written by this layer
+    EventKey open;                                       // the loop entered last
+    int open_layer;                                      // its layer (-1: none)
     int layer;
     int n_layers;
+
+    void commit() {
+        if (open_layer >= 0) events[open_layer][open]++;
+        open_layer = -1;
+    }
+    void enter(int phase, int kind) {
+        commit();
+        open = EventKey{{(uint64_t)phase, (uint64_t)kind, 0, 0}};
+        open_layer = layer;
+        count[layer][PH_ENTRIES]++;
+    }
+    void wrote(uint64_t beat) { written.insert(beat); }
+    void read(uint64_t beat) {
+        if (written.count(beat)) raw_hazards[layer]++;
+    }
+    void single(int phase, int kind, uint64_t beats) {
+        count[layer][phase]++;
+        events[layer][EventKey{{(uint64_t)phase, (uint64_t)kind, 1, beats}}]++;
+    }
 };
 inline CycleLog &cycle_log() {
     static CycleLog log;
     return log;
 }
-#define CODENET_TICK(phase) (::codenet::cycle_log().count[::codenet::cycle_log().layer][phase]++)
-#define CODENET_ENTER() CODENET_TICK(PH_ENTRIES)
+// a pipelined loop is entered (kind: EV_LOOP, EV_BURST or EV_SINGLES)
+#define CODENET_ENTER(phase, kind) (::codenet::cycle_log().enter(phase, kind))
+// one iteration of the loop entered last
+#define CODENET_ITER(phase) \
+    (::codenet::cycle_log().count[::codenet::cycle_log().layer][phase]++, ::codenet::cycle_log().open[2]++)
+// one beat moved by the loop entered last
+#define CODENET_BEAT() (::codenet::cycle_log().open[3]++)
+// a blocking one-beat access outside any loop; one pass of a non-pipelined loop body
+#define CODENET_BLOCKING(phase) (::codenet::cycle_log().single(phase, EV_BLOCKING, 1))
+#define CODENET_STEP(phase) (::codenet::cycle_log().single(phase, EV_STEP, 0))
+// an arena beat written / read from DDR (not a value forwarded on chip)
+#define CODENET_WROTE(beat) (::codenet::cycle_log().wrote((beat).to_uint64()))
+#define CODENET_READ(beat) (::codenet::cycle_log().read((beat).to_uint64()))
 #else
-#define CODENET_TICK(phase) ((void)0)
-#define CODENET_ENTER() ((void)0)
+#define CODENET_WROTE(beat) ((void)0)
+#define CODENET_READ(beat) ((void)0)
+#define CODENET_ENTER(phase, kind) ((void)0)
+#define CODENET_ITER(phase) ((void)0)
+#define CODENET_BEAT() ((void)0)
+#define CODENET_BLOCKING(phase) ((void)0)
+#define CODENET_STEP(phase) ((void)0)
 #endif
 
 // Decoded descriptor (FORMAT.md "Layer descriptor").
@@ -141,10 +192,11 @@ inline Desc decode_desc(const ap_uint<32> w[DESC_WORDS]) {
 
 inline Desc read_desc(const ap_uint<32> *program, int layer) {
     ap_uint<32> w[DESC_WORDS];
-    CODENET_ENTER();
+    CODENET_ENTER(PH_DESC, EV_BURST);
     for (int i = 0; i < DESC_WORDS; i++) {
 #pragma HLS PIPELINE II = 1
-        CODENET_TICK(PH_DESC);
+        CODENET_ITER(PH_DESC);
+        CODENET_BEAT();
         w[i] = program[layer * DESC_WORDS + i];
     }
     return decode_desc(w);
@@ -165,14 +217,56 @@ inline wgt_t weight_at(const wword_t &wd, int j, bool w8) {
 // shift, + zp_out, clamp to [clamp_lo, clamp_hi], store the low byte.
 inline byte_t requantize(const acc_t &acc, const Requant &q, const Desc &d) {
 #pragma HLS INLINE
-    const prod_t m = d.shift_only ? prod_t(1) : prod_t(q.mult);
-    const prod_t t = prod_t(acc) * m;
+    const ap_int<16> m = d.shift_only ? ap_int<16>(1) : q.mult;
+    const prod_t t = acc * m;                        // 24 x 16 bits: one DSP48E2 (27 x 18)
+#pragma HLS BIND_OP variable = t op = mul impl = dsp
     const int s = q.shift.to_int();
     const prod_t r = s == 0 ? t : prod_t((t + (prod_t(1) << (s - 1))) >> s);
     ap_int<50> v = ap_int<50>(r) + ap_int<50>(q.zp);
     if (v < d.clamp_lo) v = d.clamp_lo;
     if (v > d.clamp_hi) v = d.clamp_hi;
     return byte_t(v.range(7, 0));
+}
+
+// The one requantization stage: the PE lanes of channel tile `tile`. CONV1X1 and DW3X3 call it;
+// codenet_top allows REQUANT_STAGES instance of it, so both ops share its PE DSPs.
+inline void requant_tile(const acc_t acc[PE], const Requant rq[PE][CH_TILES], int tile, const Desc &d,
+                         byte_t out[PE]) {
+#pragma HLS INLINE off
+    for (int p = 0; p < PE; p++) {
+#pragma HLS UNROLL
+        out[p] = requantize(acc[p], rq[p][tile], d);
+    }
+}
+
+// ---------------------------------------------------------------- DSP48E2 packing (Xilinx WP486)
+// Two products that share their activation x (one input, two output channels) in one 27 x 18
+// multiply: P = (w_hi * 2^PACK_SHIFT + w_lo) * x = w_hi x 2^PACK_SHIFT + w_lo x (the packed
+// factor is formed in the DSP's pre-adder). |w_lo x| <= 128 * 255 < 2^(PACK_SHIFT - 1), so the low
+// PACK_SHIFT bits of P read as a signed number are exactly w_lo x; the bits above are w_hi x
+// minus the borrow a negative low product took from them, added back (sign correction).
+// Operands: weights int4 or int8 (sign-extended wgt_t), activations int8 or uint8 (act_t);
+// proven exact over every pair by codenet_csim_dsp_pack_check (tests/test_codenet_dsp_pack.py).
+constexpr int PACK_SHIFT = 18;
+static_assert(PE % 2 == 0, "1x1 output lanes are packed in pairs");
+typedef ap_int<27> pack_a_t;                  // DSP48E2 A / pre-adder width
+typedef ap_int<18> pack_b_t;                  // DSP48E2 B width
+typedef ap_int<45> pack_p_t;                  // 27 x 18 product
+typedef ap_int<PACK_SHIFT> half_t;            // one of the two products (17 bits suffice)
+
+struct ProductPair {
+    half_t lo, hi;                            // w_lo * x, w_hi * x
+};
+
+inline ProductPair mul2(const wgt_t &w_lo, const wgt_t &w_hi, const act_t &x) {
+#pragma HLS INLINE
+    const pack_a_t a = (pack_a_t(w_hi) << PACK_SHIFT) + pack_a_t(w_lo);
+    const pack_p_t p = a * pack_b_t(x);
+#pragma HLS BIND_OP variable = p op = mul impl = dsp
+    ProductPair r;
+    r.lo = half_t(p.range(PACK_SHIFT - 1, 0));
+    r.hi = half_t((p >> PACK_SHIFT) + pack_p_t(r.lo < 0 ? 1 : 0));
+    return r;
 }
 
 // ---------------------------------------------------------------- wide-port byte runs
@@ -190,13 +284,14 @@ struct ByteReader {
     void start(const bus_t *m, addr_t a) {
         mem = m;
         next = beat_of(a);
-        CODENET_TICK(PH_LOAD);
+        CODENET_BLOCKING(PH_LOAD);
         win = ap_uint<16 * ARENA_BUS_BYTES>(mem[next]) >> (8 * lane_of(a));
         next++;
         avail = ARENA_BUS_BYTES - lane_of(a);
     }
     bus_t take(int n) {
         if (avail < n) {
+            CODENET_BEAT();
             win |= ap_uint<16 * ARENA_BUS_BYTES>(mem[next]) << (8 * avail);
             next++;
             avail += ARENA_BUS_BYTES;
@@ -229,18 +324,21 @@ inline void write_run(bus_t *arena, addr_t a, const byte_t (&src)[N], int n, Las
     const addr_t bl = b0 + addr_t(nb - 1);
     bus_t first = 0, last = 0;
     if (s != 0 || (nb == 1 && end != 0)) {
-        CODENET_TICK(PH_WRITE);
+        CODENET_BLOCKING(PH_WRITE);
+        if (!(lb.valid && lb.beat == b0)) CODENET_READ(b0);
         first = lb.valid && lb.beat == b0 ? lb.v : arena[b0];
     }
     if (nb > 1 && end != 0) {
-        CODENET_TICK(PH_WRITE);
+        CODENET_BLOCKING(PH_WRITE);
+        if (!(lb.valid && lb.beat == bl)) CODENET_READ(bl);
         last = lb.valid && lb.beat == bl ? lb.v : arena[bl];
     }
-    CODENET_ENTER();
+    CODENET_ENTER(PH_WRITE, EV_BURST);
     for (int b = 0; b < nb; b++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_CH / ARENA_BUS_BYTES + 1
 #pragma HLS PIPELINE II = 1
-        CODENET_TICK(PH_WRITE);
+        CODENET_ITER(PH_WRITE);
+        CODENET_BEAT();
         const bus_t old = b == 0 ? first : last;   // middle beats take only new bytes
         bus_t v;
         for (int i = 0; i < ARENA_BUS_BYTES; i++) {
@@ -248,6 +346,7 @@ inline void write_run(bus_t *arena, addr_t a, const byte_t (&src)[N], int n, Las
             const int idx = b * ARENA_BUS_BYTES + i - s;
             v.range(8 * i + 7, 8 * i) = idx >= 0 && idx < n ? src[idx] : byte_at(old, i);
         }
+        CODENET_WROTE(b0 + addr_t(b));
         arena[b0 + addr_t(b)] = v;
         if (b == nb - 1) {
             lb.beat = bl;
@@ -265,11 +364,11 @@ inline void load_gather(const bus_t *weights, const Desc &d, chan_t gch[MAX_CH],
     ByteReader r;
     r.start(weights, d.gather_off);
     chan_t lo = 0, hi = 0, tlo = 0, thi = 0;
-    CODENET_ENTER();
+    CODENET_ENTER(PH_LOAD, EV_SINGLES);
     for (int i = 0; i < d.cin; i++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_CH
 #pragma HLS PIPELINE II = 1
-        CODENET_TICK(PH_LOAD);
+        CODENET_ITER(PH_LOAD);
         const chan_t v = r.take(2).range(15, 0);
         gch[i] = v;
         if (i == 0 || v < lo) lo = v;
@@ -290,22 +389,22 @@ inline void load_gather(const bus_t *weights, const Desc &d, chan_t gch[MAX_CH],
 inline void load_requant(const bus_t *weights, const Desc &d, Requant rq[PE][CH_TILES]) {
     ByteReader r;
     r.start(weights, d.q_off);
-    CODENET_ENTER();
+    CODENET_ENTER(PH_LOAD, EV_SINGLES);
     for (int c = 0; c < d.cout; c++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_CH
 #pragma HLS PIPELINE II = 1
-        CODENET_TICK(PH_LOAD);
+        CODENET_ITER(PH_LOAD);
         const bus_t v = r.take(RQ_RECORD_BYTES);
         rq[c % PE][c / PE].bias = ap_int<32>(ap_uint<32>(v.range(31, 0)));
         rq[c % PE][c / PE].mult = ap_int<16>(ap_uint<16>(v.range(47, 32)));
         rq[c % PE][c / PE].shift = v.range(52, 48);
     }
     r.start(weights, d.q_off + addr_t(RQ_RECORD_BYTES * d.cout));
-    CODENET_ENTER();
+    CODENET_ENTER(PH_LOAD, EV_SINGLES);
     for (int c = 0; c < d.cout; c++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_CH
 #pragma HLS PIPELINE II = 1
-        CODENET_TICK(PH_LOAD);
+        CODENET_ITER(PH_LOAD);
         rq[c % PE][c / PE].zp = ap_int<16>(ap_uint<16>(r.take(2).range(15, 0)));
     }
 }
@@ -327,11 +426,11 @@ inline void load_conv_weights(const bus_t *weights, const Desc &d, wword_t wbuf[
     ByteReader r;
     r.start(weights, d.w_off);
     int o = 0, t = 0;
-    CODENET_ENTER();
+    CODENET_ENTER(PH_LOAD, EV_SINGLES);
     for (int it = 0; it < d.cout * kt_n; it++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = PE * W_WORDS
 #pragma HLS PIPELINE II = 1
-        CODENET_TICK(PH_LOAD);
+        CODENET_ITER(PH_LOAD);
         const int n = rb - t * W_WORD_BYTES < W_WORD_BYTES ? rb - t * W_WORD_BYTES : W_WORD_BYTES;
         const bus_t v = r.take(n);
         wword_t word = 0;
@@ -352,11 +451,11 @@ inline void load_conv_weights(const bus_t *weights, const Desc &d, wword_t wbuf[
 // 1x1 extraction table (one entry a cycle; see XSrc).
 inline void load_xsrc(const Desc &d, const chan_t gch[MAX_CH], const Gather &g, XSrc xsrc[MAX_K]) {
     int i = 0, tap = 0;
-    CODENET_ENTER();
+    CODENET_ENTER(PH_LOAD, EV_LOOP);
     for (int k = 0; k < conv_k(d); k++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_K
 #pragma HLS PIPELINE II = 1
-        CODENET_TICK(PH_LOAD);
+        CODENET_ITER(PH_LOAD);
         xsrc[k].tap = tap;
         xsrc[k].rel = gch[i] - g.lo;
         if (++i == d.cin) {
@@ -372,11 +471,11 @@ inline void load_dw_weights(const bus_t *weights, const Desc &d, dwrow_t dww[PE]
     const int rb = row_bytes_of(9, d.w8);
     ByteReader r;
     r.start(weights, d.w_off);
-    CODENET_ENTER();
+    CODENET_ENTER(PH_LOAD, EV_SINGLES);
     for (int c = 0; c < d.cout; c++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_CH
 #pragma HLS PIPELINE II = 1
-        CODENET_TICK(PH_LOAD);
+        CODENET_ITER(PH_LOAD);
         const bus_t v = r.take(rb);
         dwrow_t row = 0;
         for (int t = 0; t < 9; t++) {
@@ -444,13 +543,15 @@ inline void conv1x1(bus_t *arena, const Desc &d, const Gather &g, const XSrc xsr
             }
             if (wide) {
                 for (int t = 0; t < ntap; t++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = 9
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = TAPS
                     if (!valid[t]) continue;
-                    CODENET_ENTER();
+                    CODENET_ENTER(PH_READ, EV_BURST);
                     for (int b = 0; b < beats_of(ta[t], span); b++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = PIX_BEATS
 #pragma HLS PIPELINE II = 1
-                        CODENET_TICK(PH_READ);
+                        CODENET_ITER(PH_READ);
+                        CODENET_BEAT();
+                        CODENET_READ(beat_of(ta[t]) + addr_t(b));
                         const bus_t v = arena[beat_of(ta[t]) + addr_t(b)];
                         for (int j = 0; j < PA; j++) {
 #pragma HLS UNROLL
@@ -459,13 +560,15 @@ inline void conv1x1(bus_t *arena, const Desc &d, const Gather &g, const XSrc xsr
                     }
                 }
             } else {
-                CODENET_ENTER();
+                CODENET_ENTER(PH_READ, EV_SINGLES);
                 for (int k = 0; k < k_total; k++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_K
 #pragma HLS PIPELINE II = 1
-                    CODENET_TICK(PH_READ);
+                    CODENET_ITER(PH_READ);
+                    CODENET_BEAT();
                     const XSrc s = xsrc[k];
                     const addr_t a = ta[s.tap] + addr_t(s.rel);
+                    if (valid[s.tap]) CODENET_READ(beat_of(a));
                     xbuf[k / per_word][k % per_word] =
                         valid[s.tap] ? act_value(byte_at(arena[beat_of(a)], lane_of(a)), d.in_signed) : zp;
                 }
@@ -474,11 +577,11 @@ inline void conv1x1(bus_t *arena, const Desc &d, const Gather &g, const XSrc xsr
             acc_t acc[PE];
 #pragma HLS ARRAY_PARTITION variable = acc complete
             int ot = 0, kt = 0;
-            CODENET_ENTER();
+            CODENET_ENTER(PH_COMPUTE, EV_LOOP);
             for (int it = 0; it < ot_n * kt_n; it++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = PE * W_WORDS
 #pragma HLS PIPELINE II = 1
-                CODENET_TICK(PH_COMPUTE);
+                CODENET_ITER(PH_COMPUTE);
                 act_t x[PA];
 #pragma HLS ARRAY_PARTITION variable = x complete
                 for (int j = 0; j < PA; j++) {
@@ -498,17 +601,35 @@ inline void conv1x1(bus_t *arena, const Desc &d, const Gather &g, const XSrc xsr
                     if (wide && ot == 0) xbuf[kt][j] = v;
                     x[j] = j < per_word && k < k_total ? v : act_t(0);
                 }
-                for (int p = 0; p < PE; p++) {
+                // output lanes p, p + 1 share each input x[j]: one packed DSP per pair (mul2)
+                acc_t sum[PE];
+#pragma HLS ARRAY_PARTITION variable = sum complete
+                for (int p = 0; p < PE; p += 2) {
 #pragma HLS UNROLL
-                    const wword_t wd = wbuf[p][ot * kt_n + kt];
-                    acc_t sum = kt == 0 ? acc_t(rq[p][ot].bias) : acc[p];
+                    const wword_t w_lo = wbuf[p][ot * kt_n + kt], w_hi = wbuf[p + 1][ot * kt_n + kt];
+                    acc_t s_lo = kt == 0 ? acc_t(rq[p][ot].bias) : acc[p];
+                    acc_t s_hi = kt == 0 ? acc_t(rq[p + 1][ot].bias) : acc[p + 1];
                     for (int j = 0; j < PA; j++) {
 #pragma HLS UNROLL
-                        sum += weight_at(wd, j, d.w8) * x[j];
+                        const ProductPair pr = mul2(weight_at(w_lo, j, d.w8), weight_at(w_hi, j, d.w8), x[j]);
+                        s_lo += pr.lo;
+                        s_hi += pr.hi;
                     }
-                    acc[p] = sum;
-                    if (kt == kt_n - 1 && ot * PE + p < d.cout)
-                        obuf[ot * PE + p] = requantize(sum, rq[p][ot], d);
+                    sum[p] = s_lo;
+                    sum[p + 1] = s_hi;
+                }
+                for (int p = 0; p < PE; p++) {
+#pragma HLS UNROLL
+                    acc[p] = sum[p];
+                }
+                if (kt == kt_n - 1) {
+                    byte_t q[PE];
+#pragma HLS ARRAY_PARTITION variable = q complete
+                    requant_tile(sum, rq, ot, d, q);
+                    for (int p = 0; p < PE; p++) {
+#pragma HLS UNROLL
+                        if (ot * PE + p < d.cout) obuf[ot * PE + p] = q[p];
+                    }
                 }
                 if (++kt == kt_n) {
                     kt = 0;
@@ -517,7 +638,7 @@ inline void conv1x1(bus_t *arena, const Desc &d, const Gather &g, const XSrc xsr
             }
             // store: one run of cout bytes per output pixel of the block
             for (int q = 0; q < rep * rep; q++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = 4
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = UPSAMPLE_STORES
                 const int y = yb * rep + q / rep, x = xb * rep + q % rep;
                 if (y >= d.out_h || x >= d.out_w) continue;
                 write_run(arena, d.out_off + (addr_t(y) * addr_t(d.out_w) + addr_t(x)) * d.out_cs + d.out_choff,
@@ -532,12 +653,16 @@ inline void conv1x1(bus_t *arena, const Desc &d, const Gather &g, const XSrc xsr
 // Line buffer of one PE-channel tile: the last LINE_ROWS physical input rows, row r in slot
 // r % LINE_ROWS. Rows are filled in order, each exactly once per tile, just before the first
 // output row that needs them; LINE_ROWS = 2 * MAX_DIL + 1 covers the deformable window.
-// Partitioned by row and by channel lane: the 9 taps x PE lanes of a pixel are read in parallel
-// (a row bank serves up to 3 columns per pixel; II = 1 needs that bank duplicated, II = 2 without).
-typedef byte_t line_buf_t[LINE_ROWS][MAX_W][PE];
+// One word per pixel holds the tile's PE lanes (all lanes of a tap read the same pixel: one word
+// read per tap), written once per pixel; partitioned by row (LINE_ROWS banks of MAX_W words).
+// The depthwise pixel body is not pipelined, so the up-to-3 taps a row bank serves per pixel are
+// read over its dual port in sequence (DEPTH_DW_PIXEL counts them).
+typedef ap_uint<8 * PE> lrow_t;
+typedef lrow_t line_buf_t[LINE_ROWS][MAX_W];
 
 // One input row of the tile: per pixel, the beats holding the tile's channel run [tile_lo,
-// tile_hi]; every lane keeps its byte as its beat passes (one beat a cycle).
+// tile_hi]; every lane takes its byte as its beat passes (one beat a cycle) into a register, the
+// pixel's word is stored once, on its last beat.
 inline void fill_line_row(const bus_t *arena, const Desc &d, const chan_t gch[MAX_CH], const Gather &g, int ct, int n,
                           int row, line_buf_t &lbuf) {
     const int slot = row % LINE_ROWS;
@@ -550,17 +675,24 @@ inline void fill_line_row(const bus_t *arena, const Desc &d, const chan_t gch[MA
     }
     addr_t a = d.in_off + addr_t(row) * addr_t(d.in_w) * d.in_cs + g.tile_lo[ct];
     int x = 0, b = 0, nb = beats_of(a, span);
-    CODENET_ENTER();
+    lrow_t pix = 0;
+    CODENET_ENTER(PH_READ, EV_SINGLES);   // strided pixel runs: no burst is inferred
     while (x < d.in_w) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_W * PE
 #pragma HLS PIPELINE II = 1
-        CODENET_TICK(PH_READ);
+        CODENET_ITER(PH_READ);
+        CODENET_BEAT();
+        CODENET_READ(beat_of(a) + addr_t(b));
         const bus_t v = arena[beat_of(a) + addr_t(b)];
+        lrow_t cur = pix;
         for (int c = 0; c < PE; c++) {
 #pragma HLS UNROLL
             const int pos = lane_of(a) + rel[c];
-            if (c < n && pos / ARENA_BUS_BYTES == b) lbuf[slot][x][c] = byte_at(v, pos % ARENA_BUS_BYTES);
+            if (c < n && pos / ARENA_BUS_BYTES == b) cur.range(8 * c + 7, 8 * c) = byte_at(v, pos % ARENA_BUS_BYTES);
         }
+        const bool last_beat = b == nb - 1;
+        if (last_beat) lbuf[slot][x] = cur;
+        pix = last_beat ? lrow_t(0) : cur;
         if (++b == nb) {
             b = 0;
             x++;
@@ -575,7 +707,6 @@ inline void dw3x3(bus_t *arena, const Desc &d, const chan_t gch[MAX_CH], const G
                   const Requant rq[PE][CH_TILES]) {
     static line_buf_t lbuf;
 #pragma HLS ARRAY_PARTITION variable = lbuf complete dim = 1
-#pragma HLS ARRAY_PARTITION variable = lbuf complete dim = 3
     static bus_t dbuf[DIL_BEATS];            // one output row's dilation bytes
     const bool up = d.in_mode == MODE_UPSAMPLE2;
     const int seen_h = up ? 2 * d.in_h : d.in_h;
@@ -605,12 +736,15 @@ inline void dw3x3(bus_t *arena, const Desc &d, const chan_t gch[MAX_CH], const G
             const bool dil_run_fits = lane_of(da) + dil_run <= DIL_BEATS * ARENA_BUS_BYTES;
             if (d.deformable) {
                 const int nb = dil_run_fits ? beats_of(da, dil_run.to_int()) : d.out_w;
-                CODENET_ENTER();
+                CODENET_ENTER(PH_READ, dil_run_fits ? EV_BURST : EV_SINGLES);
                 for (int b = 0; b < nb; b++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = DIL_BEATS
 #pragma HLS PIPELINE II = 1
-                    CODENET_TICK(PH_READ);
-                    dbuf[b] = arena[dil_run_fits ? addr_t(beat_of(da) + addr_t(b)) : beat_of(da + addr_t(b) * d.dil_cs)];
+                    CODENET_ITER(PH_READ);
+                    CODENET_BEAT();
+                    const addr_t beat = dil_run_fits ? addr_t(beat_of(da) + addr_t(b)) : beat_of(da + addr_t(b) * d.dil_cs);
+                    CODENET_READ(beat);
+                    dbuf[b] = arena[beat];
                 }
             }
             const addr_t row_out = d.out_off + addr_t(y) * addr_t(d.out_w) * d.out_cs +
@@ -618,7 +752,7 @@ inline void dw3x3(bus_t *arena, const Desc &d, const chan_t gch[MAX_CH], const G
             for (int x = 0; x < d.out_w; x++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_W
                 // one pixel: 9 taps x PE lanes in one cycle, then its n output bytes as one run
-                CODENET_TICK(PH_COMPUTE);
+                CODENET_STEP(PH_COMPUTE);   // the x loop is not pipelined (it holds the store loop)
                 int dil = 1, base_y = y * d.stride - d.pad, base_x = x * d.stride - d.pad;
                 if (d.deformable) {
                     const int pos = dil_run_fits ? lane_of(da) + x * d.dil_cs.to_int()
@@ -630,6 +764,8 @@ inline void dw3x3(bus_t *arena, const Desc &d, const chan_t gch[MAX_CH], const G
                 }
                 byte_t res[PE];
 #pragma HLS ARRAY_PARTITION variable = res complete
+                acc_t accs[PE];
+#pragma HLS ARRAY_PARTITION variable = accs complete
                 for (int p = 0; p < PE; p++) {
 #pragma HLS UNROLL
                     const dwrow_t w9 = dww[p][ct];
@@ -642,12 +778,16 @@ inline void dw3x3(bus_t *arena, const Desc &d, const chan_t gch[MAX_CH], const G
                         if (sy >= 0 && sy < seen_h && sx >= 0 && sx < seen_w) {
                             const int py = up ? sy >> 1 : sy;
                             const int px = up ? sx >> 1 : sx;
-                            v = act_value(lbuf[py % LINE_ROWS][px][p], d.in_signed);
+                            v = act_value(byte_t(lbuf[py % LINE_ROWS][px].range(8 * p + 7, 8 * p)), d.in_signed);
                         }
-                        acc += wgt_t(w9.range(8 * t + 7, 8 * t)) * v;
+                        // every tap has its own activation: nothing to pack; LUT multipliers
+                        const half_t prod = wgt_t(w9.range(8 * t + 7, 8 * t)) * v;
+#pragma HLS BIND_OP variable = prod op = mul impl = fabric
+                        acc += prod;
                     }
-                    res[p] = requantize(acc, rq[p][ct], d);
+                    accs[p] = acc;
                 }
+                requant_tile(accs, rq, ct, d, res);
                 write_run(arena, row_out + addr_t(x) * d.out_cs, res, n, last_written);
             }
         }

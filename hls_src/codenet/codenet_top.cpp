@@ -15,9 +15,10 @@ constexpr int COSIM_ARENA_BEATS = (1 << 22) / ARENA_BUS_BYTES;
 
 void codenet_top(const ap_uint<32> *program, const ap_uint<8 * ARENA_BUS_BYTES> *weights,
                  ap_uint<8 * ARENA_BUS_BYTES> *arena, ap_uint<32> n_layers) {
-#pragma HLS INTERFACE m_axi port = program offset = slave bundle = gmem_prog depth = MAX_LAYERS * DESC_WORDS max_read_burst_length = 32
-#pragma HLS INTERFACE m_axi port = weights offset = slave bundle = gmem_weights depth = COSIM_WEIGHT_BEATS max_read_burst_length = 64 num_read_outstanding = 8
-#pragma HLS INTERFACE m_axi port = arena offset = slave bundle = gmem_arena depth = COSIM_ARENA_BEATS max_read_burst_length = 64 max_write_burst_length = 64 num_read_outstanding = 16 num_write_outstanding = 16
+    // every m_axi setting from codenet_config.h ("memory system"): the cycle model charges the same
+#pragma HLS INTERFACE m_axi port = program offset = slave bundle = gmem_prog depth = MAX_LAYERS * DESC_WORDS latency = AXI_LATENCY num_read_outstanding = AXI_OUTSTANDING num_write_outstanding = AXI_UNUSED_OUTSTANDING max_read_burst_length = PROG_MAX_BURST max_write_burst_length = AXI_UNUSED_BURST
+#pragma HLS INTERFACE m_axi port = weights offset = slave bundle = gmem_weights depth = COSIM_WEIGHT_BEATS latency = AXI_LATENCY num_read_outstanding = AXI_OUTSTANDING num_write_outstanding = AXI_UNUSED_OUTSTANDING max_read_burst_length = AXI_MAX_BURST max_write_burst_length = AXI_UNUSED_BURST
+#pragma HLS INTERFACE m_axi port = arena offset = slave bundle = gmem_arena depth = COSIM_ARENA_BEATS latency = AXI_LATENCY num_read_outstanding = AXI_OUTSTANDING num_write_outstanding = AXI_OUTSTANDING max_read_burst_length = AXI_MAX_BURST max_write_burst_length = AXI_MAX_BURST
 #pragma HLS INTERFACE s_axilite port = program bundle = control
 #pragma HLS INTERFACE s_axilite port = weights bundle = control
 #pragma HLS INTERFACE s_axilite port = arena bundle = control
@@ -37,15 +38,22 @@ void codenet_top(const ap_uint<32> *program, const ap_uint<8 * ARENA_BUS_BYTES> 
     static codenet::dwrow_t dww[PE][CH_TILES];  // 3x3 depthwise weights, 9 x PE per cycle
 #pragma HLS ARRAY_PARTITION variable = dww complete dim = 1
 
+    // one requantization stage shared by both ops (its PE DSPs counted once)
+#pragma HLS ALLOCATION function instances = codenet::requant_tile limit = REQUANT_STAGES
     const int n = n_layers.to_int();
 #ifndef __SYNTHESIS__
+    codenet::cycle_log().open_layer = -1;   // every run ends with commit(): nothing is pending
     codenet::cycle_log().n_layers = n;
 #endif
     for (int l = 0; l < n; l++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_LAYERS
 #ifndef __SYNTHESIS__
+        codenet::cycle_log().commit();
         codenet::cycle_log().layer = l;
         for (int p = 0; p < N_PHASES; p++) codenet::cycle_log().count[l][p] = 0;
+        codenet::cycle_log().events[l].clear();
+        codenet::cycle_log().raw_hazards[l] = 0;
+        codenet::cycle_log().written.clear();
 #endif
         const codenet::Desc d = codenet::read_desc(program, l);
         codenet::load_gather(weights, d, gch, gather);
@@ -59,4 +67,7 @@ void codenet_top(const ap_uint<32> *program, const ap_uint<8 * ARENA_BUS_BYTES> 
             codenet::dw3x3(arena, d, gch, gather, dww, rq);
         }
     }
+#ifndef __SYNTHESIS__
+    codenet::cycle_log().commit();
+#endif
 }

@@ -14,8 +14,14 @@
 # Part, clock and VLNV come from overlays/codenet/manifest.json.
 # Output: codenet_prj/solution1/impl/ip/ (the IP catalog) for the Vivado block design.
 # The weights / arena m_axi ports are explicitly 128 bits wide (ap_uint<128>, codenet_top.h), so no
-# config_interface -m_axi_max_widen_bitwidth is needed; burst lengths, outstanding requests and
-# co-simulation depths (in beats) are the INTERFACE pragmas of codenet_top.cpp.
+# config_interface -m_axi_max_widen_bitwidth is needed; latency, burst lengths and outstanding
+# requests are the INTERFACE pragmas of codenet_top.cpp, from codenet_config.h ("memory system").
+#
+# Compare the first run with the models (runtime/measure/codenet_cycles.py, codenet_perf.py):
+#   codenet_prj/solution1/syn/report/codenet_top_csynth.rpt  II and depth of every loop (the model
+#       assumes II = 1 and the DEPTH_* estimates of codenet_config.h), the "M_AXI Burst
+#       Information" section (which loops were inferred as bursts, and their lengths), and the
+#       DSP / BRAM / LUT estimates (codenet_perf.resources lists what it counts).
 
 set src_dir [file dirname [file normalize [info script]]]
 source [file join $src_dir .. common pd_manifest.tcl]

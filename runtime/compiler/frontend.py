@@ -11,13 +11,14 @@ Every ONNX value becomes one of:
   Add by constants, ReLU / Clip) that is not yet quantized; the next quantizer turns it into an
   engine layer (`LayerOp`) writing a new tensor.
 - `RawQ`: the integer output of a QuantizeLinear (its DequantizeLinear gives the `Act` back).
-- `RoundV` / `OffsetV`: the dilation predictor of the deformable block (Round, Clip(0, 7),
+- `RoundV` / `OffsetV`: the dilation predictor of the deformable block (Round, Clip(0, MAX_DIL),
   offset = d * A + B).
 A quantizer applied to an `Act` (requantization, e.g. QDQ around a Concat) becomes a
 `RequantOp`; the lowering folds it into the producing layer when it can, else it is a copy layer.
 """
 import numpy as np
 
+from ..engines.codenet_config import MAX_DIL
 from .onnx_graph import CompileError, QONNX_DOMAINS, attrs, eval_constant_node, node_label, opset_version
 
 INF = float("inf")
@@ -655,7 +656,7 @@ class Frontend:
             dact = off.act
         else:
             self.fail("its offsets are not of the form d * A + B with a per-pixel dilation d = Clip(Round("
-                      "Conv1x1(x)), 0, 7)")
+                      "Conv1x1(x)), 0, {})".format(MAX_DIL))
         A, B = (np.broadcast_to(v, np.broadcast_shapes(A.shape, B.shape)) for v in (A, B))
         if A.size != 18 or (A.ndim == 4 and A.shape[1] != 18):
             self.fail("offset constants must hold 18 values (2 per tap, 1x18x1x1), got shape {}".format(A.shape))
@@ -703,8 +704,8 @@ class Frontend:
         if isinstance(x, Const):
             return self.fold(node, ins)
         if isinstance(x, RoundV):
-            if lo != round(lo) or hi != round(hi) or not 0 <= lo <= hi <= 7:
-                self.fail("Clip after Round must bound the dilation inside 0..7, got {}..{}".format(lo, hi))
+            if lo != round(lo) or hi != round(hi) or not 0 <= lo <= hi <= MAX_DIL:
+                self.fail("Clip after Round must bound the dilation inside 0..{}, got {}..{}".format(MAX_DIL, lo, hi))
             return self.dilation(x.src, int(lo), int(hi))
         p = self.as_pending(x)
         if p is None:
@@ -728,7 +729,7 @@ class Frontend:
         x = ins[0]
         if isinstance(x, Const):
             return self.fold(node, ins)
-        if isinstance(x, Pending) and np.all(x.post.lo >= 0) and np.all(x.post.hi <= 7):
+        if isinstance(x, Pending) and np.all(x.post.lo >= 0) and np.all(x.post.hi <= MAX_DIL):
             lo, hi = float(x.post.lo.min()), float(x.post.hi.max())
             if lo == round(lo) and hi == round(hi):
                 p = x.with_post(Post(x.c, x.post.a, x.post.b))

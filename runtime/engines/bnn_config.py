@@ -16,6 +16,7 @@ C0, C1, C2, C3 = 32, 32, 64, 64
 F0 = 256
 NUM_CLASSES = 10
 MAX_BATCH = 65536
+TRIPCOUNT_IMAGES = 16   # LOOP_TRIPCOUNT estimate only
 
 H0, W0 = IN_H - 2, IN_W - 2
 H1, W1 = H0 - 2, W0 - 2
@@ -51,6 +52,27 @@ PEF0, SIMDF0 = 4, 64
 PEF1, SIMDF1 = 1, 64
 
 CLOCK_MHZ = 250
+
+# DATAFLOW stream depths (bnn_config.h: one image of items into a stage that buffers its input)
+FIFO_MIN = 2
+FIFO_IMG = IN_H * IN_W
+FIFO_C0 = H0 * W0
+FIFO_P0 = HP0 * WP0
+FIFO_C2 = H2 * W2
+FIFO_F0IN = FC_IN // SIMDF0
+FIFO_F0 = F0 // SIMDF1
+# stream name in bnn_top.cpp -> (depth, width in bits)
+FIFO_DEPTHS = {"s_img": FIFO_IMG, "s_c0": FIFO_C0, "s_c1": FIFO_MIN, "s_p0": FIFO_P0, "s_c2": FIFO_C2,
+               "s_c3": FIFO_MIN, "s_p1": FIFO_MIN, "s_f0in": FIFO_F0IN, "s_f0": FIFO_F0, "s_sc": FIFO_MIN}
+FIFO_WIDTHS = {"s_img": 8 * IN_C, "s_c0": C0, "s_c1": C1, "s_p0": C1, "s_c2": C2, "s_c3": C3, "s_p1": C3,
+               "s_f0in": SIMDF0, "s_f0": SIMDF1, "s_sc": 32}
+
+# m_axi settings (same as the CoDeNet engine's, codenet_config.h "memory system")
+AXI_LATENCY = 64
+AXI_OUTSTANDING = 8
+AXI_MAX_BURST = 16
+AXI_UNUSED_OUTSTANDING = 1
+AXI_UNUSED_BURST = 2
 
 SHIFT_MAX = 7            # FORMAT.md: SHIFT in 0..7
 BIAS_LIMIT = 1 << 20     # FORMAT.md: |BIAS| <= 2^20

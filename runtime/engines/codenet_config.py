@@ -22,6 +22,9 @@ MAX_LAYERS = 512        # max descriptors in a program
 ACC_BITS = 24           # signed accumulator width
 LINE_ROWS = 15          # deformable line buffer rows
 MAX_DIL = 7             # max dilation
+TAPS = 9                # taps of a 3x3 window
+REQUANT_STAGES = 1      # requantization stages, shared by both ops
+UPSAMPLE_STORES = 4     # output pixels of one computed pixel under nearest upsample x2
 
 # ---- program format ----
 DESC_WORDS = 32         # uint32 words per layer descriptor
@@ -56,6 +59,24 @@ ARENA_BUS_BYTES = 16                         # arena / weights m_axi width (128-
 PIX_BEATS = 128                              # 1x1 on-chip pixel buffer (beats)
 DIL_BEATS = 256                              # deformable dilation-row buffer (beats)
 
+# ---- memory system and loop pipeline depths (sources in the header) ----
+AXI_LATENCY = 64        # cycles from a request to its first beat / from the last write beat to its response
+AXI_OUTSTANDING = 8     # requests in flight per port and direction (HP port acceptance capability)
+AXI_MAX_BURST = 16      # beats per burst on the HP ports (AXI3 inside the PS)
+PROG_MAX_BURST = DESC_WORDS
+AXI_UNUSED_OUTSTANDING = 1
+AXI_UNUSED_BURST = 2
+DEPTH_MEM_LOOP = 3      # estimates until the first csynth report
+DEPTH_XSRC_LOOP = 2
+DEPTH_MAC_LOOP = 12
+DEPTH_DW_PIXEL = 13
+
+# ---- cycle accounting (C simulation) ----
+PH_DESC, PH_LOAD, PH_READ, PH_COMPUTE, PH_WRITE, PH_ENTRIES = range(6)
+N_PHASES = 6
+EV_LOOP, EV_BURST, EV_SINGLES, EV_BLOCKING, EV_STEP = range(5)
+EV_FIELDS = 5
+
 # ---- weights blob ----
 SECTION_ALIGN = 8       # weights-blob sections are 8-byte aligned
 RQ_RECORD_BYTES = 8     # int32 bias, int16 M, uint8 S, int8 reserved
@@ -65,7 +86,9 @@ MAX_MULT = 32767
 
 # the engine limits the header must define (checked by check_header_agrees)
 HEADER_REQUIRED = ("PA", "PE", "CLOCK_MHZ", "MAX_CH", "MAX_W", "MAX_H", "MAX_IMG", "W_BUF_BYTES",
-                   "MAX_LAYERS", "ACC_BITS", "LINE_ROWS", "MAX_DIL", "DESC_WORDS")
+                   "MAX_LAYERS", "ACC_BITS", "LINE_ROWS", "MAX_DIL", "DESC_WORDS", "AXI_LATENCY",
+                   "AXI_OUTSTANDING", "AXI_MAX_BURST", "DEPTH_MEM_LOOP", "DEPTH_MAC_LOOP", "DEPTH_DW_PIXEL",
+                   "EV_FIELDS", "N_PHASES")
 
 
 def header_path():

@@ -25,6 +25,12 @@ def load_codenet_csim(extra_flags=()):
     lib.codenet_csim_cycles.argtypes = [ptr, u32]
     lib.codenet_csim_cycle_phases.restype = ctypes.c_int
     lib.codenet_csim_cycle_phases.argtypes = []
+    lib.codenet_csim_events.restype = ctypes.c_uint32
+    lib.codenet_csim_events.argtypes = [u32, ptr, u32]
+    lib.codenet_csim_dsp_pack_check.restype = u64
+    lib.codenet_csim_dsp_pack_check.argtypes = [ctypes.c_int, ctypes.POINTER(u64)]
+    lib.codenet_csim_raw_hazards.restype = u64
+    lib.codenet_csim_raw_hazards.argtypes = [u32]
     return lib
 
 

@@ -2,8 +2,10 @@
 
 Throughput: the HLS top is a DATAFLOW pipeline of layers, each a loop nest at II = 1 whose trip
 count is `runtime.engines.bnn_config.modelled_layer_cycles()` (the same PE/SIMD constants as
-hls_src/bnn/bnn_config.h); the slowest stage bounds images/s, the sum of stages is the latency of
-one image through an empty pipeline.
+hls_src/bnn/bnn_config.h). images/s comes from the cycle-level simulation of the region with its
+FIFOs at the STREAM depths of bnn_top.cpp (`bnn_dataflow`): it equals the slowest stage only when
+the FIFOs let every producer run ahead (with depth-2 FIFOs it would be 20% lower, also reported).
+The latency is the sum of the stages (one image through an empty pipeline).
 
 Resources (first-order estimates, calibrated on nothing; a Vivado run replaces them):
 - binary lanes: a PE x SIMD XNOR-popcount costs ~1 LUT per input bit (XNOR folded into the
@@ -15,12 +17,14 @@ Resources (first-order estimates, calibrated on nothing; a Vivado run replaces t
 - thresholds: LUTRAM, 32 bits per channel;
 - layer input buffers: each stage buffers one image of its input bits, double-buffered (ping-pong)
   for the dataflow, in BRAM36 when over 2 Kbit, else LUTRAM;
+- DATAFLOW streams: each FIFO at its depth x width, in LUTRAM / SRL up to 64 deep, else BRAM36;
 - platform: AXI-Lite control, three m_axi adapters, SmartConnect: 6,000 LUT, 6 BRAM36 (burst FIFOs);
 - DSP: 0 by construction (no multiplier in the datapath: additions, XNOR, popcount, shifts).
 """
 import math
 
 from ..engines import bnn_config as cfg
+from . import bnn_dataflow
 
 ZU3EG = {"lut": 70560, "bram36": 216, "dsp": 360}
 PLATFORM_LUT, PLATFORM_BRAM36 = 6000, 6
@@ -65,17 +69,34 @@ def layer_resources():
     return rows
 
 
+def fifo_resources():
+    """{stream: {"lut", "bram36"}} of the DATAFLOW FIFOs at their depths (cfg.FIFO_DEPTHS)."""
+    out = {}
+    for name, depth in cfg.FIFO_DEPTHS.items():
+        lut, bram = _memory(cfg.FIFO_WIDTHS[name], depth, 1)
+        out[name] = {"depth": depth, "lut": lut + 8, "bram36": bram}     # + ~8 LUT of pointers / flags
+    return out
+
+
 def modelled(clock_mhz=None):
     clock_mhz = float(clock_mhz or cfg.CLOCK_MHZ)
     cycles = cfg.modelled_layer_cycles()
     slowest = max(cycles, key=cycles.get)
+    interval = bnn_dataflow.interval(cfg.FIFO_DEPTHS)
+    interval_depth2 = bnn_dataflow.interval(bnn_dataflow.uniform_depths(cfg.FIFO_MIN))
     res = layer_resources()
-    lut = PLATFORM_LUT + sum(r["lut"] for r in res)
-    bram = PLATFORM_BRAM36 + sum(r["bram36"] for r in res)
+    fifos = fifo_resources()
+    lut = PLATFORM_LUT + sum(r["lut"] for r in res) + sum(f["lut"] for f in fifos.values())
+    bram = PLATFORM_BRAM36 + sum(r["bram36"] for r in res) + sum(f["bram36"] for f in fifos.values())
     return {
-        "label": "MODELLED (analytical cycle and resource model, not measured on a board)",
+        "label": "MODELLED (cycle-level DATAFLOW simulation with the FIFO depths of bnn_top.cpp, "
+                 "analytical resources; not measured on a board)",
         "clock_mhz": clock_mhz,
-        "images_per_s": clock_mhz * 1e6 / cycles[slowest],
+        "images_per_s": clock_mhz * 1e6 / interval,
+        "cycles_per_image": interval,
+        "slowest_stage_images_per_s": clock_mhz * 1e6 / cycles[slowest],
+        "images_per_s_with_depth_2_fifos": clock_mhz * 1e6 / interval_depth2,
+        "fifo_depths": dict(cfg.FIFO_DEPTHS), "fifo_resources": fifos,
         "latency_ms": sum(cycles.values()) / (clock_mhz * 1e3),
         "bottleneck_layer": slowest,
         "cycles_per_layer": cycles,

@@ -1,30 +1,43 @@
-"""Exact cycle accounting of the CoDeNet HLS engine (hls_src/codenet/codenet_engine.h).
+"""Cycle model v2 of the CoDeNet HLS engine (hls_src/codenet/codenet_engine.h). MODELLED.
 
-`layer_cycles(spec)` returns, for one `LayerSpec`, the trip counts of every pipelined loop of the
-HLS code (all II = 1; one count per iteration) and its single-beat DDR accesses, per phase:
+Two levels, both counted by the C simulation too (codenet_csim_cycles / codenet_csim_events) and
+proven equal by tests/test_codenet_cycles.py:
 
-  desc     descriptor words (32-bit program port)
-  load     gather table, requant records and zero points, 1x1 / depthwise weights (128-bit
-           weights port, `ByteReader`: one item per cycle, + 1 cycle to prime each stream),
-           and the 1x1 extraction table (one entry per logical input)
-  read     activation beats read: 1x1 pixel runs (or one beat per input on the narrow path),
-           depthwise line-buffer rows, deformable dilation rows
-  compute  1x1: MAC tiles (PA x PE per cycle; the first tile also extracts the inputs);
-           depthwise: one cycle per pixel and tile (9 x PE MACs)
-  write    output beats + the read-modify-write reads of partial first / last beats
-  entries  pipelined-loop invocations (NOT cycles: each costs a pipeline fill / DDR latency in
-           hardware, which the trip counts leave out; see `frame_estimate`)
+* `layer_events(spec, offsets)`: every loop entry and blocking access of one layer as a Counter of
+  `(phase, kind, trips, beats) -> count`. kind (codenet_config.h "kinds of events"):
+    EV_LOOP      pipelined loop without memory access (trips iterations at II = 1)
+    EV_BURST     pipelined loop moving one contiguous run of `beats` beats (an inferred burst)
+    EV_SINGLES   pipelined loop issuing `beats` separate one-beat requests (no burst inferred:
+                 strided or conditional addresses)
+    EV_BLOCKING  one blocking one-beat access outside any loop (a read-modify-write end beat, the
+                 first beat of a byte reader)
+    EV_STEP      one pass of a loop body that is not pipelined (the depthwise pixel)
+* `layer_cycles(spec)`: the v1 trip counts per phase derived from the events (desc, load, read,
+  compute, write; `entries` = pipelined-loop entries).
 
-`cycles` = desc + load + read + compute + write. The C simulation counts the same numbers while it
-runs (codenet_csim_cycles); tests/test_codenet_cycles.py proves them equal layer by layer.
-Everything here is MODELLED (no board).
+Time (`event_cycles`): with L the AXI latency, N the outstanding requests per port, B the burst
+limit, D the loop's pipeline depth (all in codenet_config.h, each with its source):
+    EV_LOOP      D + trips
+    EV_BURST     D + L + max(trips, flow(r = ceil(beats / B) requests))
+    EV_SINGLES   D + L + max(trips, flow(r = beats one-beat requests))
+    EV_BLOCKING  L + 1
+    EV_STEP      DEPTH_DW_PIXEL
+flow(r) = min(r, N) * b + max(0, r - N) * (L + b) / N with b = beats / r: the first N requests
+stream back to back, each later one waits for a slot, held L + b cycles (Little's law). A write loop is charged the same L for its write responses: the engine, as written, waits
+for them before the next loop (the only thing that makes its partial-beat read-modify-write safe).
+The engine as written has no DATAFLOW: its layer is one sequential stage (the sum of its events),
+a frame the sum of its layers. `published_structure` applies the same costs to the published
+system's structure (a DATAFLOW call per layer with row bursts, plus its host work).
 """
+from collections import Counter
+
 import numpy as np
 
 from ..engines import codenet_config as cfg
 
 PHASES = ("desc", "load", "read", "compute", "write", "entries")
 BUS = cfg.ARENA_BUS_BYTES
+LOOP_KINDS = (cfg.EV_LOOP, cfg.EV_BURST, cfg.EV_SINGLES)
 
 
 def _cdiv(a, b):
@@ -33,17 +46,7 @@ def _cdiv(a, b):
 
 def _beats(addr, n):
     """Bus beats holding the n-byte run at byte address addr (numpy-friendly)."""
-    return (addr % BUS + n + BUS - 1) // BUS
-
-
-def _write_cost(addr, n):
-    """Cycles to store an n-byte run at addr: its beats + one read per partial end beat."""
-    s = np.asarray(addr) % BUS
-    nb = (s + n + BUS - 1) // BUS
-    end = (s + n) % BUS
-    first_partial = (s != 0) | (nb == 1) & (end != 0)
-    last_partial = (nb > 1) & (end != 0)
-    return nb + first_partial.astype(np.int64) + last_partial.astype(np.int64)
+    return (np.asarray(addr) % BUS + n + BUS - 1) // BUS
 
 
 def _tap_beats(span):
@@ -59,36 +62,69 @@ def conv_wide(spec):
     return ntap * _tap_beats(span) <= cfg.PIX_BEATS
 
 
-def _load(spec):
-    c = {"load": 1 + spec.cin + 2 + 2 * spec.cout, "entries": 3}
-    if spec.op == "conv1x1":
-        k = spec.k
-        kt = _cdiv(spec.row_bytes(), cfg.W_WORD_BYTES)
-        c["load"] += 1 + spec.cout * kt + k
-        c["entries"] += 2
-    else:
-        c["load"] += 1 + spec.cout
-        c["entries"] += 1
-    return c
+def section_offsets(layers):
+    """Weights-blob byte offsets (gather, weights, requant) of every layer, as pack_program lays
+    them out (each section 8-byte aligned, in that order)."""
+    def align(n):
+        return _cdiv(n, cfg.SECTION_ALIGN) * cfg.SECTION_ALIGN
+    out, pos = [], 0
+    for s in layers:
+        g = pos
+        w = g + align(2 * s.cin)
+        q = w + align(s.cout * s.row_bytes())
+        pos = q + align(cfg.RQ_RECORD_BYTES * s.cout + align(2 * s.cout))
+        out.append((g, w, q))
+    return out
 
 
-def _conv(spec):
+class _Events:
+    def __init__(self):
+        self.c = Counter()
+
+    def add(self, phase, kind, trips, beats, count=1):
+        """Add `count` events; trips / beats may be arrays (one event per element)."""
+        t, b = np.broadcast_arrays(np.asarray(trips, np.int64).ravel(), np.asarray(beats, np.int64).ravel())
+        if t.size == 1:
+            if count:
+                self.c[(phase, kind, int(t[0]), int(b[0]))] += int(count)
+            return
+        rows, n = np.unique(np.stack([t, b], 1), axis=0, return_counts=True)
+        for (tt, bb), k in zip(rows.tolist(), n.tolist()):
+            self.c[(phase, kind, tt, bb)] += k
+
+
+def _reader(ev, addr, nbytes, trips):
+    """A ByteReader over nbytes at addr feeding a pipelined load loop of `trips` iterations: the
+    first beat blocking, the others one-beat requests inside the loop."""
+    ev.add(cfg.PH_LOAD, cfg.EV_BLOCKING, 1, 1)
+    ev.add(cfg.PH_LOAD, cfg.EV_SINGLES, trips, int(_beats(addr, nbytes)) - 1)
+
+
+def _writes(ev, addr, n):
+    """write_run of n bytes at each address of `addr`: partial end beats read first, then one burst."""
+    a = np.asarray(addr, np.int64).ravel()
+    s = a % BUS
+    nb = (s + n + BUS - 1) // BUS
+    end = (s + n) % BUS
+    partial = ((s != 0) | (nb == 1) & (end != 0)).sum() + ((nb > 1) & (end != 0)).sum()
+    ev.add(cfg.PH_WRITE, cfg.EV_BLOCKING, 1, 1, count=int(partial))
+    ev.add(cfg.PH_WRITE, cfg.EV_BURST, nb, nb)
+
+
+def _conv_events(ev, spec):
     g = np.asarray(spec.gather, np.int64)
     gmin, span = int(g.min()), int(g.max() - g.min()) + 1
     patch = spec.in_mode == cfg.MODE_PATCH3X3
     up = spec.in_mode == cfg.MODE_UPSAMPLE2
     seen_h, seen_w = (2 * spec.in_h, 2 * spec.in_w) if up else (spec.in_h, spec.in_w)
     rep = 2 if up and spec.stride == 1 else 1
-    k = spec.k
     kt = _cdiv(spec.row_bytes(), cfg.W_WORD_BYTES)
     ot = _cdiv(spec.cout, cfg.PE)
-    wide = conv_wide(spec)
     nby, nbx = _cdiv(spec.out_h, rep), _cdiv(spec.out_w, rep)
     blocks = nby * nbx
     yb, xb = np.meshgrid(np.arange(nby), np.arange(nbx), indexing="ij")
     yb, xb = yb.ravel(), xb.ravel()
-    read = entries = 0
-    if wide:
+    if conv_wide(spec):
         taps = [(ky, kx) for ky in range(3) for kx in range(3)] if patch else [(0, 0)]
         for ky, kx in taps:
             if patch:
@@ -98,79 +134,149 @@ def _conv(spec):
                 sy, sx = yb * rep * spec.stride, xb * rep * spec.stride
             ok = (sy >= 0) & (sy < seen_h) & (sx >= 0) & (sx < seen_w)
             py, px = (sy >> 1, sx >> 1) if up else (sy, sx)
-            a = spec.in_off + (py[ok] * spec.in_w + px[ok]) * spec.in_cs + gmin
-            read += int(_beats(a, span).sum())
-            entries += int(ok.sum())
-        compute = blocks * ot * kt                 # extraction rides in the MAC loop's first tile
-        entries += blocks                          # MAC loop (tap read loops counted above)
+            nb = _beats(spec.in_off + (py[ok] * spec.in_w + px[ok]) * spec.in_cs + gmin, span)
+            if nb.size:
+                ev.add(cfg.PH_READ, cfg.EV_BURST, nb, nb)
     else:
-        read = blocks * k
-        compute = blocks * ot * kt
-        entries += 2 * blocks                      # narrow read loop, MAC
-    # writes: every output pixel of every block
+        ev.add(cfg.PH_READ, cfg.EV_SINGLES, spec.k, spec.k, count=blocks)
+    ev.add(cfg.PH_COMPUTE, cfg.EV_LOOP, ot * kt, 0, count=blocks)
     y, x = np.meshgrid(np.arange(spec.out_h), np.arange(spec.out_w), indexing="ij")
-    a = spec.out_off + (y * spec.out_w + x) * spec.out_cs + spec.out_choff
-    write = int(_write_cost(a, spec.cout).sum())
-    entries += spec.out_h * spec.out_w
-    return {"read": read, "compute": compute, "write": write, "entries": entries}
+    _writes(ev, spec.out_off + (y * spec.out_w + x) * spec.out_cs + spec.out_choff, spec.cout)
 
 
-def _dw(spec):
+def _dw_events(ev, spec):
     g = np.asarray(spec.gather, np.int64)
     up = spec.in_mode == cfg.MODE_UPSAMPLE2
     seen_h = 2 * spec.in_h if up else spec.in_h
-    # physical input rows the tile pass fills (each once): up to the last one any output row needs
+    # physical input rows each tile pass fills (each once): up to the last one any output row needs
     y = spec.out_h - 1
-    seen_hi = y + cfg.MAX_DIL if spec.deformable else y * spec.stride - spec.pad + 2
-    seen_hi = min(seen_hi, seen_h - 1)
+    seen_hi = min(y + cfg.MAX_DIL if spec.deformable else y * spec.stride - spec.pad + 2, seen_h - 1)
     rows = ((seen_hi >> 1) if up else seen_hi) + 1
-    tiles = _cdiv(spec.cout, cfg.PE)
     x_in = np.arange(spec.in_w)
     r_in = np.arange(rows)[:, None]
     yy, xx = np.meshgrid(np.arange(spec.out_h), np.arange(spec.out_w), indexing="ij")
     out_pix = spec.out_off + (yy * spec.out_w + xx) * spec.out_cs + spec.out_choff
-    read = write = 0
-    for ct in range(tiles):
+    pix = spec.out_h * spec.out_w
+    if spec.deformable:
+        run = (spec.out_w - 1) * spec.dil_cs + 1
+        nb = _beats(spec.dil_off + np.arange(spec.out_h) * spec.out_w * spec.dil_cs, run)
+        fits = nb <= cfg.DIL_BEATS
+    for ct in range(_cdiv(spec.cout, cfg.PE)):
         n = min(cfg.PE, spec.cout - ct * cfg.PE)
         gt = g[ct * cfg.PE:ct * cfg.PE + n]
         gmin, span = int(gt.min()), int(gt.max() - gt.min()) + 1
-        a = spec.in_off + (r_in * spec.in_w + x_in) * spec.in_cs + gmin
-        read += int(_beats(a, span).sum())
-        write += int(_write_cost(out_pix + ct * cfg.PE, n).sum())
-    if spec.deformable:
-        run = (spec.out_w - 1) * spec.dil_cs + 1
-        a = spec.dil_off + np.arange(spec.out_h) * spec.out_w * spec.dil_cs
-        nb = _beats(a, run)
-        read += tiles * int(np.where(nb <= cfg.DIL_BEATS, nb, spec.out_w).sum())
-    pix = spec.out_h * spec.out_w
-    compute = tiles * pix
-    entries = tiles * (rows + pix + (spec.out_h if spec.deformable else 0))
-    return {"read": read, "compute": compute, "write": write, "entries": entries}
+        if rows > 0:
+            per_row = _beats(spec.in_off + (r_in * spec.in_w + x_in) * spec.in_cs + gmin, span).sum(axis=1)
+            ev.add(cfg.PH_READ, cfg.EV_SINGLES, per_row, per_row)
+        if spec.deformable:
+            if fits.any():
+                ev.add(cfg.PH_READ, cfg.EV_BURST, nb[fits], nb[fits])
+            ev.add(cfg.PH_READ, cfg.EV_SINGLES, spec.out_w, spec.out_w, count=int((~fits).sum()))
+        ev.add(cfg.PH_COMPUTE, cfg.EV_STEP, 1, 0, count=pix)
+        _writes(ev, out_pix + ct * cfg.PE, n)
 
 
-def layer_cycles(spec):
-    """{phase: count} of one LayerSpec (PHASES) plus `cycles` (all phases but entries)."""
+def layer_events(spec, offsets):
+    """Counter {(phase, kind, trips, beats): count} of one layer; offsets = its (gather, weights,
+    requant) blob offsets (section_offsets)."""
+    g_off, w_off, q_off = offsets
+    ev = _Events()
+    ev.add(cfg.PH_DESC, cfg.EV_BURST, cfg.DESC_WORDS, cfg.DESC_WORDS)
+    _reader(ev, g_off, 2 * spec.cin, spec.cin)
+    _reader(ev, q_off, cfg.RQ_RECORD_BYTES * spec.cout, spec.cout)
+    _reader(ev, q_off + cfg.RQ_RECORD_BYTES * spec.cout, 2 * spec.cout, spec.cout)
+    if spec.op == "conv1x1":
+        kt = _cdiv(spec.row_bytes(), cfg.W_WORD_BYTES)
+        _reader(ev, w_off, spec.cout * spec.row_bytes(), spec.cout * kt)
+        ev.add(cfg.PH_LOAD, cfg.EV_LOOP, spec.k, 0)
+        _conv_events(ev, spec)
+    else:
+        _reader(ev, w_off, spec.cout * spec.row_bytes(), spec.cout)
+        _dw_events(ev, spec)
+    return ev.c
+
+
+def program_events(layers):
+    return [layer_events(s, o) for s, o in zip(layers, section_offsets(layers))]
+
+
+def counts_from_events(events):
+    """v1 trip counts per phase (PHASES) of one layer's events, plus `cycles` (all but entries)."""
     c = dict.fromkeys(PHASES, 0)
-    c["desc"] = cfg.DESC_WORDS
-    ld = _load(spec)
-    c["load"], c["entries"] = ld["load"], ld["entries"] + 1          # + the descriptor loop
-    body = _conv(spec) if spec.op == "conv1x1" else _dw(spec)
-    for key in ("read", "compute", "write"):
-        c[key] = body[key]
-    c["entries"] += body["entries"]
+    for (phase, kind, trips, _beats_), n in events.items():
+        c[PHASES[phase]] += trips * n
+        if kind in LOOP_KINDS:
+            c["entries"] += n
     c["cycles"] = sum(c[p] for p in PHASES[:5])
     return c
 
 
+def layer_cycles(spec, offsets=(0, 0, 0)):
+    """{phase: trip count} of one LayerSpec (PHASES) plus `cycles`; the blob offsets change only
+    the beat counts, not these."""
+    return counts_from_events(layer_events(spec, offsets))
+
+
 def program_cycles(layers):
-    return [layer_cycles(s) for s in layers]
+    return [counts_from_events(e) for e in program_events(layers)]
 
 
-def frame_estimate(layers, clock_mhz=None, fill_cycles=0):
-    """Frame cycles / ms / fps; fill_cycles: assumed pipeline fill + latency per loop entry."""
+# ------------------------------------------------------------------------------------------ time
+def _depth(phase, kind):
+    if kind == cfg.EV_LOOP:
+        return cfg.DEPTH_MAC_LOOP if phase == cfg.PH_COMPUTE else cfg.DEPTH_XSRC_LOOP
+    return cfg.DEPTH_MEM_LOOP
+
+
+def event_cycles(phase, kind, trips, beats, axi_latency=None, outstanding=None, max_burst=None):
+    """Cycles of one event (module docstring)."""
+    lat = cfg.AXI_LATENCY if axi_latency is None else axi_latency
+    n_out = outstanding or cfg.AXI_OUTSTANDING
+    burst = max_burst or (cfg.PROG_MAX_BURST if phase == cfg.PH_DESC else cfg.AXI_MAX_BURST)
+    if kind == cfg.EV_LOOP:
+        return _depth(phase, kind) + trips
+    if kind == cfg.EV_STEP:
+        return cfg.DEPTH_DW_PIXEL
+    if kind == cfg.EV_BLOCKING:
+        return lat + 1
+    requests = _cdiv(beats, burst) if kind == cfg.EV_BURST else beats
+    return _depth(phase, kind) + (lat if beats else 0) + max(trips, _flow(requests, beats, lat, n_out))
+
+
+def _flow(requests, beats, lat, n_out):
+    """Cycles after the first latency to move `beats` beats in `requests` requests with n_out in
+    flight: the first n_out requests stream back to back; each later one waits for a slot, which
+    a request holds for its latency plus its beats (Little's law)."""
+    if not requests:
+        return 0
+    per = beats / requests
+    return max(0, requests - n_out) * (lat + per) / n_out + min(requests, n_out) * per
+
+
+def events_cycles(events, axi_latency=None):
+    """(total cycles, cycles per phase name) of one layer's events: one sequential stage."""
+    by_phase = dict.fromkeys(PHASES[:5], 0.0)
+    for (phase, kind, trips, beats), n in events.items():
+        by_phase[PHASES[phase]] += n * event_cycles(phase, kind, trips, beats, axi_latency)
+    return sum(by_phase.values()), by_phase
+
+
+def frame_estimate(layers, clock_mhz=None, axi_latency=None, events=None):
+    """The engine as written on one frame: per layer cycles (events at AXI latency L) and the v1
+    trip counts; frame = sum of layers. events: program_events(layers), if already computed.
+    -> dict with cycles, ms, fps, per-layer rows."""
     clock_mhz = float(clock_mhz or cfg.CLOCK_MHZ)
-    rows = program_cycles(layers)
-    total = {p: sum(r[p] for r in rows) for p in PHASES + ("cycles",)}
-    cyc = total["cycles"] + fill_cycles * total["entries"]
-    ms = cyc / (clock_mhz * 1e3)
-    return {"cycles": cyc, "ms": ms, "fps": 1e3 / ms, "phases": total, "layers": rows}
+    rows = []
+    for ev in events if events is not None else program_events(layers):
+        cyc, by_phase = events_cycles(ev, axi_latency)
+        rows.append({"cycles": cyc, "cycles_by_phase": by_phase, "trip_counts": counts_from_events(ev),
+                     "bursts": sum(n * _cdiv(b, cfg.AXI_MAX_BURST) for (p, k, t, b), n in ev.items()
+                                   if k == cfg.EV_BURST),
+                     "single_beat_requests": sum(n * b for (p, k, t, b), n in ev.items()
+                                                 if k in (cfg.EV_SINGLES, cfg.EV_BLOCKING))})
+    total = sum(r["cycles"] for r in rows)
+    ms = total / (clock_mhz * 1e3)
+    return {"cycles": total, "ms": ms, "fps": 1e3 / ms if ms else float("inf"),
+            "axi_latency_cycles": cfg.AXI_LATENCY if axi_latency is None else axi_latency,
+            "trip_counts": {p: sum(r["trip_counts"][p] for r in rows) for p in PHASES + ("cycles",)},
+            "layers": rows}

@@ -3,14 +3,14 @@
 Inputs: the compiled program (a list of `LayerSpec`, exactly what the engine executes) and the
 engine constants of `hls_src/codenet/codenet_config.h` (via runtime/engines/codenet_config.py).
 
-Time: `runtime/measure/codenet_cycles.py` gives, per layer, the trip counts of every pipelined
-loop of the HLS code (all II = 1) and its single-beat DDR accesses over the 128-bit ports; the C
-simulation counts the same numbers while it runs and a test proves them equal. The engine runs
-the phases of a layer one after another (descriptor, weight/requant/gather load, pixel reads,
-MACs, writes) and the layers one after another, so the frame time is the sum. What the trip
-counts leave out is the pipeline fill and DDR latency each time a pipelined loop is entered;
-`entry_overhead_cycles` (default 0, the trip-count model the targets refer to) adds a cost per
-entry, and the benchmark also reports the figure with ENTRY_OVERHEAD_SENSITIVITY cycles each.
+Time: cycle model v2 (`runtime/measure/codenet_cycles.py`): every loop entry and blocking access
+of the HLS code as written, with its trips and beats (the C simulation logs the same events and a
+test proves them equal), charged the AXI latency L per request stream, the outstanding-request
+limit, the HP-port burst limit and a pipeline depth per loop entry (all in codenet_config.h with
+their sources). The engine as written has no DATAFLOW: a layer is the sum of its events, a frame
+the sum of its layers. `fps_by_axi_latency` shows how much of the latency the design hides.
+`published_structure` applies the same costs to the published system (one call per layer, its
+host work) to check the model against the one measured figure there is.
 
 Resources (first-order estimates, no synthesis run behind them):
 - DSP: the PA x PE 4b x 8b multipliers of the 1x1 array are packed two per DSP48E2 (two 4-bit
@@ -29,7 +29,6 @@ from ..engines import codenet_config as cfg
 from . import codenet_cycles
 
 START_OVERHEAD_US = 20.0            # one start: a few AXI-Lite writes and the ap_done poll
-ENTRY_OVERHEAD_SENSITIVITY = 8      # cycles per pipelined-loop entry, for the sensitivity figure
 
 # What the published system ran on the ARM cores (DESIGN.md section 3, from the CoDeNet paper),
 # per input size: first layer via TVM, channel split/concat/shuffle copies, x2 upsample, and one
@@ -47,107 +46,193 @@ def _macs(spec):
     return spec.out_h * spec.out_w * (spec.k * spec.cout if spec.op == "conv1x1" else 9 * spec.cout)
 
 
-BRAM36_SHAPES = ((72, 512), (36, 1024), (18, 2048), (9, 4096), (4, 8192), (2, 16384), (1, 32768))
+# RAMB18 aspect ratios (width, depth); a RAMB36 site holds two independent RAMB18 (UG573)
+BRAM18_SHAPES = ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384))
+LUTRAM_MAX_DEPTH = 64            # shallower arrays go to LUTRAM (64 bits per LUT)
+ADDR_MUL_DSP = 3                 # one 32 x 32 -> 32-bit product over DSP48E2 27 x 18 tiles
+# Runtime 32-bit products in the address arithmetic of codenet_engine.h as written (one per
+# `a * b` of two runtime values; the 9 unrolled 1x1 tap addresses have two each).
+ADDRESS_MULTIPLIERS = {"conv1x1 tap addresses (9 taps x 2)": 18, "conv1x1 tap positions (y, x x stride)": 2,
+                       "conv1x1 output address": 2, "fill_line_row row address": 2,
+                       "dw3x3 output row / pixel address": 3, "dw3x3 taps (y, x x stride)": 3,
+                       "deformable dilation row / pixel": 6}
+# m_axi adapters (UG1399: a read FIFO of num_read_outstanding x max_read_burst_length words, the same
+# for writes): (port width bits, read (outstanding, burst), write (outstanding, burst))
+M_AXI_PORTS = {"program": (32, (cfg.AXI_OUTSTANDING, cfg.PROG_MAX_BURST), (cfg.AXI_UNUSED_OUTSTANDING, cfg.AXI_UNUSED_BURST)),
+               "weights": (128, (cfg.AXI_OUTSTANDING, cfg.AXI_MAX_BURST), (cfg.AXI_UNUSED_OUTSTANDING, cfg.AXI_UNUSED_BURST)),
+               "arena": (128, (cfg.AXI_OUTSTANDING, cfg.AXI_MAX_BURST), (cfg.AXI_OUTSTANDING, cfg.AXI_MAX_BURST))}
+LUT_M_AXI_ADAPTER = 1200         # address / burst logic of one m_axi adapter
+LUT_INTERCONNECT = 4500          # SmartConnect: 3 masters onto the HP ports, plus AXI-Lite control
 
 
-def _bram36(width, depth):
-    return min(-(-width // w) * -(-depth // d) for w, d in BRAM36_SHAPES)
+def _bram18(width, depth):
+    return min(-(-width // w) * -(-depth // d) for w, d in BRAM18_SHAPES)
 
 
 def _memory(banks, width, depth):
-    """(bram36, lut) of `banks` memories of width x depth bits: LUTRAM (64 bits per LUT) up to
-    64 deep, BRAM36 in its best aspect ratio above."""
-    if depth <= 64:
+    """(bram18, lut) of `banks` memories of width x depth bits: LUTRAM up to LUTRAM_MAX_DEPTH deep,
+    else RAMB18s in their best aspect ratio."""
+    if depth <= LUTRAM_MAX_DEPTH:
         return 0, banks * width
-    return banks * _bram36(width, depth), 0
+    return banks * _bram18(width, depth), 0
 
 
 def on_chip_memories():
-    """The on-chip arrays of hls_src/codenet/codenet_engine.h with their partitioning."""
+    """The on-chip arrays of hls_src/codenet (codenet_top.cpp, codenet_engine.h) with their
+    partitioning, as written: name -> (banks, width bits, depth)."""
     pe, pa, tiles = cfg.PE, cfg.PA, cfg.CH_TILES
     return {
-        # name: (banks, width bits, depth)
-        "wbuf 1x1 weights [PE][W_WORDS] x (PA/2 bytes)": (pe, pa * 4, cfg.W_WORDS),
-        # [LINE_ROWS][MAX_W][PE] bytes, rows partitioned; duplicated so the 3 column taps of a row
-        # are read in one cycle (II = 1, what the cycle model assumes)
-        "lbuf line buffer x2 [LINE_ROWS][MAX_W][PE]": (2 * cfg.LINE_ROWS, pe * 8, cfg.MAX_W),
-        "pbuf 1x1 pixel runs [PA][PIX_BEATS] x 128b": (pa, 128, cfg.PIX_BEATS),
-        "xbuf 1x1 extracted inputs [MAX_K/(PA/2)][PA] bytes": (pa, 8, cfg.MAX_CH // (pa // 2)),
-        "obuf output pixel [MAX_CH] bytes, cyclic 16": (16, 8, cfg.MAX_CH // 16),
-        "rq requant [PE][CH_TILES] x 69b": (pe, 69, tiles),
-        "dww depthwise weights [PE][CH_TILES] x 72b": (pe, 72, tiles),
-        "gather table [MAX_CH] x 16b": (1, 16, cfg.MAX_CH),
-        "dilation row [DIL_BEATS] x 128b": (1, 128, cfg.DIL_BEATS),
+        "wbuf 1x1 weights [PE][W_WORDS] x (PA/2 bytes), dim 1 complete": (pe, pa * 4, cfg.W_WORDS),
+        "lbuf line buffer [LINE_ROWS][MAX_W] x PE bytes, dim 1 complete": (cfg.LINE_ROWS, pe * 8, cfg.MAX_W),
+        "pbuf 1x1 pixel runs [PA][PIX_BEATS] x 128b, dim 1 complete": (pa, 128, cfg.PIX_BEATS),
+        "xbuf 1x1 extracted inputs [MAX_K/(PA/2)][PA] x 9b, dim 2 complete": (pa, 9, cfg.MAX_K // (pa // 2)),
+        "obuf output pixel [MAX_CH] bytes, cyclic 16": (cfg.ARENA_BUS_BYTES, 8, cfg.MAX_CH // cfg.ARENA_BUS_BYTES),
+        "rq requant [PE][CH_TILES] x 69b, dim 1 complete": (pe, 69, tiles),
+        "dww depthwise weights [PE][CH_TILES] x 72b, dim 1 complete": (pe, 72, tiles),
+        "gch gather table [MAX_CH] x 16b, cyclic PE": (pe, 16, cfg.MAX_CH // pe),
+        "xsrc extraction table [MAX_K] x 20b, cyclic PA": (pa, 20, cfg.MAX_K // pa),
+        "gather tile ranges [CH_TILES] x 2 x 16b": (2, 16, tiles),
+        "dbuf dilation row [DIL_BEATS] x 128b": (1, 128, cfg.DIL_BEATS),
     }
 
 
 def resources():
-    mult_1x1 = cfg.PA * cfg.PE
-    mult_dw = cfg.PE * 9
-    dsp = mult_1x1 // 2 + mult_dw // 2 + cfg.PE
-    mems = {}
-    bram = lutram = 0
+    """DSP / BRAM36 / LUT of the engine as written (MODELLED; the first csynth report replaces it)."""
+    dsp = {"1x1 MAC, two 4b/8b x 8b products per DSP48E2 (mul2, BIND_OP dsp)": cfg.PA * cfg.PE // 2,
+           "requantization 24 x 16 (one shared stage, BIND_OP dsp)": cfg.REQUANT_STAGES * cfg.PE,
+           "address multipliers as written": ADDR_MUL_DSP * sum(ADDRESS_MULTIPLIERS.values()),
+           "depthwise 9 x PE products (BIND_OP fabric)": 0}
+    mems, bram18, lutram = {}, 0, 0
     for name, (banks, width, depth) in on_chip_memories().items():
         b, l = _memory(banks, width, depth)
-        mems[name] = {"bram36": b, "lutram_lut": l}
-        bram, lutram = bram + b, lutram + l
-    bram += 8  # AXI burst FIFOs of the three m_axi ports
-    logic = (14 * mult_1x1 + 12 * mult_dw + 8 * (mult_1x1 + mult_dw) // 2   # adder trees, DSP-packing fix-up
-             + 2500 + 1500 + 3000)                                          # deformable addressing, requant, control
-    lut = logic + lutram + 6000                                              # + AXI interconnect / adapters
-    return {"dsp": dsp, "bram36": bram, "lut": lut,
-            "detail": {"dsp_1x1_packed_2_per_dsp": mult_1x1 // 2, "dsp_dw_packed_2_per_dsp": mult_dw // 2,
-                       "dsp_requant": cfg.PE, "memories": mems, "bram36_axi_fifos": 8,
-                       "lut_logic": logic, "lut_lutram": lutram, "lut_axi": 6000}}
+        mems[name] = {"bram18": b, "lutram_lut": l}
+        bram18, lutram = bram18 + b, lutram + l
+    fifos = {}
+    for port, (width, rd, wr) in M_AXI_PORTS.items():
+        for direction, (outstanding, burst) in (("read", rd), ("write", wr)):
+            b, l = _memory(1, width, outstanding * burst)
+            fifos["{} {} {}x{}".format(port, direction, outstanding, burst)] = {"bram18": b, "lutram_lut": l}
+            bram18, lutram = bram18 + b, lutram + l
+    n_dw = 9 * cfg.PE
+    logic = {
+        "1x1 adder trees (PE lanes x PA inputs, ~20 LUT per adder)": cfg.PE * (cfg.PA - 1) * 20,
+        "DSP-packing sign correction (18-bit add per DSP)": cfg.PA * cfg.PE // 2 * 18,
+        "weight nibble / byte select (4-bit or 8-bit at run time)": cfg.PA * cfg.PE * 8,
+        "1x1 input pick from the pixel buffer (16:1 byte mux per lane)": cfg.PA * 40,
+        "depthwise 8 x 9 LUT multipliers (~60 LUT each)": n_dw * 60,
+        "depthwise 9-input adder trees": cfg.PE * 8 * 20,
+        "line-buffer row select (runtime bank: 15:1 mux, 9 taps x PE x 8 bits)": 9 * cfg.PE * 8 * 5,
+        "requantization: rounding add, 48-bit barrel shift, zero point, clamp": cfg.REQUANT_STAGES * cfg.PE * 400,
+        "control: descriptor decode, loop bounds (runtime dividers), address adders": 4000,
+        "m_axi adapters": LUT_M_AXI_ADAPTER * len(M_AXI_PORTS),
+        "AXI interconnect and AXI-Lite": LUT_INTERCONNECT,
+    }
+    lut = sum(logic.values()) + lutram
+    return {"dsp": sum(dsp.values()), "bram36": -(-bram18 // 2), "lut": lut,
+            "detail": {"dsp": dsp, "memories": mems, "m_axi_fifos": fifos, "lut_logic": logic,
+                       "lut_lutram": lutram, "bram18": bram18,
+                       "note": "MODELLED from the arrays, pragmas and operators of the code as written; "
+                               "csynth's utilisation report replaces every figure"}}
 
 
-def modelled(layers, input_size, clock_mhz=None, entry_overhead_cycles=0):
+LATENCY_SWEEP = (0, 64, 128)        # AXI latencies (cycles) the benchmark reports fps at
+
+
+def _row_burst_cycles(phase, beats, axi_latency):
+    return codenet_cycles.event_cycles(phase, cfg.EV_BURST, beats, beats, axi_latency)
+
+
+def published_layer_cycles(spec, axi_latency=None):
+    """One engine call of the published system's structure, under the same event costs: the call
+    loads the layer's weights (one run), then a DATAFLOW of reader, MAC array and writer, each one
+    loop entry per row (the host had made the input contiguous: split / shuffle / upsample copies);
+    a layer = its slowest stage + the first row of the others (fill)."""
+    bus = cfg.ARENA_BUS_BYTES
+    wbeats = -(-(spec.cout * (spec.row_bytes() + cfg.RQ_RECORD_BYTES + 2)) // bus)
+    load = _row_burst_cycles(cfg.PH_LOAD, wbeats, axi_latency)
+    in_beats = -(-(spec.eff_w * spec.cin) // bus)
+    out_beats = -(-(spec.out_w * spec.cout) // bus)
+    if spec.op == "conv1x1":
+        per_row = spec.out_w * -(-spec.cout // cfg.PE) * -(-spec.k // cfg.PA)
+    else:
+        per_row = spec.out_w * -(-spec.cout // cfg.PE)
+    rows = {"read": (spec.eff_h, _row_burst_cycles(cfg.PH_READ, in_beats, axi_latency)),
+            "compute": (spec.out_h, codenet_cycles.event_cycles(cfg.PH_COMPUTE, cfg.EV_LOOP, per_row, 0)),
+            "write": (spec.out_h, _row_burst_cycles(cfg.PH_WRITE, out_beats, axi_latency))}
+    stages = {k: n * c for k, (n, c) in rows.items()}
+    slowest = max(stages, key=stages.get)
+    fill = sum(c for k, (n, c) in rows.items() if k != slowest)
+    return load + stages[slowest] + fill
+
+
+def published_structure(layers, input_size, clock_mhz=None, axi_latency=None):
+    """The published system's structure (one engine call per layer, its host work: DESIGN
+    section 3 / the CoDeNet paper, PUBLISHED_HOST_MS) under the same cost model. MODELLED."""
+    host = PUBLISHED_HOST_MS.get(input_size)
+    if host is None:
+        return None
     clock_mhz = float(clock_mhz or cfg.CLOCK_MHZ)
-    est = codenet_cycles.frame_estimate(layers, clock_mhz, entry_overhead_cycles)
-    total, entries = est["cycles"], est["phases"]["entries"]
+    on_engine = [s for s in layers if s.in_mode != cfg.MODE_PATCH3X3]   # its first layer ran on the CPU
+    engine_ms = sum(published_layer_cycles(s, axi_latency) for s in on_engine) / (clock_mhz * 1e3)
+    calls = len(on_engine)
+    host_ms = sum(host.values()) + calls * PUBLISHED_CALL_MS
+    return {"fps": 1e3 / (engine_ms + host_ms), "engine_ms": engine_ms, "host_ms": host_ms, "calls": calls,
+            "host_parts_ms": dict(host, register_round_trips=calls * PUBLISHED_CALL_MS)}
+
+
+def modelled(layers, input_size, clock_mhz=None, axi_latency=None):
+    """The engine as written, on one frame of this program: cycle model v2 (codenet_cycles) at AXI
+    latency `axi_latency` (default AXI_LATENCY) and at LATENCY_SWEEP, resources, and the published
+    system's structure under the same model. MODELLED."""
+    clock_mhz = float(clock_mhz or cfg.CLOCK_MHZ)
+    lat = cfg.AXI_LATENCY if axi_latency is None else axi_latency
+    events = codenet_cycles.program_events(layers)
+    est = codenet_cycles.frame_estimate(layers, clock_mhz, lat, events)
+    by_lat = {str(v): (est if v == lat else codenet_cycles.frame_estimate(layers, clock_mhz, v, events))["fps"]
+              for v in LATENCY_SWEEP}
     rows = []
     for spec, c in zip(layers, est["layers"]):
-        cycles = c["cycles"] + entry_overhead_cycles * c["entries"]
-        rows.append(dict(c, cycles=cycles, macs=_macs(spec), name=spec.name,
-                         op=spec.op + ("/deformable" if spec.deformable else ""),
-                         ms=cycles / (clock_mhz * 1e3), out_shape=[spec.out_h, spec.out_w, spec.cout]))
+        rows.append({"name": spec.name, "op": spec.op + ("/deformable" if spec.deformable else ""),
+                     "out_shape": [spec.out_h, spec.out_w, spec.cout], "macs": _macs(spec),
+                     "cycles": c["cycles"], "ms": c["cycles"] / (clock_mhz * 1e3),
+                     "cycles_by_phase": c["cycles_by_phase"], "trip_counts": c["trip_counts"],
+                     "bursts": c["bursts"], "single_beat_requests": c["single_beat_requests"]})
     engine_ms = est["ms"] + START_OVERHEAD_US / 1e3
-    with_fill_ms = engine_ms + ENTRY_OVERHEAD_SENSITIVITY * entries / (clock_mhz * 1e3)
+    trips = est["trip_counts"]
     res = resources()
-    phases = {p: sum(r[p] for r in rows) for p in ("desc", "load", "read", "compute", "write")}
-    return {"label": "MODELLED (HLS loop trip counts x II=1 at the clock; analytical resources; "
-                     "not measured on a board)",
+    pub = published_structure(layers, input_size, clock_mhz, lat)
+    return {"label": "MODELLED (cycle model v2: HLS loop events of the engine as written, AXI latency, "
+                     "outstanding requests, pipeline depths; analytical resources; not measured on a board)",
             "clock_mhz": clock_mhz, "input_size": input_size, "pa": cfg.PA, "pe": cfg.PE,
-            "latency_ms": engine_ms, "fps": 1e3 / engine_ms,
-            "cycles_per_frame": total, "cycles_by_phase": phases, "loop_entries_per_frame": entries,
-            "entry_overhead_cycles": entry_overhead_cycles,
-            "sensitivity": {"entry_overhead_cycles": ENTRY_OVERHEAD_SENSITIVITY,
-                            "latency_ms": with_fill_ms, "fps": 1e3 / with_fill_ms},
+            "axi_latency_cycles": lat, "axi_outstanding": cfg.AXI_OUTSTANDING, "axi_max_burst": cfg.AXI_MAX_BURST,
+            "latency_ms": engine_ms, "fps": 1e3 / engine_ms, "fps_by_axi_latency": by_lat,
+            "latency_hidden_fraction": by_lat["128"] / by_lat["0"],
+            "trip_count_fps": clock_mhz * 1e6 / trips["cycles"] if trips["cycles"] else None,
+            "cycles_per_frame": est["cycles"], "cycles_by_phase": {
+                p: sum(r["cycles_by_phase"][p] for r in rows) for p in codenet_cycles.PHASES[:5]},
+            "loop_entries_per_frame": trips["entries"],
+            "bursts_per_frame": sum(r["bursts"] for r in rows),
+            "single_beat_requests_per_frame": sum(r["single_beat_requests"] for r in rows),
             "starts_per_frame": 1, "host_work_between_layers_ms": 0.0,
             "macs_per_frame": sum(r["macs"] for r in rows),
-            "ddr_beats_per_frame": phases["read"] + phases["write"],
+            "published_structure_fps": pub["fps"] if pub else None,
             "dsp": res["dsp"], "bram36": res["bram36"], "lut": res["lut"], "resources_detail": res["detail"],
             "layers": rows}
 
 
 def published_comparison(layers, input_size, clock_mhz=None, ours=None):
-    """The same engine model made to include the host work the published system did (DESIGN §3),
-    next to the published measured fps and our design (`ours`: modelled() of the same layers and
-    clock, if already computed). All MODELLED except the published fps."""
+    """The published system's structure under the same model (published_structure), next to the
+    published measured fps and our design (`ours`: modelled() of the same layers and clock, if
+    already computed). All MODELLED except the published fps."""
     ours = ours or modelled(layers, input_size, clock_mhz)
-    host = PUBLISHED_HOST_MS.get(input_size)
-    if host is None:
+    pub = published_structure(layers, input_size, clock_mhz, ours["axi_latency_cycles"])
+    if pub is None:
         return None
-    # the published engine ran one call per [1x1 + dw] pair: about half as many calls as layers
-    calls = math.ceil(len(layers) / 2)
-    first_layer_ms = ours["layers"][0]["ms"] if layers and layers[0].in_mode == cfg.MODE_PATCH3X3 else 0.0
-    engine_ms = ours["latency_ms"] - first_layer_ms
-    host_ms = sum(host.values()) + calls * PUBLISHED_CALL_MS
-    published_like_ms = engine_ms + host_ms
     return {"input_size": input_size,
             "published_measured_fps": PUBLISHED_FPS.get(input_size),
-            "model_with_published_host_work_fps": 1e3 / published_like_ms,
-            "model_with_published_host_work_ms": {"engine": engine_ms, "host": host_ms,
-                                                  "host_parts": dict(host, register_round_trips=calls * PUBLISHED_CALL_MS)},
+            "model_with_published_host_work_fps": pub["fps"],
+            "model_with_published_host_work_ms": {"engine": pub["engine_ms"], "host": pub["host_ms"],
+                                                  "host_parts": pub["host_parts_ms"]},
+            "engine_calls": pub["calls"], "axi_latency_cycles": ours["axi_latency_cycles"],
             "ours_fps": ours["fps"], "ours_ms": ours["latency_ms"],
-            "removed_host_ms": host_ms}
+            "removed_host_ms": pub["host_ms"]}

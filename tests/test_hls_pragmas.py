@@ -1,0 +1,110 @@
+"""Pragma hygiene of the HLS sources (what Vitis HLS is told must come from the headers' named
+constants), the m_axi settings the cycle models charge, and the BNN's stream depths."""
+import re
+from pathlib import Path
+
+import pytest
+
+from runtime.engines import bnn_config as bcfg
+from runtime.engines import codenet_config as ccfg
+from runtime.measure import bnn_dataflow
+
+HLS = Path(__file__).resolve().parents[1] / "hls_src"
+SOURCES = sorted(HLS.glob("*/*.h")) + sorted(HLS.glob("*/*.cpp"))
+# pragma options whose value sizes hardware or a schedule: a named constant (or an expression of
+# them), never a bare number. `dim` (an array dimension index), `min` and `II = 1` may be literal.
+NAMED = ("max", "depth", "latency", "num_read_outstanding", "num_write_outstanding",
+         "max_read_burst_length", "max_write_burst_length", "factor", "limit")
+OPTION = re.compile(r"\b(\w+)\s*=\s*([^=]+?)(?=\s+\w+\s*=|$)")
+
+
+def pragmas():
+    for path in SOURCES:
+        for no, line in enumerate(path.read_text().splitlines(), 1):
+            if line.strip().startswith("#pragma HLS"):
+                yield "{}:{}".format(path.relative_to(HLS), no), line.strip()
+
+
+def test_pragma_values_are_named_constants():
+    bad = []
+    for where, line in pragmas():
+        for key, value in OPTION.findall(line):
+            if key in NAMED and re.fullmatch(r"[\d\s*+/()-]+", value.strip()):
+                bad.append("{}: {} = {}".format(where, key, value.strip()))
+    assert not bad, "bare numbers in pragmas:\n" + "\n".join(bad)
+
+
+def test_every_m_axi_port_sets_latency_outstanding_and_bursts():
+    ports = [(w, ln) for w, ln in pragmas() if "INTERFACE m_axi" in ln]
+    assert len(ports) == 6                                   # codenet 3, bnn 3
+    for where, line in ports:
+        for key in ("latency", "num_read_outstanding", "num_write_outstanding",
+                    "max_read_burst_length", "max_write_burst_length"):
+            assert re.search(r"\b{}\s*=".format(key), line), "{}: no {}".format(where, key)
+        assert "latency = AXI_LATENCY" in line, where
+
+
+def test_both_engines_use_the_same_memory_system_figures():
+    for name in ("AXI_LATENCY", "AXI_OUTSTANDING", "AXI_MAX_BURST", "AXI_UNUSED_OUTSTANDING", "AXI_UNUSED_BURST"):
+        assert getattr(bcfg, name) == getattr(ccfg, name), name
+    assert ccfg.check_header_agrees()["AXI_MAX_BURST"] == ccfg.AXI_MAX_BURST == 16
+
+
+def test_bnn_stream_depths_are_the_header_constants():
+    header = bcfg.check_header_agrees(HLS / "bnn" / "bnn_config.h")
+    depth = {}
+    for where, line in pragmas():
+        m = re.match(r"#pragma HLS STREAM variable = (\w+) depth = (\w+)$", line)
+        if m:
+            depth[m.group(1)] = header[m.group(2)]
+    assert depth == bcfg.FIFO_DEPTHS
+    assert set(depth) == set(bnn_dataflow.STREAMS) == set(bcfg.FIFO_WIDTHS)
+
+
+def test_bnn_dataflow_with_its_fifos_runs_at_the_slowest_stage():
+    """With depth-2 FIFOs the simulation gives the review's 26,796 cycles per image (9,330 images/s
+    at 250 MHz); with the depths of bnn_top.cpp, the slowest stage (conv1, 21,412)."""
+    assert bnn_dataflow.interval(bnn_dataflow.uniform_depths(2)) == 26796
+    slowest = max(bcfg.modelled_layer_cycles().values())
+    assert bnn_dataflow.interval(bcfg.FIFO_DEPTHS) == slowest == 21412
+    # one image of items into conv1 is what it takes: depth 2 there brings the stall back
+    assert bnn_dataflow.interval(dict(bcfg.FIFO_DEPTHS, s_c0=2)) > slowest
+
+
+def test_bnn_dataflow_finishes_every_image_in_order():
+    fin = bnn_dataflow.simulate(bcfg.FIFO_DEPTHS, images=4)
+    assert all(len(v) == 4 and v == sorted(v) for v in fin.values())
+    order = list(bnn_dataflow.image_programs())
+    for a, b in zip(order, order[1:]):
+        assert fin[a][0] <= fin[b][0], (a, b)          # a consumer finishes an image after its producer
+
+
+def test_bnn_modelled_rate_includes_the_fifos():
+    from runtime.measure.bnn_perf import modelled
+    m = modelled()
+    assert m["images_per_s"] == pytest.approx(250e6 / 21412) and m["images_per_s"] >= 10000
+    assert m["images_per_s_with_depth_2_fifos"] == pytest.approx(250e6 / 26796)
+    assert sum(f["bram36"] for f in m["fifo_resources"].values()) > 0
+    assert m["bram36"] <= 216 and m["lut"] <= 0.7 * 70560
+
+
+def test_codenet_resource_model_follows_the_code():
+    """What runtime/measure/codenet_perf.resources assumes is what the code says: packed 1x1 MACs
+    on DSPs, LUT multipliers in the depthwise array, one requantization stage with its product on
+    a DSP, and the arrays partitioned as listed."""
+    from runtime.measure.codenet_perf import on_chip_memories, resources
+    engine = (HLS / "codenet" / "codenet_engine.h").read_text()
+    top = (HLS / "codenet" / "codenet_top.cpp").read_text()
+    assert "#pragma HLS BIND_OP variable = p op = mul impl = dsp" in engine            # mul2
+    assert "#pragma HLS BIND_OP variable = prod op = mul impl = fabric" in engine      # depthwise
+    assert "#pragma HLS BIND_OP variable = t op = mul impl = dsp" in engine            # requant
+    assert "instances = codenet::requant_tile limit = REQUANT_STAGES" in top
+    assert engine.count("requant_tile(") == 3                  # defined once, called by both ops
+    assert "mul2(" in engine and engine.count(" * x[j]") == 0  # no unpacked 1x1 product is left
+    assert "typedef lrow_t line_buf_t[LINE_ROWS][MAX_W];" in engine
+    assert "#pragma HLS ARRAY_PARTITION variable = lbuf complete dim = 1" in engine
+    assert "variable = lbuf complete dim = 3" not in engine
+    r = resources()
+    assert r["detail"]["dsp"]["1x1 MAC, two 4b/8b x 8b products per DSP48E2 (mul2, BIND_OP dsp)"] == 128
+    assert r["dsp"] <= 360 and r["bram36"] <= 216 and r["lut"] <= 0.7 * 70560
+    assert len(on_chip_memories()) == 11
