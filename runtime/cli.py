@@ -371,6 +371,8 @@ def build_parser():
     s.add_argument("--split", choices=["heldout", "all", "train"], default="heldout")
     s.add_argument("--voc", default=None, metavar="DIR", help="a VOCdevkit folder (true labels)")
     s.add_argument("--labels", default=None, metavar="FILE.npz", help="teacher labels file (default: the cache)")
+    s.add_argument("--ignore-band", action="store_true",
+                   help="teacher labels: its uncertain-band boxes become ignore regions (default: left out)")
     s.add_argument("--model", default=None, help="compiled detector folder (default: the shipped model)")
     s.add_argument("--backend", choices=["numpy", "csim"], default="numpy")
     s.add_argument("--limit", type=positive_int, default=None, help="first N frames of the split")
@@ -398,7 +400,7 @@ def cmd_detect(args):
 def cmd_evaluate_detector(args):
     from .measure.detector_tasks import evaluate_detector
     r = evaluate_detector(model=args.model, video=args.video, split=args.split, voc=args.voc, labels=args.labels,
-                          backend=args.backend, limit=args.limit)
+                          backend=args.backend, limit=args.limit, ignore_band=args.ignore_band)
     write_json(args.json, r)
     print("evaluate-detector: {} frames ({}), mAP50 {}".format(
         r["frames"], r["source"].get("split"), "n/a" if r["map50"] is None else "{:.4f}".format(r["map50"])))

@@ -1,9 +1,9 @@
 """CoDeNet tasks of the CLI: the default network, `verify codenet` and `bench codenet`.
 
-The default network is the shipped detector (overlays/codenet/models/codenet_voc256/): a trained
-CoDeNet-1x W4A8 whose QONNX ships beside its compiled program. At 256x256 it is that program; at
-another input size (512) the same QONNX is compiled for that size (the network is fully
-convolutional) and cached. No torch is needed.
+The default network is the codenet overlay's default model, the shipped detector
+(overlays/codenet/models/codenet_voc512/): a trained CoDeNet-1x W4A8 whose QONNX ships beside its
+compiled program. The QONNX is compiled at the requested input size (256 or 512: the network is
+fully convolutional) and cached. No torch is needed.
 """
 import hashlib
 import os

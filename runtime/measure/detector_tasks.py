@@ -100,9 +100,12 @@ def read_frames(video, indices):
 
 
 def evaluate_detector(model=None, video=None, split="heldout", voc=None, labels=None, backend="numpy",
-                      pl="sim", limit=None, score=0.01):
+                      pl="sim", limit=None, score=0.01, ignore_band=False):
     """Held-out AP50 of a compiled detector on the simulated PL (or the board with pl="auto").
-    -> {"frames", "ap50": {class: AP}, "map50", "ground_truth": {class: count}, ...}."""
+    -> {"frames", "ap50": {class: AP}, "map50", "ground_truth": {class: count}, ...}.
+    Teacher labels: the boxes at or above its score threshold are the ground truth; with
+    ignore_band the boxes of its uncertain band (just below the threshold) become COCO "crowd"
+    regions that a detection may match without counting (default: left out, the stricter)."""
     from ..detector import Detector
     from .detection_eval import evaluate_ap50
     if (video is None) == (voc is None):
@@ -120,10 +123,14 @@ def evaluate_detector(model=None, video=None, split="heldout", voc=None, labels=
         if not idx:
             raise InputError("the {} split of {} is empty".format(split, video))
         images = read_frames(video, idx)
-        gts = [{"boxes": lab[i]["boxes"][~lab[i]["ignore"]], "classes": lab[i]["classes"][~lab[i]["ignore"]]}
-               for i in idx]
+        if ignore_band:
+            gts = [{"boxes": lab[i]["boxes"], "classes": lab[i]["classes"], "ignore": lab[i]["ignore"]} for i in idx]
+        else:
+            gts = [{"boxes": lab[i]["boxes"][~lab[i]["ignore"]], "classes": lab[i]["classes"][~lab[i]["ignore"]]}
+                   for i in idx]
         source = {"video": str(video), "split": split, "frames": [idx[0], idx[-1]],
-                  "ground_truth": "teacher labels at its score threshold (ignore band left out)"}
+                  "ground_truth": "teacher labels at its score threshold; its uncertain band {}".format(
+                      "as ignore regions" if ignore_band else "left out")}
     else:
         from ..vision.voc import voc_items
         items = voc_items(voc, split)[:limit]
