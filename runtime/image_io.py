@@ -45,7 +45,8 @@ def _png_size(data, name):
         if end > len(data):
             break
         if zlib.crc32(data[pos + 4:end - 4]) & 0xFFFFFFFF != struct.unpack(">I", data[end - 4:end])[0]:
-            raise InputError("cannot read image {}: PNG chunk {!r} at byte {} is corrupt (CRC mismatch)".format(name, kind, pos))
+            raise InputError("cannot read image {}: PNG chunk {!r} at byte {} is corrupt (CRC mismatch)".format(
+                name, kind, pos))
         if kind == b"IHDR":
             size = struct.unpack(">II", data[pos + 8:pos + 16])
         if kind == b"IEND":
@@ -53,7 +54,8 @@ def _png_size(data, name):
             break
         pos = end
     if size is None or not ended:
-        raise InputError("cannot read image {}: truncated PNG (no {} chunk)".format(name, "IHDR" if size is None else "IEND"))
+        raise InputError("cannot read image {}: truncated PNG (no {} chunk)".format(
+            name, "IHDR" if size is None else "IEND"))
     return size
 
 
@@ -86,7 +88,8 @@ def _bmp_size(data, name):
     bits = struct.unpack("<H", data[28:30])[0]
     need = offset + ((abs(w) * bits + 31) // 32) * 4 * abs(h)
     if w <= 0 or h == 0 or len(data) < need:
-        raise InputError("cannot read image {}: truncated or corrupt BMP ({} bytes, the header needs {})".format(name, len(data), need))
+        raise InputError("cannot read image {}: truncated or corrupt BMP ({} bytes, the header needs {})".format(
+            name, len(data), need))
     return w, abs(h)
 
 
@@ -96,13 +99,15 @@ def read_image(path, flags=None, max_pixels=MAX_IMAGE_PIXELS):
     path = Path(path)
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
-            raise InputError("cannot read image {}: file of {} bytes exceeds {} MB".format(path, path.stat().st_size, MAX_FILE_BYTES >> 20))
+            raise InputError("cannot read image {}: file of {} bytes exceeds {} MB".format(
+                path, path.stat().st_size, MAX_FILE_BYTES >> 20))
         data = path.read_bytes()
     except OSError as e:
         raise InputError("cannot read image {}: {}".format(path, e.strerror or e)) from None
     w, h = image_size(data, str(path))
     if w < 1 or h < 1 or w * h > max_pixels:
-        raise InputError("cannot read image {}: {}x{} pixels; images up to {} pixels are accepted (downscale it first)".format(
+        raise InputError("cannot read image {}: {}x{} pixels; images up to {} pixels are accepted "
+                         "(downscale it first)".format(
             path, w, h, max_pixels))
     img, messages = _decode(data, cv2.IMREAD_UNCHANGED if flags is None else flags)
     if img is None or img.shape[0] != h or img.shape[1] != w:
