@@ -253,8 +253,9 @@ def cmd_run(args):
                 frame = net.run(np.asarray(x[i:i + 1]))
                 for k, v in frame.items():
                     if k not in files:
-                        files[k] = np.lib.format.open_memmap(os.path.join(tmp, "{}.npy".format(len(files))),
-                                                             mode="w+", dtype=v.dtype, shape=(x.shape[0],) + v.shape[1:])
+                        files[k] = np.lib.format.open_memmap(
+                            os.path.join(tmp, "{}.npy".format(len(files))), mode="w+", dtype=v.dtype,
+                            shape=(x.shape[0],) + v.shape[1:])
                     files[k][i] = v[0]
             names = {k: m.filename for k, m in files.items()}
             for m in files.values():

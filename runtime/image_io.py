@@ -34,7 +34,7 @@ def image_size(data, name="image"):
         return _jpeg_size(data, name)
     if data[:2] == b"BM":
         return _bmp_size(data, name)
-    raise InputError("{}: not a PNG, JPEG or BMP file".format(name))
+    raise InputError("cannot read image {}: not a PNG, JPEG or BMP file".format(name))
 
 
 def _png_size(data, name):
@@ -45,7 +45,8 @@ def _png_size(data, name):
         if end > len(data):
             break
         if zlib.crc32(data[pos + 4:end - 4]) & 0xFFFFFFFF != struct.unpack(">I", data[end - 4:end])[0]:
-            raise InputError("{}: PNG chunk {!r} at byte {} is corrupt (CRC mismatch)".format(name, kind, pos))
+            raise InputError("cannot read image {}: PNG chunk {!r} at byte {} is corrupt (CRC mismatch)".format(
+                name, kind, pos))
         if kind == b"IHDR":
             size = struct.unpack(">II", data[pos + 8:pos + 16])
         if kind == b"IEND":
@@ -53,17 +54,18 @@ def _png_size(data, name):
             break
         pos = end
     if size is None or not ended:
-        raise InputError("{}: truncated PNG (no {} chunk)".format(name, "IHDR" if size is None else "IEND"))
+        raise InputError("cannot read image {}: truncated PNG (no {} chunk)".format(
+            name, "IHDR" if size is None else "IEND"))
     return size
 
 
 def _jpeg_size(data, name):
     if data.rstrip(b"\x00")[-2:] != b"\xff\xd9":
-        raise InputError("{}: truncated JPEG (no end-of-image marker)".format(name))
+        raise InputError("cannot read image {}: truncated JPEG (no end-of-image marker)".format(name))
     pos = 2
     while pos + 4 <= len(data):
         if data[pos] != 0xFF:
-            raise InputError("{}: corrupt JPEG (no marker at byte {})".format(name, pos))
+            raise InputError("cannot read image {}: corrupt JPEG (no marker at byte {})".format(name, pos))
         marker = data[pos + 1]
         if marker == 0xFF:
             pos += 1
@@ -75,18 +77,19 @@ def _jpeg_size(data, name):
             h, w = struct.unpack(">HH", data[pos + 5:pos + 9])
             return w, h
         pos += 2 + length
-    raise InputError("{}: corrupt JPEG (no frame header)".format(name))
+    raise InputError("cannot read image {}: corrupt JPEG (no frame header)".format(name))
 
 
 def _bmp_size(data, name):
     if len(data) < 30:
-        raise InputError("{}: truncated BMP header".format(name))
+        raise InputError("cannot read image {}: truncated BMP header".format(name))
     offset = struct.unpack("<I", data[10:14])[0]
     w, h = struct.unpack("<ii", data[18:26])
     bits = struct.unpack("<H", data[28:30])[0]
     need = offset + ((abs(w) * bits + 31) // 32) * 4 * abs(h)
     if w <= 0 or h == 0 or len(data) < need:
-        raise InputError("{}: truncated or corrupt BMP ({} bytes, the header needs {})".format(name, len(data), need))
+        raise InputError("cannot read image {}: truncated or corrupt BMP ({} bytes, the header needs {})".format(
+            name, len(data), need))
     return w, abs(h)
 
 
@@ -96,20 +99,22 @@ def read_image(path, flags=None, max_pixels=MAX_IMAGE_PIXELS):
     path = Path(path)
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
-            raise InputError("{}: file of {} bytes exceeds {} MB".format(path, path.stat().st_size, MAX_FILE_BYTES >> 20))
+            raise InputError("cannot read image {}: file of {} bytes exceeds {} MB".format(
+                path, path.stat().st_size, MAX_FILE_BYTES >> 20))
         data = path.read_bytes()
     except OSError as e:
         raise InputError("cannot read image {}: {}".format(path, e.strerror or e)) from None
     w, h = image_size(data, str(path))
     if w < 1 or h < 1 or w * h > max_pixels:
-        raise InputError("{}: {}x{} pixels; images up to {} pixels are accepted (downscale it first)".format(
+        raise InputError("cannot read image {}: {}x{} pixels; images up to {} pixels are accepted "
+                         "(downscale it first)".format(
             path, w, h, max_pixels))
     img, messages = _decode(data, cv2.IMREAD_UNCHANGED if flags is None else flags)
     if img is None or img.shape[0] != h or img.shape[1] != w:
-        raise InputError("{}: the image data cannot be decoded".format(path))
+        raise InputError("cannot read image {}: the image data cannot be decoded".format(path))
     damage = [m for m in messages.splitlines() if m.startswith(JPEG_DAMAGE)]
     if damage:
-        raise InputError("{}: damaged JPEG data (the decoder reports: {})".format(path, damage[0]))
+        raise InputError("cannot read image {}: damaged JPEG data (the decoder reports: {})".format(path, damage[0]))
     return img
 
 

@@ -345,10 +345,14 @@ def _worker(target, seconds, seed, hang_s, queue):
     signal.signal(signal.SIGALRM, _alarm)
     stats = {"executions": 0, "ok": 0, "refused": 0, "raw_tracebacks": {}, "hangs": 0}
     workdir = tempfile.mkdtemp(prefix="fuzz_" + target + "_")
+    try:                 # warm-up, untimed: an alarm inside a first import would break the module
+        RUNNERS[target](random.Random(-1), workdir)
+    except Exception:  # noqa: BLE001 - the timed executions report it
+        pass
     end = time.monotonic() + seconds
     i = 0
     try:
-        while time.monotonic() < end:
+        while time.monotonic() < end and not stats["hangs"]:   # after a hang: a fresh process
             i += 1
             signal.alarm(hang_s)
             try:
@@ -373,33 +377,55 @@ def _worker(target, seconds, seed, hang_s, queue):
     queue.put(("done", target, stats))
 
 
+def _one_process(ctx, target, seconds, seed, hang_s):
+    queue = ctx.Queue()
+    p = ctx.Process(target=_worker, args=(target, seconds, seed, hang_s, queue))
+    p.start()
+    stats, last = None, None
+    while p.is_alive() or not queue.empty():
+        try:
+            kind, _, payload = queue.get(timeout=1)
+        except Exception:  # noqa: BLE001 - queue.Empty
+            continue
+        if kind == "done":
+            stats = payload
+        else:
+            last = payload
+            print("  {}: {executions} executions, {raw_tracebacks} raw tracebacks, {hangs} hangs".format(
+                target, **payload), file=sys.stderr)
+    p.join()
+    if stats is None:
+        stats = dict(last or {"executions": 0, "ok": 0, "refused": 0, "hangs": 0}, raw_tracebacks={})
+    stats["crashes"] = 0 if p.exitcode == 0 else 1
+    return stats
+
+
 def long_run(targets, seconds, seed=0, hang_s=20):
-    """Each target in its own process (a crash, e.g. a segfault in a decoder, kills only it)."""
+    """Each target in its own processes (a crash, e.g. a segfault in a decoder, kills only one;
+    after a hang or a crash a fresh process takes over for the time left)."""
     ctx = multiprocessing.get_context("fork")
     report = {"seconds_per_target": seconds, "seed": seed, "targets": {}}
     for target in targets:
-        queue = ctx.Queue()
-        p = ctx.Process(target=_worker, args=(target, seconds, seed, hang_s, queue))
         t0 = time.monotonic()
-        p.start()
-        stats, last = None, None
-        while p.is_alive() or not queue.empty():
-            try:
-                kind, _, payload = queue.get(timeout=1)
-            except Exception:  # noqa: BLE001 - queue.Empty
-                continue
-            if kind == "done":
-                stats = payload
-            else:
-                last = payload
-                print("  {}: {executions} executions, {raw_tracebacks} raw tracebacks, {hangs} hangs".format(
-                    target, **payload), file=sys.stderr)
-        p.join()
-        if stats is None:
-            stats = dict(last or {"executions": 0}, raw_tracebacks={}, crash_exitcode=p.exitcode)
-        stats["crashes"] = 0 if p.exitcode == 0 else 1
-        stats["wall_s"] = round(time.monotonic() - t0, 1)
-        report["targets"][target] = stats
+        total = {"executions": 0, "ok": 0, "refused": 0, "hangs": 0, "crashes": 0, "raw_tracebacks": {},
+                 "processes": 0}
+        part = 0
+        while True:
+            left = seconds - (time.monotonic() - t0)
+            if left <= 0 and total["processes"]:
+                break
+            s = _one_process(ctx, target, max(left, 0.1), seed * 1000 + part, hang_s)
+            part += 1
+            total["processes"] += 1
+            for k in ("executions", "ok", "refused", "hangs", "crashes"):
+                total[k] += s.get(k, 0)
+            for key, r in s["raw_tracebacks"].items():
+                t = total["raw_tracebacks"].setdefault(key, dict(r, count=0))
+                t["count"] += r["count"]
+            if not (s.get("hangs") or s["crashes"]):
+                break
+        total["wall_s"] = round(time.monotonic() - t0, 1)
+        report["targets"][target] = total
     report["executions"] = sum(s["executions"] for s in report["targets"].values())
     report["raw_tracebacks"] = sum(sum(r["count"] for r in s["raw_tracebacks"].values()) if isinstance(
         s["raw_tracebacks"], dict) else 0 for s in report["targets"].values())

@@ -3,7 +3,6 @@
 import copy
 
 import numpy as np
-import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
@@ -62,7 +61,8 @@ def _bias_shape(m):
     (_ir_99, "not a valid ONNX model .*ir_version"),
     (_int4_under_opset13, "not a valid ONNX model"),
     (_one_scale_for_two_channels, "(2 scales for 6 channels|not a valid ONNX model|onnxruntime refuses)"),
-    (_zero_point_shape, r"node 'wdequant_c2' \(DequantizeLinear\): zero point shape \[3\] differs from the scale's \[6\]"),
+    (_zero_point_shape,
+     r"node 'wdequant_c2' \(DequantizeLinear\): zero point shape \[3\] differs from the scale's \[6\]"),
     (_group_mismatch, "(group|not a valid ONNX model|onnxruntime refuses)"),
     (_bias_shape, "(bias shape|not a valid ONNX model|onnxruntime refuses)"),
 ])

@@ -56,6 +56,6 @@ def test_long_run_harness_reports_hangs_tracebacks_and_crashes(monkeypatch):
     t = r["targets"]
     assert t["onnx"]["hangs"] >= 1
     assert sum(v["count"] for v in t["image"]["raw_tracebacks"].values()) >= 1
-    assert t["manifest"]["crashes"] == 1
+    assert t["manifest"]["crashes"] >= 1          # a fresh process after each crash
     assert t["bnn_folder"]["executions"] > 0 and t["bnn_folder"]["crashes"] == 0
-    assert r["crashes"] == 1 and r["hangs"] >= 1 and r["raw_tracebacks"] >= 1
+    assert r["crashes"] >= 1 and r["hangs"] >= 1 and r["raw_tracebacks"] >= 1

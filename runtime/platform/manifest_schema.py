@@ -88,7 +88,8 @@ def validate_manifest_data(path, data):
     spans.sort()
     for (a0, a1, an), (b0, b1, bn) in zip(spans, spans[1:]):
         if b0 < a1:
-            _fail(path, "ips.{}.phys_addr".format(bn), "its range overlaps IP {} (0x{:X}..0x{:X})".format(an, a0, a1 - 1))
+            _fail(path, "ips.{}.phys_addr".format(bn),
+                  "its range overlaps IP {} (0x{:X}..0x{:X})".format(an, a0, a1 - 1))
 
 
 def _registers(path, field, regs, addr_range, needed):
@@ -113,7 +114,8 @@ def _registers(path, field, regs, addr_range, needed):
     spans.sort()
     for (a0, a1, an), (b0, b1, bn) in zip(spans, spans[1:]):
         if b0 < a1:
-            _fail(path, "{}.{}.offset".format(field, bn), "overlaps register {} (0x{:X}..0x{:X})".format(an, a0, a1 - 1))
+            _fail(path, "{}.{}.offset".format(field, bn),
+                  "overlaps register {} (0x{:X}..0x{:X})".format(an, a0, a1 - 1))
     ctrl = regs.get("CTRL")
     if ctrl is None or _int(path, field + ".CTRL.offset", ctrl["offset"], 0, 0) != 0:
         _fail(path, field + ".CTRL", "the ap_ctrl_hs control register CTRL at offset 0 is required")
