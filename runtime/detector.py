@@ -15,6 +15,7 @@ slowest stage rather than by the sum of the three.
 Thread safety: a Detector is used by one thread at a time (its own pipeline threads excepted); a
 second thread entering `detect` or `stream` while one is running is refused with a clear error.
 """
+import collections
 import queue
 import threading
 import time
@@ -33,6 +34,7 @@ DEFAULT_SCORE = 0.3
 MAX_PIXELS = 100_000_000           # decoded frames above this (e.g. a 10000 x 10000 image) are refused
 OUTPUTS = ("heatmap", "size", "offset")
 STREAM_TIMEOUT_S = 30.0            # a pipeline stage waiting this long for its neighbour gives up
+TIMINGS_KEPT = 10000
 
 
 class Detection(NamedTuple):
@@ -130,7 +132,8 @@ class Detector:
         self.pl, self.backend = self.runner.pl, self.runner.engine
         self._outs = {o["name"]: o for o in self.model.outputs}
         self._busy = threading.Lock()
-        self.timings = {"pre_ms": [], "pl_ms": [], "post_ms": []}
+        # the last TIMINGS_KEPT frames' stage times (bounded: a camera may run for days)
+        self.timings = {k: collections.deque(maxlen=TIMINGS_KEPT) for k in ("pre_ms", "pl_ms", "post_ms")}
 
     # ---- stages (each works on one of the runner's arenas)
     def preprocess(self, image, index=0):

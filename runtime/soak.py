@@ -2,6 +2,7 @@
 
     pynq-deploy soak bnn --frames 1000000 --json out/soak_bnn.json
     pynq-deploy soak codenet --frames 10000 --json out/soak_codenet.json
+    pynq-deploy soak detector --frames 10000 --json out/soak_detector.json
 
 Writes {"target", "frames", "rss_mb": {"start", "after_1000", "peak", "end"},
 "live_buffers": {"baseline", "end"}, "fps": {"first_1000", "last_1000"}, "rss_growth_after_1000"}.
@@ -78,6 +79,26 @@ def _codenet(model=None, engine="numpy", **_):
                 if f % 97 == 0 and any(not np.array_equal(v, first[f % len(x)][k]) for k, v in out.items()):
                     raise AssertionError("soak codenet: outputs of frame {} changed".format(f))
         step.batch = 1
+        yield step
+
+
+@soak_target("detector")
+@contextlib.contextmanager
+def _detector(model=None, engine="numpy", **_):
+    """The detector end to end (BGR frame in, boxes out) over the bundled clip's real frames,
+    pipelined as run_detector runs it; every frame's detections must stay the same."""
+    from .detector import Detector
+    from .measure.detector_tasks import bench_frames
+    frames = bench_frames(30)
+    with Detector(model, pl="sim", backend=engine) as det:
+        expected = [det.detect(f) for f in frames]
+
+        def step(i, n):
+            k = [j % len(frames) for j in range(i, i + n)]
+            for j, (_, dets, _ms) in zip(k, det.stream(frames[j] for j in k)):
+                if dets != expected[j]:
+                    raise AssertionError("soak detector: detections changed at frame {}".format(i))
+        step.batch = 10
         yield step
 
 
