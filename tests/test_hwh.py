@@ -83,11 +83,16 @@ def test_board_load_refuses_a_differing_hwh(tmp_path, monkeypatch):
     monkeypatch.setattr(overlay_mod, "board_devices", lambda: ["fake-ultra96"])
 
     class BoardOverlay:       # what pynq.Overlay gives on the board: the parsed .hwh, no download here
-        def __init__(self, bitfile):
+        def __init__(self, bitfile, download=True):
             self.ip_dict = parse_hwh(bitfile.replace(".bit", ".hwh"))
+            self.downloads = 0
+
+        def download(self):
+            self.downloads += 1
     monkeypatch.setattr(overlay_mod.pynq, "Overlay", BoardOverlay)
     with pytest.raises(OverlayError, match=r"n_images: offset 0x44 in .hwh, 0x3C in manifest"):
         load_overlay(str(overlay_dir))
     (overlay_dir / "bnn.hwh").write_text(hwh_text(manifest_of("bnn")))
     ov, manifest, kind = load_overlay(str(overlay_dir))
     assert kind == "board" and isinstance(ov, BoardOverlay)
+    assert ov.downloads == 1              # checked first, then programmed once

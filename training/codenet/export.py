@@ -184,8 +184,14 @@ class GraphBuilder:
         return self.act(y, group, signed=not m.relu)
 
     def shuffle(self, x, c, h, w, base):
-        # the spatial dims come from Shape(x) so that one graph serves any input size (the
-        # compiler folds Shape/Concat to constants; onnxruntime computes them)
+        if not self.any_size:
+            y = self.node("Reshape", [x, self.const(np.array([0, 2, c // 2, h, w], np.int64), base + "_s1")],
+                          base + "_reshape")
+            y = self.node("Transpose", [y], base + "_transpose", perm=[0, 2, 1, 3, 4])
+            return self.node("Reshape", [y, self.const(np.array([0, c, h, w], np.int64), base + "_s2")],
+                             base + "_reshape")
+        # any size: the spatial dims come from Shape(x) (the compiler folds Shape/Concat to
+        # constants; onnxruntime computes them)
         hw = self.node("Shape", [x], base + "_hw", start=2)
         s1 = self.node("Concat", [self.const(np.array([0, 2, c // 2], np.int64), base + "_s1"), hw],
                        base + "_s1cat", axis=0)
