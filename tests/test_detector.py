@@ -288,3 +288,11 @@ def test_detector_runs_without_torch_or_onnxruntime():
                        text=True, cwd=str(ROOT), timeout=300)
     assert p.returncode == 0, p.stderr
     assert int(p.stdout.strip().splitlines()[-1]) >= 2
+
+
+def test_soak_detector_short_run():
+    """`pynq-deploy soak detector`: frames keep their detections, buffers come back (short CI run)."""
+    from runtime.soak import soak
+    r = soak("detector", 40)
+    assert r["frames"] == 40 and r["live_buffers"]["end"] == r["live_buffers"]["baseline"]
+    assert r["rss_mb"]["peak"] >= r["rss_mb"]["start"] > 0
