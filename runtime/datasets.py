@@ -1,4 +1,4 @@
-"""Real datasets installed from the package registries (see DATA.md): Fashion-MNIST as IDX files.
+"""Real datasets installed from the package registries: Fashion-MNIST as IDX files.
 
 Debian's `dataset-fashion-mnist` puts the four IDX files under /usr/share/datasets/fashion-mnist.
 Set PYNQ_DEPLOY_FASHION_MNIST to use another folder (e.g. the board, where the files are copied).

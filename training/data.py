@@ -1,4 +1,4 @@
-"""Real images for the detector: frames of OpenCV's `vtest.avi` and photos (see shared DATA.md).
+"""Real images for the detector: frames of OpenCV's `vtest.avi` and photos.
 
 The full set is installed outside git by `bash training/fetch_data.sh` into
 `$PYNQ_DEPLOY_DATA` (default `~/.cache/pynq-deploy/data`): Debian's opencv-doc unpacked (not

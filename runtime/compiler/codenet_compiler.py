@@ -1,4 +1,4 @@
-"""ONNX -> CoDeNet engine program (hls_src/codenet/FORMAT.md; DESIGN.md sections 3 and 5).
+"""ONNX -> CoDeNet engine program (the contract: hls_src/codenet/FORMAT.md).
 
     compile_onnx(model, input_size=None, class_names=None) -> CompiledModel
     CompiledModel.load(dir) / .save(dir)

@@ -8,7 +8,7 @@ seen input read the zero point), dilation bytes above MAX_DIL (saturated to MAX_
 engine does) and accumulators that wrap at ACC_BITS (only possible in programs that `validate_layer`
 refuses).
 
-Exactness of the fast paths (DESIGN.md section 6). Per layer, from the actual weights:
+Exactness of the fast paths (integer arithmetic on float BLAS is exact below 2^24 in float32). Per layer, from the actual weights:
 
   B  = max_o sum_k |w[o, k]| * xmax      (xmax = 128 for int8 input, 255 for uint8 input)
   Bb = max_o (sum_k |w[o, k]| * xmax + |bias[o]|)

@@ -30,7 +30,7 @@ from . import codenet_cycles
 
 START_OVERHEAD_US = 20.0            # one start: a few AXI-Lite writes and the ap_done poll
 
-# What the published system ran on the ARM cores (DESIGN.md section 3, from the CoDeNet paper),
+# What the published system ran on the ARM cores (from the CoDeNet paper),
 # per input size: first layer via TVM, channel split/concat/shuffle copies, x2 upsample, and one
 # Python register-programming round trip per engine call (assumed 0.15 ms; not published).
 PUBLISHED_HOST_MS = {

@@ -1,6 +1,6 @@
 """CoDeNet in PyTorch: ShuffleNetV2 backbone, dilation-deformable decoder, CenterNet heads.
 
-The network the CoDeNet engine runs (shared DESIGN.md section 3, hls_src/codenet/FORMAT.md):
+The network the CoDeNet engine runs (CoDeNet, FPGA'21; hls_src/codenet/FORMAT.md):
 
 * input: RGB 0..255 float (no normalisation: the BatchNorm after the first conv absorbs it; the
   engine reads the image bytes with zero point 0), size S x S with S a multiple of 32;
