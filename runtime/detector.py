@@ -35,6 +35,7 @@ MAX_PIXELS = 100_000_000           # decoded frames above this (e.g. a 10000 x 1
 OUTPUTS = ("heatmap", "size", "offset")
 STREAM_TIMEOUT_S = 30.0            # a pipeline stage waiting this long for its neighbour gives up
 TIMINGS_KEPT = 10000
+_END = object()                    # end of the frames iterable
 
 
 class Detection(NamedTuple):
@@ -132,6 +133,7 @@ class Detector:
         self.pl, self.backend = self.runner.pl, self.runner.engine
         self._outs = {o["name"]: o for o in self.model.outputs}
         self._busy = threading.Lock()
+        self._workers = None               # the stream pipeline's threads and queues, once started
         # the last TIMINGS_KEPT frames' stage times (bounded: a camera may run for days)
         self.timings = {k: collections.deque(maxlen=TIMINGS_KEPT) for k in ("pre_ms", "pl_ms", "post_ms")}
 
@@ -204,96 +206,106 @@ class Detector:
         """Iterate (frame, [Detection], {"pre_ms", "pl_ms", "post_ms"}) over an iterable of BGR
         frames, pipelined: pre-processing of frame n+1 and decoding of frame n-1 overlap the
         engine's frame n (two arenas, a thread for the engine and one for decoding). Frames come
-        out in order. Stops at the end of `frames`; an exception in any stage is raised here."""
+        out in order. Stops at the end of `frames`; an exception in any stage is raised here.
+        The two worker threads live as long as the Detector (started by the first `stream`,
+        stopped by `close`): a camera loop calling `stream` again and again creates no threads."""
         with self._exclusive():
             yield from self._pipeline(iter(frames))
 
-    def _pipeline(self, frames):
-        free = queue.Queue()
-        for i in range(2):
-            free.put(i)
+    def _start_workers(self):
+        """The engine and decoding threads, fed through FIFO queues (so frames stay in order). A
+        stage's exception travels with its frame to the consumer; the threads keep running."""
+        if self._workers is not None:
+            return
         to_pl, to_post, done = queue.Queue(), queue.Queue(), queue.Queue()
-        stop = threading.Event()
-        END = object()
 
-        def pl_worker():
-            try:
-                while True:
-                    item = to_pl.get()
-                    if item is END or stop.is_set():
-                        to_post.put(END)
-                        return
-                    t = time.perf_counter()
-                    self.run_pl(item["index"])
-                    item["pl_ms"] = (time.perf_counter() - t) * 1e3
-                    to_post.put(item)
-            except BaseException as e:          # handed to the consumer, raised there
-                to_post.put(e)
+        def stage(inbox, outbox, work, key):
+            while True:
+                item = inbox.get()
+                if item is None:                     # close(): pass the stop on and end
+                    if outbox is not done:
+                        outbox.put(None)
+                    return
+                if "error" not in item:
+                    try:
+                        t = time.perf_counter()
+                        work(item)
+                        item[key] = (time.perf_counter() - t) * 1e3
+                    except BaseException as e:      # handed to the consumer, raised there
+                        item["error"] = e
+                outbox.put(item)
 
-        def post_worker():
-            try:
-                while True:
-                    item = to_post.get()
-                    if item is END or isinstance(item, BaseException):
-                        done.put(item)
-                        return
-                    t = time.perf_counter()
-                    item["dets"] = self.postprocess(item["hw"], item["index"])
-                    item["post_ms"] = (time.perf_counter() - t) * 1e3
-                    free.put(item["index"])
-                    done.put(item)
-            except BaseException as e:
-                done.put(e)
+        def run_pl(item):
+            self.run_pl(item["index"])
 
-        workers = [threading.Thread(target=pl_worker, daemon=True, name="detector-pl"),
-                   threading.Thread(target=post_worker, daemon=True, name="detector-post")]
-        for w in workers:
-            w.start()
+        def decode_frame(item):
+            item["dets"] = self.postprocess(item["hw"], item["index"])
+        threads = [threading.Thread(target=stage, args=(to_pl, to_post, run_pl, "pl_ms"),
+                                    daemon=True, name="detector-pl"),
+                   threading.Thread(target=stage, args=(to_post, done, decode_frame, "post_ms"),
+                                    daemon=True, name="detector-post")]
+        for t in threads:
+            t.start()
+        self._workers = {"to_pl": to_pl, "done": done, "threads": threads}
+
+    def _pipeline(self, frames):
+        self._start_workers()
+        to_pl, done = self._workers["to_pl"], self._workers["done"]
+        free = list(range(self.runner.n_arenas))
         pending = 0
         exhausted = False
         try:
             while True:
-                # feed while an arena is free, else hand out a finished frame
-                if not exhausted:
-                    try:
-                        index = free.get(timeout=0 if pending else STREAM_TIMEOUT_S)
-                    except queue.Empty:
-                        index = None
-                    if index is not None:
-                        frame = next(frames, END)
-                        if frame is END:
-                            exhausted = True
-                            free.put(index)
-                            to_pl.put(END)
-                        else:
-                            t = time.perf_counter()
-                            hw = self.preprocess(frame, index)
-                            to_pl.put({"index": index, "frame": frame, "hw": hw,
-                                       "pre_ms": (time.perf_counter() - t) * 1e3})
-                            pending += 1
-                            continue
-                if pending == 0 and exhausted:
+                if not exhausted and free:           # feed while an arena is free
+                    frame = next(frames, _END)
+                    if frame is _END:
+                        exhausted = True
+                    else:
+                        index = free.pop()
+                        t = time.perf_counter()
+                        hw = self.preprocess(frame, index)
+                        to_pl.put({"index": index, "frame": frame, "hw": hw,
+                                   "pre_ms": (time.perf_counter() - t) * 1e3})
+                        pending += 1
+                        continue
+                if pending == 0:
                     break
-                try:
-                    item = done.get(timeout=STREAM_TIMEOUT_S)
-                except queue.Empty:
-                    raise RuntimeError("detector pipeline stalled: no frame finished within {} s".format(
-                        STREAM_TIMEOUT_S))
-                if isinstance(item, BaseException):
-                    raise item
-                if item is END:
-                    break
+                item = self._next_done(done)
                 pending -= 1
+                free.append(item["index"])
+                if "error" in item:
+                    raise item["error"]
                 self._record(item["pre_ms"] / 1e3, item["pl_ms"] / 1e3, item["post_ms"] / 1e3)
                 yield item["frame"], item["dets"], {k: item[k] for k in ("pre_ms", "pl_ms", "post_ms")}
         finally:
-            stop.set()
-            to_pl.put(END)
-            for w in workers:
-                w.join(timeout=STREAM_TIMEOUT_S)
+            # frames still in flight (the consumer stopped early, or a stage failed) are waited
+            # for, so the next stream starts with both arenas free and empty queues
+            try:
+                for _ in range(pending):
+                    self._next_done(done)
+            except RuntimeError:
+                self._stop_workers(wait=False)   # a stalled stage: the next stream starts new ones
+
+    def _next_done(self, done):
+        try:
+            return done.get(timeout=STREAM_TIMEOUT_S)
+        except queue.Empty:
+            raise RuntimeError("detector pipeline stalled: no frame finished within {} s".format(
+                STREAM_TIMEOUT_S)) from None
+
+    def _stop_workers(self, wait=True):
+        workers, self._workers = self._workers, None
+        if workers is None:
+            return
+        workers["to_pl"].put(None)
+        if wait:
+            for t in workers["threads"]:
+                t.join(timeout=STREAM_TIMEOUT_S)
 
     # ---- lifetime
     def close(self):
+        """Stops the pipeline threads and frees the arenas; the Detector cannot be used after."""
+        self._stop_workers()
         self.runner.close()
 
     def __enter__(self):

@@ -91,6 +91,31 @@ def test_pipelined_stream_equals_frame_by_frame(det):
     assert all(set(g[2]) == {"pre_ms", "pl_ms", "post_ms"} for g in got)
 
 
+def test_stream_keeps_its_threads_and_recovers_after_an_early_stop(det):
+    """A camera loop calls stream() again and again: no new threads per call (each new thread
+    costs the process a malloc arena), and a consumer that stops early leaves nothing in flight."""
+    frames = [_frame("vtest_040.jpg"), _frame("vtest_360.jpg")] * 3
+    want = [det.detect(f) for f in frames]
+    assert [d for _, d, _ in det.stream(frames)] == want
+    threads = threading.active_count()
+    for _ in range(3):
+        assert [d for _, d, _ in det.stream(frames)] == want
+        gen = det.stream(frames)
+        next(gen)
+        gen.close()                              # stopped early: the other frame is drained
+        with pytest.raises(InputError):          # a bad frame mid-stream: raised, rest drained
+            list(det.stream(frames[:3] + [np.zeros((0, 4, 3), np.uint8)] + frames[3:]))
+    assert threading.active_count() == threads
+    assert [d for _, d, _ in det.stream(frames)] == want
+    names = {t.name for t in threading.enumerate()}
+    assert {"detector-pl", "detector-post"} <= names
+    det.close()
+    alive = [t for t in threading.enumerate() if t.name in ("detector-pl", "detector-post")]
+    for t in alive:
+        t.join(timeout=5)
+    assert not any(t.is_alive() for t in alive)
+
+
 def test_a_second_thread_is_refused_clearly(det):
     frames = [_frame("vtest_040.jpg")] * 4
     errors = []

@@ -60,6 +60,13 @@ def gather_l1(pred, ind, target, mask):
     return (torch.abs(p - target) * m).sum() / (m.sum() * c + 1e-4)
 
 
+def distill_loss(out, teacher_out, batch):
+    """Heat-map distillation from the float student during QAT: squared difference of the class
+    probabilities, normalised like the focal loss (per ground-truth object)."""
+    diff = torch.sigmoid(out[0]) - torch.sigmoid(teacher_out[0])
+    return (diff * diff).sum() / batch["hm"].eq(1).float().sum().clamp(min=1)
+
+
 def detection_loss(out, batch):
     hm, wh, off = out
     lh = focal_loss(hm, batch["hm"], batch["hm_weight"])
@@ -158,7 +165,8 @@ def save_ckpt(path, state):
     os.replace(tmp, path)
 
 
-def run_phase(name, model, opt, batcher, iters, base_lr, device, state, ckpt, args, log, probe=None):
+def run_phase(name, model, opt, batcher, iters, base_lr, device, state, ckpt, args, log, probe=None,
+              teacher=None):
     start = state.get(name + "_iter", 0)
     t0 = time.time()
     for it in range(start, iters):
@@ -169,7 +177,12 @@ def run_phase(name, model, opt, batcher, iters, base_lr, device, state, ckpt, ar
         if name == "qat":
             freeze_bn(model)
         b = to_torch(batcher.next(), device)
-        loss, parts = detection_loss(model(b["image"]), b)
+        out = model(b["image"])
+        loss, parts = detection_loss(out, b)
+        if teacher is not None:
+            with torch.no_grad():
+                teacher_out = teacher(b["image"])
+            loss = loss + args.distill * distill_loss(out, teacher_out, b)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
@@ -207,6 +220,8 @@ def main(argv=None):
                     help="weight bits of the three heads' output 1x1 convs (the rest: 4, the first layer 8)")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--qat-lr", type=float, default=2e-4)
+    ap.add_argument("--distill", type=float, default=1.0,
+                    help="weight of the heat-map distillation from the float student during QAT (0: off)")
     ap.add_argument("--video", nargs="*", help="videos to train on (default: vtest.avi and bikes.mp4)")
     ap.add_argument("--photos", nargs="*", help="photos to train on (default: the installed photos)")
     ap.add_argument("--photo-weight", type=float, default=4.0, help="sampling weight of a photo vs a frame")
@@ -296,7 +311,15 @@ def main(argv=None):
         opt = torch.optim.AdamW(model.parameters(), lr=args.qat_lr, weight_decay=0.0)
         if "opt_qat" in state:
             opt.load_state_dict(state["opt_qat"])
-        run_phase("qat", model, opt, batcher, args.qat_iters, args.qat_lr, device, state, ckpt, args, log, probe)
+        teacher = None
+        if args.distill > 0:
+            teacher = CoDeNet(**model.config).to(device, memory_format=torch.channels_last)
+            enable_qat(teacher)
+            teacher.load_state_dict(float_sd)
+            teacher.qs.active = False
+            teacher.eval()
+        run_phase("qat", model, opt, batcher, args.qat_iters, args.qat_lr, device, state, ckpt, args, log, probe,
+                  teacher=teacher)
         state["time_s"] = time.time() - t_start
         save_ckpt(ckpt, state)
     log("accumulator: smallest A2Q margin of the weights {} (of {})".format(a2q_project(model), 2 ** 23 - 1))
