@@ -79,3 +79,22 @@ def test_adapt_end_to_end_smoke(tmp_path):
     with Detector(out / "compiled", pl="sim") as det:
         dets = det.detect(cv2.imread(str(samples_dir() / "vtest_200.jpg")))
     assert sum(d.class_name == "person" for d in dets) >= 1
+
+
+def test_heatmap_distillation_loss():
+    """QAT's distillation term: zero when the student's heat map equals the float student's,
+    growing with the difference, normalised per ground-truth object, and it trains the student."""
+    from training.codenet.train_detector import distill_loss
+    g = torch.Generator().manual_seed(0)
+    t_hm = torch.randn(2, 20, 16, 16, generator=g)
+    gt = torch.zeros(2, 20, 16, 16)
+    gt[0, 14, 3, 4] = gt[1, 6, 9, 9] = 1.0
+    batch = {"hm": gt}
+    assert float(distill_loss((t_hm,), (t_hm,), batch)) == 0.0
+    near, far = (t_hm + 0.1,), (t_hm + 1.0,)
+    assert 0 < float(distill_loss(near, (t_hm,), batch)) < float(distill_loss(far, (t_hm,), batch))
+    want = ((torch.sigmoid(t_hm + 1.0) - torch.sigmoid(t_hm)) ** 2).sum() / 2
+    assert torch.allclose(distill_loss(far, (t_hm,), batch), want)
+    s = (t_hm + 1.0).requires_grad_()
+    distill_loss((s,), (t_hm,), batch).backward()
+    assert (s.grad > 0).all()                   # pushes every logit back toward the float student's
