@@ -152,12 +152,48 @@ def test_integer_domain_decode_equals_float_decode(seed, scale, zp, score):
 @given(seed=st.integers(0, 2 ** 31), t=st.integers(-128, 127), levels=st.integers(2, 256))
 def test_peaks_above_threshold_equal_the_maxpool_definition(seed, t, levels):
     """Candidates first, then their 3x3 neighbourhood: the same set as a full 3x3 max-pool
-    (ties included, edges padded with the minimum), on int8 maps with few or many levels."""
+    (ties broken in raster order, outside the map lower), on int8 maps with few or many levels."""
     rng = np.random.default_rng(seed)
     hm = (rng.integers(0, levels, (3, 9, 11)) - 128).astype(np.int8)
     want = np.flatnonzero(maxpool3x3_peaks(hm) & (hm >= t))
     assert np.array_equal(peaks_above(hm, t), want)
     assert np.array_equal(peaks_above(hm.transpose(0, 2, 1).copy().transpose(0, 2, 1), t), want)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2 ** 31), levels=st.integers(2, 6), boxes=st.integers(1, 4))
+def test_a_plateau_gives_one_peak(seed, levels, boxes):
+    """Equal neighbours (an int8 heatmap has many) are one object, not one per pixel: against a
+    loop over every pixel, a peak has no larger neighbour and no equal one before it in raster
+    order; a rectangular plateau above its surroundings yields exactly its top-left pixel."""
+    rng = np.random.default_rng(seed)
+    hm = rng.integers(-levels, 0, (2, 10, 12)).astype(np.int8)
+    tops = []
+    for _ in range(boxes):
+        c, y, x = int(rng.integers(0, 2)), int(rng.integers(0, 8)), int(rng.integers(0, 10))
+        h, w = int(rng.integers(1, 3)), int(rng.integers(1, 3))
+        if hm[c, max(y - 1, 0):y + h + 1, max(x - 1, 0):x + w + 1].max() >= 0:
+            continue                                 # keep the plateaus apart
+        hm[c, y:y + h, x:x + w] = 10
+        tops.append((c, y, x))
+    peaks = maxpool3x3_peaks(hm)
+    for c, y, x in np.ndindex(hm.shape):
+        v, want = hm[c, y, x], True
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                ny, nx = y + dy, x + dx
+                if (dy, dx) == (0, 0) or not (0 <= ny < hm.shape[1] and 0 <= nx < hm.shape[2]):
+                    continue
+                earlier = dy < 0 or (dy == 0 and dx < 0)
+                if hm[c, ny, nx] > v or (earlier and hm[c, ny, nx] == v):
+                    want = False
+        assert peaks[c, y, x] == want, (c, y, x)
+    assert sorted(zip(*np.nonzero(peaks & (hm == 10)))) == sorted(tops)
+    # two equal pixels side by side: one detection, at the first
+    hm2 = np.full((1, 5, 5), -50, np.int8)
+    hm2[0, 2, 2] = hm2[0, 2, 3] = 40
+    b, s, c = decode(hm2, np.ones((2, 5, 5), np.float32), np.zeros((2, 5, 5), np.float32), 0.1, 0, 0.5)
+    assert len(s) == 1 and b[0][0] == (2 - 0.5) * 4
 
 
 def test_decode_box_geometry():

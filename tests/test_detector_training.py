@@ -98,3 +98,30 @@ def test_heatmap_distillation_loss():
     s = (t_hm + 1.0).requires_grad_()
     distill_loss((s,), (t_hm,), batch).backward()
     assert (s.grad > 0).all()                   # pushes every logit back toward the float student's
+
+
+def test_weight_scales_clip_to_the_least_squared_error():
+    """The exported per-channel weight scale: never worse than max|w| / qmax, strictly better on
+    Gaussian-like 4-bit weights, a ratio of CLIP_RATIOS, and the training twin agrees."""
+    from training.codenet.qat import CLIP_RATIOS, QuantState, weight_scale_np
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal((48, 16, 3, 3)).astype(np.float32)
+    w[5] = 0.0                                   # a dead channel keeps a finite scale
+    w[7, 0, 0, 0] = 40.0                         # an outlier: clipping it is cheaper
+    for bits in (4, 8):
+        qmax = 2 ** (bits - 1) - 1
+        s = weight_scale_np(w, bits)
+        flat = w.reshape(48, -1)
+        mx = np.abs(flat).max(axis=1)
+
+        def err(sc):
+            return ((np.clip(np.rint(flat / sc[:, None]), -qmax - 1, qmax) * sc[:, None] - flat) ** 2).sum(1)
+        naive = np.maximum(mx, 1e-12).astype(np.float32) / np.float32(qmax)
+        assert s.dtype == np.float32 and np.isfinite(s).all() and (s > 0).all()
+        assert (err(s) <= err(naive)).all()
+        ratios = s[mx > 0] * qmax / mx[mx > 0]
+        assert np.isclose(ratios[:, None], np.array(CLIP_RATIOS)[None], rtol=1e-5).any(axis=1).all()
+        if bits == 4:
+            gaussian = np.arange(48) != 7
+            assert err(s)[gaussian].sum() < 0.8 * err(naive)[gaussian].sum()
+        assert np.array_equal(QuantState.weight_scale(torch.from_numpy(w), bits).numpy().ravel(), s)

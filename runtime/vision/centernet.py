@@ -2,7 +2,8 @@
 
 The engine returns the heatmap logits as int8 q with a scale s and zero point z (logit = (q - z) s).
 Everything before the winners are known runs on those integers: a 3x3 max-pool keeps local peaks
-(q == max of its 3x3 neighbourhood), the score threshold p is compared as the int8 logit
+(q == max of its 3x3 neighbourhood, a plateau giving one peak: see maxpool3x3_peaks), the score
+threshold p is compared as the int8 logit
 ceil(logit(p) / s + z), the top K peaks are chosen by q, and only they get a sigmoid. Boxes come
 from the size (w, h) and sub-pixel offset maps at the peaks, in output pixels (stride 4), and are
 returned in network-input pixels.
@@ -15,25 +16,35 @@ OUTPUT_STRIDE = 4
 DEFAULT_TOP_K = 100
 
 
+# The 3x3 neighbours that come before a position in raster order: a peak must be strictly above
+# these and at least equal to the others, so a plateau of equal values (common on an int8 map, and
+# on the nearest-upsampled decoder's float map) yields one peak, its first pixel, not one per pixel.
+_EARLIER = ((-1, -1), (-1, 0), (-1, 1), (0, -1))
+_NEIGHBOURS = tuple((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0))
+
+
 def maxpool3x3_peaks(hm):
-    """Boolean (C, H, W): hm equals the max of its 3x3 neighbourhood (edges padded with the minimum)."""
+    """Boolean (C, H, W): hm is the max of its 3x3 neighbourhood (outside the map counts as
+    lower), and a tie with a neighbour earlier in raster order is that neighbour's peak."""
     c, h, w = hm.shape
     lo = np.iinfo(hm.dtype).min if np.issubdtype(hm.dtype, np.integer) else -np.inf
     p = np.full((c, h + 2, w + 2), lo, hm.dtype)
     p[:, 1:-1, 1:-1] = hm
-    m = hm.copy()
-    for dy in (0, 1, 2):
-        for dx in (0, 1, 2):
-            if dy == 1 and dx == 1:
-                continue
-            np.maximum(m, p[:, dy:dy + h, dx:dx + w], out=m)
-    return hm == m
+    inside = np.zeros((h + 2, w + 2), bool)
+    inside[1:-1, 1:-1] = True
+    peak = np.ones(hm.shape, bool)
+    for dy, dx in _NEIGHBOURS:
+        nb = p[:, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
+        nb_in = inside[1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
+        beaten = (nb >= hm) if (dy, dx) in _EARLIER else (nb > hm)
+        peak &= ~(beaten & nb_in)
+    return peak
 
 
 def peaks_above(hm, t):
-    """Flat (C, H, W) indices of the positions with hm >= t that are 3x3 peaks (hm equal to the max
-    of its neighbourhood): the same set as maxpool3x3_peaks(hm) & (hm >= t), computed on the few
-    positions above the threshold only (a heatmap is mostly background far below it)."""
+    """Flat (C, H, W) indices of the positions with hm >= t that are 3x3 peaks: the same set as
+    maxpool3x3_peaks(hm) & (hm >= t), computed on the few positions above the threshold only (a
+    heatmap is mostly background far below it)."""
     c, h, w = hm.shape
     flat = np.flatnonzero(hm >= t)
     if flat.size == 0:
@@ -42,14 +53,12 @@ def peaks_above(hm, t):
     ys, xs = np.divmod(rem, w)
     v = hm[ci, ys, xs]
     peak = np.ones(flat.size, bool)
-    for dy in (-1, 0, 1):
-        for dx in (-1, 0, 1):
-            if dy == 0 and dx == 0:
-                continue
-            ny, nx = ys + dy, xs + dx
-            inside = (ny >= 0) & (ny < h) & (nx >= 0) & (nx < w)
-            nb = hm[ci, np.clip(ny, 0, h - 1), np.clip(nx, 0, w - 1)]
-            peak &= ~(inside & (nb > v))
+    for dy, dx in _NEIGHBOURS:
+        ny, nx = ys + dy, xs + dx
+        inside = (ny >= 0) & (ny < h) & (nx >= 0) & (nx < w)
+        nb = hm[ci, np.clip(ny, 0, h - 1), np.clip(nx, 0, w - 1)]
+        beaten = (nb >= v) if (dy, dx) in _EARLIER else (nb > v)
+        peak &= ~(inside & beaten)
     return flat[peak]
 
 

@@ -2,6 +2,7 @@
 deployed integer model, metadata.
 
     python -m training.codenet.deploy --ckpt DIR/codenet_qat.pt --out DIR [--ship NAME]
+        [--train-time-s SECONDS]
 
 writes DIR/codenet_qonnx.onnx and DIR/compiled/ (the engine program, model.json with
 meta.detector: classes, input size, training data and split, held-out AP, teacher and threshold),
@@ -135,14 +136,28 @@ def main(argv=None):
     ap.add_argument("--ckpt", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--ship", help="also copy the result to this models/<name> folder")
+    ap.add_argument("--train-time-s", type=float, help="training time of the checkpoint's whole lineage "
+                                                      "(recorded in the model's metadata)")
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
+    from .train_detector import evaluate_sets, predict_torch, summary
     model, state = load_qat_model(args.ckpt)
     held = {}
     vids, _ = detdata.default_sources()
     for v in vids:
         held[v.name] = detdata.video_samples(v, "heldout")
-    report = export_and_compile(model, args.out, held, state.get("data"), ship=args.ship)
+    cpu = torch.device("cpu")
+    evals = {}
+    if state.get("float_model"):                  # the float student it was quantized from
+        float_model = load_qat_model(args.ckpt)[0]
+        float_model.load_state_dict(state["float_model"])
+        float_model.qs.active = False
+        evals["float_eval"] = evaluate_sets(lambda s: predict_torch(float_model, s, model.input_size, cpu), held)
+        print("float student held-out AP50: " + summary(evals["float_eval"]))
+    evals["qat_eval"] = evaluate_sets(lambda s: predict_torch(model, s, model.input_size, cpu), held)
+    print("QAT student held-out AP50: " + summary(evals["qat_eval"]))
+    report = export_and_compile(model, args.out, held, state.get("data"), train_time_s=args.train_time_s,
+                                ship=args.ship, **evals)
     write_files_atomically(Path(args.out), [("deploy_report.json", lambda f: f.write(json.dumps(report, indent=1).encode()))])
     return 0
 

@@ -49,7 +49,8 @@ exports them. Semantics of every Quant emitted here (QONNX definition):
       signed: qmin = -2^(b-1), qmax = 2^(b-1) - 1; unsigned: qmin = 0, qmax = 2^b - 1 (narrow = 0)
       round = round half to even (rounding_mode "ROUND")
 * weights: one Quant on every Conv / DeformConv weight initializer, zeropoint 0, signed=1,
-  narrow=0, per output channel scale of shape (Cout, 1, 1, 1) = max|w_o| / (2^(b-1) - 1);
+  narrow=0, per output channel scale of shape (Cout, 1, 1, 1) = r_o * max|w_o| / (2^(b-1) - 1)
+  with the clip ratio r_o of least squared error (`training.codenet.qat.weight_scale_np`);
   b = 4 except the first layer (b = 8, as in CoDeNet). Biases stay float (the compiler turns
   them into int32 with scale s_in * s_w).
 * activations (b = 8, zeropoint 0, scale a scalar from the float graph's max on the calibration
@@ -74,6 +75,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from runtime.fileio import write_files_atomically
 from training.codenet.network import MAX_DIL, align_to_data, build, calibrate
+from training.codenet.qat import weight_scale_np
 
 OPSET = 21
 ALIGN_POWER = 0.5
@@ -164,9 +166,8 @@ class GraphBuilder:
         name = self.const(w.astype(np.float32), base + "_W")
         if not self.qmode:
             return name
-        mx = np.abs(w.reshape(w.shape[0], -1)).max(axis=1)
-        scale = np.maximum(mx, 1e-12) / (2 ** (bits - 1) - 1)
-        return self.quant(name, scale.reshape(-1, 1, 1, 1).astype(np.float32), bits, True, base + "_wq")
+        scale = weight_scale_np(w, bits)
+        return self.quant(name, scale.reshape(-1, 1, 1, 1), bits, True, base + "_wq")
 
     # --- layers ---------------------------------------------------------------------------
     def conv(self, x, w, b, base, stride=1, pad=0, groups=1, bits=4):

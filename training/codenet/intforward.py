@@ -21,7 +21,7 @@ from runtime.compiler.requant import mult_shift, pow2_shift
 
 from .export import _fold, fold_conv_bn
 from .network import _deform_taps, channel_shuffle
-from .qat import FIRST_LAYER_W_BITS, W_BITS
+from .qat import FIRST_LAYER_W_BITS, W_BITS, weight_scale_np
 
 
 class IntLayer:
@@ -30,8 +30,7 @@ class IntLayer:
     def __init__(self, w32, b32, s_in, s_out, bits, lo, hi):
         cout = w32.shape[0]
         qmax = 2 ** (bits - 1) - 1
-        mx = np.abs(w32.reshape(cout, -1)).max(axis=1)
-        ws32 = (np.maximum(mx, 1e-12) / qmax).astype(np.float32)           # the exported Quant scale
+        ws32 = weight_scale_np(w32, bits)                                  # the exported Quant scale
         ws = ws32.astype(np.float64)
         self.w = np.clip(np.rint(w32.astype(np.float64) / ws.reshape((-1,) + (1,) * (w32.ndim - 1))),
                          -qmax - 1, qmax).astype(np.int64)
