@@ -30,15 +30,23 @@ def csim_run(program, weights, arena):
     return rc, lib.codenet_csim_last_error().decode()
 
 
+BUS = cfg.ARENA_BUS_BYTES
+
+
+def up16(n):
+    """n rounded up to whole ARENA_BUS_BYTES beats (the beat layout of FORMAT.md "Memory")."""
+    return -(-int(n) // BUS) * BUS
+
+
 class Layout:
-    """Bump allocator over the arena with random gaps."""
+    """Bump allocator over the arena with random gaps, every tensor beat aligned."""
 
     def __init__(self, draw):
         self.draw = draw
-        self.top = draw(st.integers(0, 7))
+        self.top = BUS * draw(st.integers(0, 2))
 
     def alloc(self, nbytes):
-        off = self.top + self.draw(st.integers(0, 5))
+        off = up16(self.top) + BUS * self.draw(st.integers(0, 2))
         self.top = off + nbytes
         return off
 
@@ -78,7 +86,7 @@ def draw_gather(draw, cin, extra_max=3):
     """(gather, in_cs): identity, a shifted slice, a permutation or a subset with repeats."""
     kind = draw(st.sampled_from(["identity", "slice", "perm", "subset"]))
     extra = draw(st.integers(0, extra_max))
-    in_cs = cin + extra
+    in_cs = cin + extra                    # inputs may have any stride (the host's image); outputs are beats
     rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
     if kind == "identity":
         g = np.arange(cin)
@@ -129,7 +137,8 @@ def draw_layer(draw, lay, op=None, in_mode=None, src=None, cin=None, deformable=
             cin = draw(st.integers(1, max_ch if not patch else min(max_ch, cfg.MAX_K // 9)))
         gather, in_cs = draw_gather(draw, cin)
         in_signed = draw(st.booleans())
-        in_off = lay.alloc(in_h * in_w * in_cs)
+        skew = draw(st.integers(0, 3))              # any byte: reads are whole beats
+        in_off = lay.alloc(in_h * in_w * in_cs + skew) + skew
     else:
         in_h, in_w, in_cs, in_off, in_signed = src["h"], src["w"], src["cs"], src["off"], src["signed"]
         gather = np.asarray(src["gather"], np.uint16)
@@ -171,16 +180,16 @@ def draw_layer(draw, lay, op=None, in_mode=None, src=None, cin=None, deformable=
         ow = max(1, ow + draw(st.integers(-2, 3)))
     spec.out_h, spec.out_w = oh, ow
     if dst is None:
-        out_choff = draw(st.integers(0, 3))
-        out_cs = out_choff + cout + draw(st.integers(0, 3))
+        out_choff = BUS * draw(st.integers(0, 1))
+        out_cs = out_choff + up16(cout) + BUS * draw(st.integers(0, 1))
         out_off = lay.alloc(oh * ow * out_cs)
     else:
         assert (dst["h"], dst["w"]) == (oh, ow)
         out_off, out_cs, out_choff = dst["off"], dst["cs"], dst["choff"]
     spec.out_off, spec.out_cs, spec.out_choff, spec.cout = out_off, out_cs, out_choff, cout
     if deformable:
-        spec.dil_cs = draw(st.integers(1, 3))
-        spec.dil_off = lay.alloc(oh * ow * spec.dil_cs)
+        spec.dil_cs = BUS * draw(st.integers(1, 2))
+        spec.dil_off = lay.alloc(oh * ow * spec.dil_cs) + draw(st.integers(0, BUS - 1))   # any byte of a beat
     return spec
 
 

@@ -21,6 +21,8 @@
 
 #ifndef __SYNTHESIS__
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include <array>
 #include <map>
@@ -49,14 +51,22 @@ typedef ap_uint<32> addr_t;                  // byte offset into the arena / wei
 // access as (phase, kind EV_*, trips, beats) with its multiplicity: what the cycle model v2 charges
 // AXI latency, outstanding requests and pipeline depth on (runtime/measure/codenet_cycles.py).
 #ifndef __SYNTHESIS__
+// An invariant of the engine that the C simulation checks on every run: on failure it prints the
+// message with the layer and value and aborts (codenet_csim_check refuses every descriptor that
+// could break one, so a checked program never gets here).
+[[noreturn]] inline void assert_fail(const char *what, uint64_t value);
+#define CODENET_ASSERT(cond, what, value) \
+    do {                                  \
+        if (!(cond)) ::codenet::assert_fail(what, value); \
+    } while (0)
 typedef std::array<uint64_t, EV_FIELDS - 1> EventKey;   // phase, kind, trips, beats
 struct CycleLog {
     uint64_t count[MAX_LAYERS][N_PHASES];
     std::map<EventKey, uint64_t> events[MAX_LAYERS];
-    // AXI read-after-write hazards: arena reads of a beat this layer already wrote (AXI does not
-    // order them; safe only while every store loop waits for its write responses)
-    uint64_t raw_hazards[MAX_LAYERS];
-    std::set<uint64_t> written;                          // arena beats written by this layer
+    // arena beats written by this layer: reading one of them again in the same layer is an AXI
+    // read-after-write hazard (AXI does not order a read after a write to the same address; the
+    // only barrier is the end of a layer), so the C simulation aborts on it (CODENET_ASSERT)
+    std::set<uint64_t> written;
     EventKey open;                                       // the loop entered last
     int open_layer;                                      // its layer (-1: none)
     int layer;
@@ -74,7 +84,7 @@ struct CycleLog {
     }
     void wrote(uint64_t beat) { written.insert(beat); }
     void read(uint64_t beat) {
-        if (written.count(beat)) raw_hazards[layer]++;
+        CODENET_ASSERT(!written.count(beat), "read of an arena beat this layer wrote (no barrier before it)", beat);
     }
     void single(int phase, int kind, uint64_t beats) {
         count[layer][phase]++;
@@ -84,6 +94,11 @@ struct CycleLog {
 inline CycleLog &cycle_log() {
     static CycleLog log;
     return log;
+}
+inline void assert_fail(const char *what, uint64_t value) {
+    fprintf(stderr, "codenet engine assertion failed in layer %d: %s (%llu)\n", cycle_log().layer, what,
+            (unsigned long long)value);
+    abort();
 }
 // a pipelined loop is entered (kind: EV_LOOP, EV_BURST or EV_SINGLES)
 #define CODENET_ENTER(phase, kind) (::codenet::cycle_log().enter(phase, kind))
@@ -106,6 +121,7 @@ inline CycleLog &cycle_log() {
 #define CODENET_BEAT() ((void)0)
 #define CODENET_BLOCKING(phase) ((void)0)
 #define CODENET_STEP(phase) ((void)0)
+#define CODENET_ASSERT(cond, what, value) ((void)0)
 #endif
 
 // Decoded descriptor (FORMAT.md "Layer descriptor").
@@ -303,56 +319,28 @@ struct ByteReader {
     }
 };
 
-// The beat the last write_run stored last. AXI does not order a read after a write to the same
-// address, and consecutive output runs often share a beat (pixel p ends where pixel p + 1 starts,
-// a cycle apart), so a partial end beat that is this beat is taken from here, never read back.
-struct LastBeat {
-    addr_t beat;
-    bus_t v;
-    bool valid;
-};
-
-// Store src[0 .. n) at arena byte address a: the beats of the run, each partial end beat read
-// first (one cycle each; forwarded from `lb` when it is the beat written last) and merged, so no
-// byte outside the run changes.
+// Store src[0 .. n) at arena byte address a, which is beat aligned (FORMAT.md "Memory": every
+// output run starts a beat), as ceil(n / 16) whole beats; the bytes past n in the last beat are
+// the layer's pad bytes and are written 0. Nothing is read back: no read-modify-write.
 template <int N>
-inline void write_run(bus_t *arena, addr_t a, const byte_t (&src)[N], int n, LastBeat &lb) {
-    const int s = lane_of(a);
-    const int nb = beats_of(a, n);
-    const int end = (s + n) % ARENA_BUS_BYTES;
+inline void write_run(bus_t *arena, addr_t a, const byte_t (&src)[N], int n) {
+    CODENET_ASSERT(lane_of(a) == 0, "partial-beat write: output run not beat aligned", a.to_uint64());
+    const int nb = ceil_div(n, ARENA_BUS_BYTES);
     const addr_t b0 = beat_of(a);
-    const addr_t bl = b0 + addr_t(nb - 1);
-    bus_t first = 0, last = 0;
-    if (s != 0 || (nb == 1 && end != 0)) {
-        CODENET_BLOCKING(PH_WRITE);
-        if (!(lb.valid && lb.beat == b0)) CODENET_READ(b0);
-        first = lb.valid && lb.beat == b0 ? lb.v : arena[b0];
-    }
-    if (nb > 1 && end != 0) {
-        CODENET_BLOCKING(PH_WRITE);
-        if (!(lb.valid && lb.beat == bl)) CODENET_READ(bl);
-        last = lb.valid && lb.beat == bl ? lb.v : arena[bl];
-    }
     CODENET_ENTER(PH_WRITE, EV_BURST);
     for (int b = 0; b < nb; b++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_CH / ARENA_BUS_BYTES + 1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_CH / ARENA_BUS_BYTES
 #pragma HLS PIPELINE II = 1
         CODENET_ITER(PH_WRITE);
         CODENET_BEAT();
-        const bus_t old = b == 0 ? first : last;   // middle beats take only new bytes
         bus_t v;
         for (int i = 0; i < ARENA_BUS_BYTES; i++) {
 #pragma HLS UNROLL
-            const int idx = b * ARENA_BUS_BYTES + i - s;
-            v.range(8 * i + 7, 8 * i) = idx >= 0 && idx < n ? src[idx] : byte_at(old, i);
+            const int idx = b * ARENA_BUS_BYTES + i;
+            v.range(8 * i + 7, 8 * i) = idx < n ? src[idx] : byte_t(0);
         }
         CODENET_WROTE(b0 + addr_t(b));
         arena[b0 + addr_t(b)] = v;
-        if (b == nb - 1) {
-            lb.beat = bl;
-            lb.v = v;
-            lb.valid = true;
-        }
     }
 }
 
@@ -521,7 +509,6 @@ inline void conv1x1(bus_t *arena, const Desc &d, const Gather &g, const XSrc xsr
     const int tap_beats = (span + 2 * ARENA_BUS_BYTES - 2) / ARENA_BUS_BYTES;  // worst alignment
     const bool wide = ntap * tap_beats <= PIX_BEATS;
     const act_t zp = act_value(d.in_zp, d.in_signed);
-    LastBeat last_written = {0, 0, false};
     for (int yb = 0; yb < ceil_div(d.out_h, rep); yb++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_IMG
         for (int xb = 0; xb < ceil_div(d.out_w, rep); xb++) {
@@ -642,7 +629,7 @@ inline void conv1x1(bus_t *arena, const Desc &d, const Gather &g, const XSrc xsr
                 const int y = yb * rep + q / rep, x = xb * rep + q % rep;
                 if (y >= d.out_h || x >= d.out_w) continue;
                 write_run(arena, d.out_off + (addr_t(y) * addr_t(d.out_w) + addr_t(x)) * d.out_cs + d.out_choff,
-                          obuf, d.cout, last_written);
+                          obuf, d.cout);
             }
         }
     }
@@ -657,6 +644,7 @@ inline void conv1x1(bus_t *arena, const Desc &d, const Gather &g, const XSrc xsr
 // read per tap), written once per pixel; partitioned by row (LINE_ROWS banks of MAX_W words).
 // The depthwise pixel body is not pipelined, so the up-to-3 taps a row bank serves per pixel are
 // read over its dual port in sequence (DEPTH_DW_PIXEL counts them).
+static_assert(PE % ARENA_BUS_BYTES == 0, "a depthwise channel tile's output run starts a beat");
 typedef ap_uint<8 * PE> lrow_t;
 typedef lrow_t line_buf_t[LINE_ROWS][MAX_W];
 
@@ -714,7 +702,6 @@ inline void dw3x3(bus_t *arena, const Desc &d, const chan_t gch[MAX_CH], const G
     const act_t zp = act_value(d.in_zp, d.in_signed);
     // deformable: the run of one output row's dilation bytes (40-bit: dil_cs is unbounded)
     const ap_uint<40> dil_run = d.deformable ? ap_uint<40>(ap_uint<40>(d.out_w - 1) * d.dil_cs + 1) : ap_uint<40>(1);
-    LastBeat last_written = {0, 0, false};
     for (int ct = 0; ct < ceil_div(d.cout, PE); ct++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = CH_TILES
         const int n = d.cout - ct * PE < PE ? d.cout - ct * PE : PE;
@@ -788,7 +775,7 @@ inline void dw3x3(bus_t *arena, const Desc &d, const chan_t gch[MAX_CH], const G
                     accs[p] = acc;
                 }
                 requant_tile(accs, rq, ct, d, res);
-                write_run(arena, row_out + addr_t(x) * d.out_cs, res, n, last_written);
+                write_run(arena, row_out + addr_t(x) * d.out_cs, res, n);
             }
         }
     }

@@ -52,7 +52,6 @@ void codenet_top(const ap_uint<32> *program, const ap_uint<8 * ARENA_BUS_BYTES> 
         codenet::cycle_log().layer = l;
         for (int p = 0; p < N_PHASES; p++) codenet::cycle_log().count[l][p] = 0;
         codenet::cycle_log().events[l].clear();
-        codenet::cycle_log().raw_hazards[l] = 0;
         codenet::cycle_log().written.clear();
 #endif
         const codenet::Desc d = codenet::read_desc(program, l);

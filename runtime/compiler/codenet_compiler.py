@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..engines import codenet_config as cfg
-from ..engines.codenet_program import LayerSpec, pack_program, unpack_program, validate_layer
+from ..engines.codenet_program import LayerSpec, out_run_bytes, pack_program, unpack_program, validate_layer
 from ..errors import InputError, ModelError
 from ..fileio import write_files_atomically
 from .frontend import Frontend, LayerOp
@@ -35,7 +35,7 @@ from .requant import ScaleError, mult_shift, pow2_shift
 __all__ = ["CompileError", "CompiledModel", "compile_onnx", "load_compiled", "a2q_bits"]
 
 MODEL_FORMAT = "pynq-deploy/codenet-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2       # 2: the beat layout (FORMAT.md "Memory": outputs in whole 16-byte beats)
 PROGRAM_FILE, WEIGHTS_FILE, META_FILE = "program.npy", "weights.npy", "model.json"
 
 OP_LABELS = {"conv1x1": "conv1x1", "patch": "conv3x3(patch)", "dw": "dw3x3", "deform": "dw3x3(deformable)",
@@ -284,7 +284,9 @@ def _lower(fe, outputs, class_names, source, split_wide=True, reuse=True):
                     tensors[members[0]].name, tensors[t].name))
             choff[t] = pos
             gof[t] = gi
-            pos += tensors[t].c
+            # beat layout: every computed tensor's channels start a beat; the input image (written
+            # by the host, only read by the engine) stays packed
+            pos += tensors[t].c if t == inp else out_run_bytes(tensors[t].c)
         first = min(-1 if t == inp else index.get(t, n) for t in members)
         lst = max(last.get(t, first) for t in members) if reuse else n
         bufs.append(dict(size=h * w * pos, first=first, last=max(lst, first), cs=pos, h=h, w=w,
@@ -612,3 +614,28 @@ class CompiledModel:
 
 def load_compiled(path):
     return CompiledModel.load(path)
+
+
+def recompile_folder(path):
+    """Recompile a shipped detector folder (model.json + program.npy + weights.npy + its ONNX, named
+    by meta.detector.onnx) in place with this compiler, at the input size and with the class names it
+    has, keeping its metadata (meta: source, detector info such as the evaluation). For a layout or
+    format change of the engine; the ONNX is not touched. model.json of an older format version is
+    read as plain JSON (its program is not loaded). -> the new CompiledModel."""
+    path = Path(path)
+    try:
+        old = json.loads((path / META_FILE).read_text())
+    except (OSError, ValueError) as e:
+        raise ModelError("{}: cannot read {}: {}".format(path, META_FILE, e)) from e
+    meta = old.get("meta") or {}
+    onnx_name = (meta.get("detector") or {}).get("onnx")
+    if not onnx_name or not (path / onnx_name).is_file():
+        raise ModelError("{} has no ONNX beside its compiled program (meta.detector.onnx)".format(path))
+    _, _, h, w = old["input"]["shape"]
+    cm = compile_onnx(str(path / onnx_name), input_size=(int(h), int(w)), class_names=old.get("class_names"))
+    if cm.meta["source"]["sha256"] != meta.get("source", {}).get("sha256", cm.meta["source"]["sha256"]):
+        raise ModelError("{}: {} is not the ONNX the folder was compiled from (sha256 differs)".format(
+            path, onnx_name))
+    cm.meta = {**meta, "n_copy_layers": cm.meta["n_copy_layers"]}
+    cm.save(path)
+    return cm

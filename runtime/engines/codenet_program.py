@@ -139,9 +139,16 @@ def validate_layer(spec, strict=True):
         fail("dw3x3 needs cin == cout, got cin {} and cout {}".format(spec.cin, spec.cout))
     if spec.in_cs < 1:
         fail("input channel stride {} < 1".format(spec.in_cs))
-    if spec.out_cs < 1 or spec.out_choff < 0 or spec.out_choff + spec.cout > spec.out_cs:
-        fail("output channels {}..{} do not fit the output channel stride {}".format(
-            spec.out_choff, spec.out_choff + spec.cout - 1, spec.out_cs))
+    if spec.out_cs < 1 or spec.out_choff < 0 or spec.out_choff + out_run_bytes(spec.cout) > spec.out_cs:
+        fail("output channels {}..{} and their pad to whole {}-byte beats (to {}) do not fit the output "
+             "channel stride {}".format(spec.out_choff, spec.out_choff + spec.cout - 1, cfg.ARENA_BUS_BYTES,
+                                        spec.out_choff + out_run_bytes(spec.cout) - 1, spec.out_cs))
+    # beat layout (FORMAT.md "Memory"): every output run is whole beats (its pixel's channels start
+    # a beat); the dilation bytes of consecutive pixels sit one beat stride apart
+    for what, v in (("out_off", spec.out_off), ("out_cs", spec.out_cs), ("out_choff", spec.out_choff)):
+        if v % cfg.ARENA_BUS_BYTES:
+            fail("{} {} is not a multiple of {} bytes (ARENA_BUS_BYTES: the engine reads and writes whole "
+                 "beats)".format(what, v, cfg.ARENA_BUS_BYTES))
     # strides and padding
     if conv and not patch:
         if spec.stride not in (1, 2):
@@ -165,6 +172,9 @@ def validate_layer(spec, strict=True):
                  "pad {}".format(spec.stride, spec.pad))
         if spec.dil_cs < 1:
             fail("dilation map channel stride {} < 1".format(spec.dil_cs))
+        if spec.dil_cs % cfg.ARENA_BUS_BYTES:
+            fail("dil_cs {} is not a multiple of {} bytes (ARENA_BUS_BYTES: one dilation byte per beat, a row of "
+                 "them one burst)".format(spec.dil_cs, cfg.ARENA_BUS_BYTES))
     olo, ohi = (-128, 127) if spec.out_signed else (0, 255)
     if not olo <= spec.clamp_lo <= spec.clamp_hi <= ohi:
         fail("clamp {}..{} is not an ordered range inside the {} output range {}..{}".format(
@@ -223,10 +233,17 @@ def input_extent(spec):
     return spec.in_off, spec.in_off + (spec.in_h * spec.in_w - 1) * spec.in_cs + top + 1
 
 
+def out_run_bytes(cout):
+    """Bytes a layer writes per output pixel: its cout channels and the zero pad bytes up to whole
+    ARENA_BUS_BYTES beats (FORMAT.md "Memory")."""
+    b = cfg.ARENA_BUS_BYTES
+    return (int(cout) + b - 1) // b * b
+
+
 def output_extent(spec):
-    """(first, last + 1) arena bytes the layer writes."""
+    """(first, last + 1) arena bytes the layer writes (pad bytes included)."""
     first = spec.out_off + spec.out_choff
-    return first, spec.out_off + (spec.out_h * spec.out_w - 1) * spec.out_cs + spec.out_choff + spec.cout
+    return first, spec.out_off + (spec.out_h * spec.out_w - 1) * spec.out_cs + spec.out_choff + out_run_bytes(spec.cout)
 
 
 def dil_extent(spec):
