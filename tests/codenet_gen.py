@@ -159,6 +159,8 @@ def draw_layer(draw, lay, op=None, in_mode=None, src=None, cin=None, deformable=
     if draw(st.booleans()):
         weights[:, rng.integers(0, k)] = draw(st.sampled_from([wlo, -wlo - 1]))
     xmax = 128 if in_signed else 255
+    while int(np.abs(weights).sum(axis=1).max()) * xmax > (1 << (cfg.ACC_BITS - 1)) - 1 and not big_bias:
+        weights = weights // 2          # wide 8-bit layers: keep the weights alone within ACC_BITS
     typical = np.sqrt(k) * (np.abs(weights).mean() + 0.5) * xmax / 2
     bound = int(np.abs(weights).sum(axis=1).max()) * xmax
     room = (1 << (cfg.ACC_BITS - 1)) - 1 - bound

@@ -71,6 +71,7 @@ constexpr int CH_TILES = MAX_CH / PE;                   // PE-channel tiles of M
 constexpr int ARENA_BUS_BYTES = 16;    // arena / weights m_axi width (ap_uint<128> beats)
 constexpr int PIX_BEATS = 128;         // 1x1 pixel buffer: the beats of one pixel's input runs
 constexpr int DIL_BEATS = 256;         // deformable: one output row's dilation bytes
+constexpr int STREAM_BEATS = 64;       // depth of the streams between a DATAFLOW layer's stages
 
 // ---- descriptor ----
 constexpr int DESC_WORDS = 32;

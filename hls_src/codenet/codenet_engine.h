@@ -487,10 +487,12 @@ inline void load_dw_weights(const bus_t *weights, const Desc &d, dwrow_t dww[PE]
 // not fit the pixel buffer (a gather spread over more than ~PIX_BEATS beats) the narrow path
 // reads one beat per logical input instead.
 
+// The 1x1 pixel buffer: PA copies (one per MAC input lane, so PA bytes are picked a cycle) of
+// PIX_BEATS beats; one array in codenet_top, shared by conv1x1 and conv1x1_stream.
+typedef bus_t pix_buf_t[PA][PIX_BEATS];
+
 inline void conv1x1(bus_t *arena, const Desc &d, const Gather &g, const XSrc xsrc[MAX_K],
-                    const wword_t wbuf[PE][W_WORDS], const Requant rq[PE][CH_TILES]) {
-    static bus_t pbuf[PA][PIX_BEATS];
-#pragma HLS ARRAY_PARTITION variable = pbuf complete dim = 1
+                    const wword_t wbuf[PE][W_WORDS], const Requant rq[PE][CH_TILES], pix_buf_t &pbuf) {
     static act_t xbuf[MAX_K / (PA / 2)][PA];
 #pragma HLS ARRAY_PARTITION variable = xbuf complete dim = 2
     static byte_t obuf[MAX_CH];

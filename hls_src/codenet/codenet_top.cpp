@@ -3,6 +3,7 @@
 // (codenet_engine.h). Contract: FORMAT.md. Cycle model: codenet_config.h.
 #include "codenet_top.h"
 
+#include "codenet_dataflow.h"
 #include "codenet_engine.h"
 
 namespace {
@@ -33,6 +34,10 @@ void codenet_top(const ap_uint<32> *program, const ap_uint<8 * ARENA_BUS_BYTES> 
 #pragma HLS ARRAY_PARTITION variable = xsrc cyclic factor = PA
     static codenet::Requant rq[PE][CH_TILES];
 #pragma HLS ARRAY_PARTITION variable = rq complete dim = 1
+    static codenet::chan_t xrel[PA][MAX_K / (PA / 2)];   // streaming 1x1: input -> pixel-run byte
+#pragma HLS ARRAY_PARTITION variable = xrel complete dim = 1
+    static codenet::pix_buf_t pbuf;             // 1x1 pixel buffer (PA copies)
+#pragma HLS ARRAY_PARTITION variable = pbuf complete dim = 1
     static codenet::wword_t wbuf[PE][W_WORDS];  // 1x1 weights, PA x PE per cycle
 #pragma HLS ARRAY_PARTITION variable = wbuf complete dim = 1
     static codenet::dwrow_t dww[PE][CH_TILES];  // 3x3 depthwise weights, 9 x PE per cycle
@@ -59,8 +64,19 @@ void codenet_top(const ap_uint<32> *program, const ap_uint<8 * ARENA_BUS_BYTES> 
         codenet::load_requant(weights, d, rq);
         if (d.op == OP_CONV1X1) {
             codenet::load_conv_weights(weights, d, wbuf);
-            codenet::load_xsrc(d, gch, gather, xsrc);
-            codenet::conv1x1(arena, d, gather, xsrc, wbuf, rq);
+            if (codenet::conv_streams(d, gather)) {
+                // two datapaths, 4-bit and 8-bit weights: constants of each instance
+                if (d.w8) {
+                    codenet::load_xrel<true>(d, gch, gather, xrel);
+                    codenet::conv1x1_stream<true>(arena, d, gather, xrel, wbuf, rq, pbuf);
+                } else {
+                    codenet::load_xrel<false>(d, gch, gather, xrel);
+                    codenet::conv1x1_stream<false>(arena, d, gather, xrel, wbuf, rq, pbuf);
+                }
+            } else {
+                codenet::load_xsrc(d, gch, gather, xsrc);
+                codenet::conv1x1(arena, d, gather, xsrc, wbuf, rq, pbuf);
+            }
         } else {
             codenet::load_dw_weights(weights, d, dww);
             codenet::dw3x3(arena, d, gch, gather, dww, rq);

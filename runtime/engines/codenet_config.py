@@ -58,6 +58,7 @@ CH_TILES = MAX_CH // PE
 ARENA_BUS_BYTES = 16                         # arena / weights m_axi width (128-bit beats)
 PIX_BEATS = 128                              # 1x1 on-chip pixel buffer (beats)
 DIL_BEATS = 256                              # deformable dilation-row buffer (beats)
+STREAM_BEATS = 64                            # stream depth between a DATAFLOW layer's stages (beats)
 
 # ---- memory system and loop pipeline depths (sources in the header) ----
 AXI_LATENCY = 64        # cycles from a request to its first beat / from the last write beat to its response

@@ -108,7 +108,50 @@ def _writes(ev, addr, n):
     ev.add(cfg.PH_WRITE, cfg.EV_BURST, nb, nb, count=count)
 
 
+def conv_streams(spec):
+    """True when a CONV1X1 layer runs the streaming DATAFLOW path (codenet_dataflow.h
+    conv_streams): direct / x2 input, beat-aligned input tensor, a pixel's gathered run within
+    PIX_BEATS."""
+    if spec.op != "conv1x1" or spec.in_mode == cfg.MODE_PATCH3X3:
+        return False
+    g = np.asarray(spec.gather, np.int64)
+    sb = int(g.max()) // BUS - int(g.min()) // BUS + 1
+    return spec.in_off % BUS == 0 and spec.in_cs % BUS == 0 and sb <= cfg.PIX_BEATS
+
+
+def layer_is_dataflow(spec):
+    """The layer's read / compute / write stages run concurrently (DATAFLOW)."""
+    return conv_streams(spec)
+
+
+def _conv_stream_events(ev, spec):
+    """conv_reader / conv_mac / conv_writer of codenet_dataflow.h: one loop entry each per output row."""
+    g = np.asarray(spec.gather, np.int64)
+    up = spec.in_mode == cfg.MODE_UPSAMPLE2
+    rep = 2 if up and spec.stride == 1 else 1
+    ncx = _cdiv(spec.out_w, 2) if rep == 2 else spec.out_w
+    pstep = 1 if up else spec.stride
+    seen_h, seen_w = (2 * spec.in_h, 2 * spec.in_w) if up else (spec.in_h, spec.in_w)
+    lo_beat = int(g.min()) // BUS
+    sb = int(g.max()) // BUS - lo_beat + 1
+    cs_beats = spec.in_cs // BUS
+    ot = _cdiv(spec.cout, cfg.PE)
+    kt = _cdiv(spec.row_bytes(), cfg.W_WORD_BYTES)
+    nvalid = min((seen_w - 1) // (rep * spec.stride) + 1, ncx)
+    rows_ok = int(sum(1 for y in range(spec.out_h) if y * spec.stride < seen_h))
+    nb = (nvalid - 1) * pstep * cs_beats + sb
+    ev.add(cfg.PH_READ, cfg.EV_BURST, nb, nb, count=rows_ok)
+    ev.add(cfg.PH_COMPUTE, cfg.EV_LOOP, nvalid * sb + ncx * ot * kt, 0, count=rows_ok)
+    ev.add(cfg.PH_COMPUTE, cfg.EV_LOOP, ncx * ot * kt, 0, count=spec.out_h - rows_ok)
+    whole = spec.out_choff == 0 and spec.out_cs == ot * BUS
+    wb = spec.out_w * ot
+    ev.add(cfg.PH_WRITE, cfg.EV_BURST if whole else cfg.EV_SINGLES, wb, wb, count=spec.out_h)
+
+
 def _conv_events(ev, spec):
+    if conv_streams(spec):
+        _conv_stream_events(ev, spec)
+        return
     g = np.asarray(spec.gather, np.int64)
     gmin, span = int(g.min()), int(g.max() - g.min()) + 1
     patch = spec.in_mode == cfg.MODE_PATCH3X3
@@ -250,12 +293,29 @@ def _flow(requests, beats, lat, n_out):
     return max(0, requests - n_out) * (lat + per) / n_out + min(requests, n_out) * per
 
 
-def events_cycles(events, axi_latency=None):
-    """(total cycles, cycles per phase name) of one layer's events: one sequential stage."""
+STAGES = (cfg.PH_READ, cfg.PH_COMPUTE, cfg.PH_WRITE)
+
+
+def events_cycles(events, axi_latency=None, dataflow=False):
+    """(total cycles, cycles per phase name) of one layer's events. Sequential layers: the sum of
+    every event. DATAFLOW layers (layer_is_dataflow): desc + load (sequential, before the region),
+    then the read / compute / write stages run concurrently: the slowest stage's sum plus, for
+    each other stage, its longest single event (one row: the pipeline fills before the slowest
+    stage runs at its rate, and drains after it)."""
     by_phase = dict.fromkeys(PHASES[:5], 0.0)
+    longest = dict.fromkeys(STAGES, 0.0)
     for (phase, kind, trips, beats), n in events.items():
-        by_phase[PHASES[phase]] += n * event_cycles(phase, kind, trips, beats, axi_latency)
-    return sum(by_phase.values()), by_phase
+        c = event_cycles(phase, kind, trips, beats, axi_latency)
+        by_phase[PHASES[phase]] += n * c
+        if phase in longest:
+            longest[phase] = max(longest[phase], c)
+    if not dataflow:
+        return sum(by_phase.values()), by_phase
+    stage = {p: by_phase[PHASES[p]] for p in STAGES}
+    slowest = max(stage, key=stage.get)
+    fill = sum(longest[p] for p in STAGES if p != slowest)
+    total = by_phase["desc"] + by_phase["load"] + stage[slowest] + fill
+    return total, dict(by_phase, dataflow_slowest=PHASES[slowest], dataflow_fill=fill)
 
 
 def frame_estimate(layers, clock_mhz=None, axi_latency=None, events=None):
@@ -264,8 +324,8 @@ def frame_estimate(layers, clock_mhz=None, axi_latency=None, events=None):
     -> dict with cycles, ms, fps, per-layer rows."""
     clock_mhz = float(clock_mhz or cfg.CLOCK_MHZ)
     rows = []
-    for ev in events if events is not None else program_events(layers):
-        cyc, by_phase = events_cycles(ev, axi_latency)
+    for spec, ev in zip(layers, events if events is not None else program_events(layers)):
+        cyc, by_phase = events_cycles(ev, axi_latency, layer_is_dataflow(spec))
         rows.append({"cycles": cyc, "cycles_by_phase": by_phase, "trip_counts": counts_from_events(ev),
                      "bursts": sum(n * _cdiv(b, cfg.AXI_MAX_BURST) for (p, k, t, b), n in ev.items()
                                    if k == cfg.EV_BURST),

@@ -208,8 +208,9 @@ def modelled(layers, input_size, clock_mhz=None, axi_latency=None):
             "latency_ms": engine_ms, "fps": 1e3 / engine_ms, "fps_by_axi_latency": by_lat,
             "latency_hidden_fraction": by_lat["128"] / by_lat["0"],
             "trip_count_fps": clock_mhz * 1e6 / trips["cycles"] if trips["cycles"] else None,
-            "cycles_per_frame": est["cycles"], "cycles_by_phase": {
+            "cycles_per_frame": est["cycles"], "cycles_by_phase_summed_over_stages": {
                 p: sum(r["cycles_by_phase"][p] for r in rows) for p in codenet_cycles.PHASES[:5]},
+            "dataflow_layers": sum(1 for s in layers if codenet_cycles.layer_is_dataflow(s)),
             "loop_entries_per_frame": trips["entries"],
             "bursts_per_frame": sum(r["bursts"] for r in rows),
             "single_beat_requests_per_frame": sum(r["single_beat_requests"] for r in rows),
