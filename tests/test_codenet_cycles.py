@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from runtime.engines.codenet_program import LayerSpec, arena_bytes_needed, pack_program, validate_layer
 from runtime.engines import codenet_config as cfg
 from runtime.measure.codenet_cycles import (PHASES, conv_wide, event_cycles, frame_estimate, layer_cycles,
-                                            layer_events, program_events, section_offsets)
+                                            layer_events, layer_is_dataflow, program_events, section_offsets)
 from tests.codenet_gen import (Layout, csim_lib, csim_run, draw_chain, draw_single, fill_arena, fill_arena_rng,
                                run_both, run_tb, write_tb_vectors)
 
@@ -140,7 +140,14 @@ def test_shufflenet_codenet_program_cycles(lib):
     assert est["trip_counts"]["cycles"] == sum(layer_cycles(s)["cycles"] for s in layers)
     # latency costs: more at a longer latency, and every loop entry pays at least its trips
     assert frame_estimate(layers, axi_latency=128)["cycles"] > frame_estimate(layers)["cycles"] > est["cycles"]
-    assert est["cycles"] > est["trip_counts"]["cycles"]
+    # a sequential layer costs more than its trips; a DATAFLOW layer at least its busiest stage's
+    for spec, row in zip(layers, est["layers"]):
+        tc = row["trip_counts"]
+        if layer_is_dataflow(spec):
+            assert row["cycles"] >= tc["desc"] + tc["load"] + max(tc["read"], tc["compute"], tc["write"])
+        else:
+            assert row["cycles"] > tc["cycles"]
+    assert sum(layer_is_dataflow(s) for s in layers) >= len(layers) - 4   # all but the first layer and a few
 
 
 def test_event_costs():

@@ -72,6 +72,11 @@ constexpr int ARENA_BUS_BYTES = 16;    // arena / weights m_axi width (ap_uint<1
 constexpr int PIX_BEATS = 128;         // 1x1 pixel buffer: the beats of one pixel's input runs
 constexpr int DIL_BEATS = 256;         // deformable: one output row's dilation bytes
 constexpr int STREAM_BEATS = 64;       // depth of the streams between a DATAFLOW layer's stages
+constexpr int DW_TILE_BEATS = 16;      // streaming dw: a PE-channel tile's gathered run, beats per pixel
+constexpr int DW_RUN_MAX_CS_BEATS = 8; // streaming dw: read a whole input row (one burst) when its pixel
+                                       // stride is at most this many beats (beats read per tile beat
+                                       // <= 8 ~ (AXI_LATENCY + 1) / AXI_OUTSTANDING, the cost of a
+                                       // one-beat read), else one-beat reads of the tile's beats
 
 // ---- descriptor ----
 constexpr int DESC_WORDS = 32;

@@ -258,6 +258,270 @@ inline void conv1x1_stream(bus_t *arena, const Desc &d, const Gather &g, const c
     conv_writer(arena, d, c, outb);
 }
 
+
+// ---------------------------------------------------------------- streaming DW3X3
+//
+// Taken when the input tensor is beat aligned (in_off, in_cs multiples of ARENA_BUS_BYTES) and
+// every PE-channel tile's gathered run lies within DW_TILE_BEATS beats of its pixel. Per tile
+// (PE channels = one output beat per pixel), per output row:
+//   dw_reader   the input rows the row needs first (each once per tile): ONE burst over the row
+//               (every pixel's tile beats and the gaps between them) when the pixel stride is at
+//               most DW_RUN_MAX_CS_BEATS beats, else one-beat reads of the tile beats; forwards the
+//               tile beats (TB per pixel) to `pix`; deformable: the row's dilation bytes to `dil`
+//               (one burst when dil_cs is one beat, else one-beat reads);
+//   dw_compute  fills line-buffer rows from `pix` (one II = 1 loop per row, the pixel's PE lanes
+//               assembled from its TB beats), then one II = 1 loop over the output pixels: 9 taps
+//               x PE lanes a cycle, requantized into one output beat to `outb`;
+//   dw_writer   the row's output beats: one burst when the tensor is this one tile wide (out_cs
+//               one beat, out_choff 0), else one-beat writes (a beat stride apart).
+// Line buffer (static banking): LINE_ROWS row banks, each in TAP_COLS copies (one per tap column
+// kx), each copy one read a cycle: copy kx of EVERY bank is read at the same column
+// px = x + (kx - 1) * d, and the tap (ky, kx) selects its row among the LINE_ROWS words read (a
+// data multiplexer, no runtime bank address).
+
+inline bool dw_streams(const Desc &d, const Gather &g) {
+    if (lane_of(d.in_off) != 0 || lane_of(d.in_cs) != 0) return false;
+    bool ok = true;
+    for (int ct = 0; ct < ceil_div(d.cout, PE); ct++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = CH_TILES
+        if ((g.tile_hi[ct] >> 4) - (g.tile_lo[ct] >> 4) + 1 > DW_TILE_BEATS) ok = false;
+    }
+    return ok;
+}
+
+// The rows the compute stage fills before output row y (reader and compute walk the same
+// sequence): physical rows next_row .. return value - 1.
+inline int dw_rows_needed(const Desc &d, int y) {
+    const bool up = d.in_mode == MODE_UPSAMPLE2;
+    const int seen_h = up ? 2 * d.in_h : d.in_h;
+    int seen_hi = d.deformable ? y + MAX_DIL : y * d.stride - d.pad + 2;
+    if (seen_hi > seen_h - 1) seen_hi = seen_h - 1;
+    return (up ? seen_hi >> 1 : seen_hi) + 1;
+}
+
+inline void dw_reader(const bus_t *arena, const Desc d, const Gather g, hls::stream<bus_t> &pix,
+                      hls::stream<byte_t> &dil) {
+    const int cs_beats = (d.in_cs >> 4).to_int();
+    const bool run_mode = cs_beats <= DW_RUN_MAX_CS_BEATS;
+    const bool dil_run = d.dil_cs == addr_t(ARENA_BUS_BYTES);
+    for (int ct = 0; ct < ceil_div(d.cout, PE); ct++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = CH_TILES
+        const int lo_beat = (g.tile_lo[ct] >> 4).to_int();
+        const int tb = (g.tile_hi[ct] >> 4).to_int() - lo_beat + 1;
+        int next_row = 0;
+        for (int y = 0; y < d.out_h; y++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_H
+            const int rows = dw_rows_needed(d, y);
+            for (int row = next_row; row < rows; row++) {
+#pragma HLS LOOP_TRIPCOUNT min = 0 max = LINE_ROWS
+                const addr_t first = beat_of(d.in_off + addr_t(row) * addr_t(d.in_w) * d.in_cs) + addr_t(lo_beat);
+                if (run_mode) {
+                    const int nb = (d.in_w - 1) * cs_beats + tb;
+                    int pb = 0;
+                    CODENET_ENTER(PH_READ, EV_BURST);
+                    for (int b = 0; b < nb; b++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_W * DW_RUN_MAX_CS_BEATS
+#pragma HLS PIPELINE II = 1
+                        CODENET_ITER(PH_READ);
+                        CODENET_BEAT();
+                        CODENET_READ(first + addr_t(b));
+                        const bus_t v = arena[first + addr_t(b)];
+                        if (pb < tb) pix.write(v);
+                        if (++pb == cs_beats) pb = 0;
+                    }
+                } else {
+                    int x = 0, pb = 0;
+                    CODENET_ENTER(PH_READ, EV_SINGLES);   // strided: no burst is inferred
+                    for (int i = 0; i < d.in_w * tb; i++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_W * DW_TILE_BEATS
+#pragma HLS PIPELINE II = 1
+                        CODENET_ITER(PH_READ);
+                        CODENET_BEAT();
+                        const addr_t a = first + addr_t(x) * addr_t(cs_beats) + addr_t(pb);
+                        CODENET_READ(a);
+                        pix.write(arena[a]);
+                        if (++pb == tb) {
+                            pb = 0;
+                            x++;
+                        }
+                    }
+                }
+            }
+            if (rows > next_row) next_row = rows;
+            if (d.deformable) {
+                const addr_t da = d.dil_off + addr_t(y) * addr_t(d.out_w) * d.dil_cs;
+                CODENET_ENTER(PH_READ, dil_run ? EV_BURST : EV_SINGLES);
+                for (int x = 0; x < d.out_w; x++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_W
+#pragma HLS PIPELINE II = 1
+                    CODENET_ITER(PH_READ);
+                    CODENET_BEAT();
+                    const addr_t a = da + addr_t(x) * d.dil_cs;
+                    CODENET_READ(beat_of(a));
+                    dil.write(byte_at(arena[beat_of(a)], lane_of(a)));
+                }
+            }
+        }
+    }
+}
+
+inline void dw_compute(const Desc d, const Gather g, const chan_t gch[MAX_CH], const dwrow_t dww[PE][CH_TILES],
+                       const Requant rq[PE][CH_TILES], line_buf_t &lb, hls::stream<bus_t> &pix,
+                       hls::stream<byte_t> &dil, hls::stream<bus_t> &outb) {
+    const bool up = d.in_mode == MODE_UPSAMPLE2;
+    const int seen_h = up ? 2 * d.in_h : d.in_h;
+    const int seen_w = up ? 2 * d.in_w : d.in_w;
+    const act_t zp = act_value(d.in_zp, d.in_signed);
+    for (int ct = 0; ct < ceil_div(d.cout, PE); ct++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = CH_TILES
+        const int n = d.cout - ct * PE < PE ? d.cout - ct * PE : PE;
+        const chan_t base = g.tile_lo[ct] & chan_t(~(ARENA_BUS_BYTES - 1));
+        const int tb = ((g.tile_hi[ct] - base) >> 4).to_int() + 1;
+        int rel[PE];
+#pragma HLS ARRAY_PARTITION variable = rel complete
+        for (int c = 0; c < PE; c++) {
+#pragma HLS UNROLL
+            rel[c] = c < n ? (gch[ct * PE + c] - base).to_int() : 0;
+        }
+        int next_row = 0;
+        for (int y = 0; y < d.out_h; y++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_H
+            const int rows = dw_rows_needed(d, y);
+            for (int row = next_row; row < rows; row++) {
+#pragma HLS LOOP_TRIPCOUNT min = 0 max = LINE_ROWS
+                const int slot = row % LINE_ROWS;          // constant modulus, once per row
+                int x = 0, b = 0;
+                lrow_t word = 0;
+                CODENET_ENTER(PH_COMPUTE, EV_LOOP);
+                for (int i = 0; i < d.in_w * tb; i++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_W * DW_TILE_BEATS
+#pragma HLS PIPELINE II = 1
+                    CODENET_ITER(PH_COMPUTE);
+                    const bus_t v = pix.read();
+                    lrow_t cur = word;
+                    for (int c = 0; c < PE; c++) {
+#pragma HLS UNROLL
+                        if (c < n && (rel[c] >> 4) == b) cur.range(8 * c + 7, 8 * c) = byte_at(v, rel[c] & 15);
+                    }
+                    if (b == tb - 1) {
+                        for (int k = 0; k < TAP_COLS; k++) {
+#pragma HLS UNROLL
+                            lb[slot][k][x] = cur;                // the TAP_COLS copies of the bank
+                        }
+                    }
+                    word = b == tb - 1 ? lrow_t(0) : cur;
+                    if (++b == tb) {
+                        b = 0;
+                        x++;
+                    }
+                }
+            }
+            if (rows > next_row) next_row = rows;
+            CODENET_ENTER(PH_COMPUTE, EV_LOOP);
+            for (int x = 0; x < d.out_w; x++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_W
+#pragma HLS PIPELINE II = 1
+                CODENET_ITER(PH_COMPUTE);
+                int dl = 1, base_y = y * d.stride - d.pad, base_x = x * d.stride - d.pad;
+                if (d.deformable) {
+                    const byte_t db = dil.read();
+                    dl = db > MAX_DIL ? MAX_DIL : db.to_int();
+                    base_y = y - dl;
+                    base_x = x - dl;
+                }
+                // copy kx of every bank, read at its column: LINE_ROWS x TAP_COLS words
+                lrow_t col[TAP_COLS][LINE_ROWS];
+#pragma HLS ARRAY_PARTITION variable = col complete dim = 0
+                bool col_ok[TAP_COLS];
+#pragma HLS ARRAY_PARTITION variable = col_ok complete
+                for (int kx = 0; kx < TAP_COLS; kx++) {
+#pragma HLS UNROLL
+                    const int sx = base_x + kx * dl;
+                    col_ok[kx] = sx >= 0 && sx < seen_w;
+                    const int px = col_ok[kx] ? (up ? sx >> 1 : sx) : 0;
+                    for (int r = 0; r < LINE_ROWS; r++) {
+#pragma HLS UNROLL
+                        col[kx][r] = lb[r][kx][px];
+                    }
+                }
+                acc_t accs[PE];
+#pragma HLS ARRAY_PARTITION variable = accs complete
+                for (int p = 0; p < PE; p++) {
+#pragma HLS UNROLL
+                    accs[p] = acc_t(rq[p][ct].bias);
+                }
+                for (int ky = 0; ky < 3; ky++) {
+#pragma HLS UNROLL
+                    const int sy = base_y + ky * dl;
+                    const bool row_ok = sy >= 0 && sy < seen_h;
+                    const int slot = row_ok ? (up ? sy >> 1 : sy) % LINE_ROWS : 0;   // row select (data mux)
+                    for (int kx = 0; kx < TAP_COLS; kx++) {
+#pragma HLS UNROLL
+                        const lrow_t w = col[kx][slot];
+                        const bool ok = row_ok && col_ok[kx];
+                        for (int p = 0; p < PE; p++) {
+#pragma HLS UNROLL
+                            const act_t v = ok ? act_value(byte_t(w.range(8 * p + 7, 8 * p)), d.in_signed) : zp;
+                            const half_t prod = wgt_t(dww[p][ct].range(8 * (ky * 3 + kx) + 7, 8 * (ky * 3 + kx))) * v;
+#pragma HLS BIND_OP variable = prod op = mul impl = fabric
+                            accs[p] += prod;
+                        }
+                    }
+                }
+                byte_t q[PE];
+#pragma HLS ARRAY_PARTITION variable = q complete
+                requant_tile(accs, rq, ct, d, q);
+                bus_t o = 0;
+                for (int p = 0; p < PE; p++) {
+#pragma HLS UNROLL
+                    if (p < n) o.range(8 * p + 7, 8 * p) = q[p];      // pad lanes 0
+                }
+                outb.write(o);
+            }
+        }
+    }
+}
+
+inline void dw_writer(bus_t *arena, const Desc d, hls::stream<bus_t> &outb) {
+    CODENET_ASSERT(lane_of(d.out_off) == 0 && lane_of(d.out_cs) == 0 && lane_of(d.out_choff) == 0,
+                   "partial-beat write: output runs not beat aligned", (d.out_off + d.out_choff).to_uint64());
+    const addr_t cs_beats = d.out_cs >> 4;
+    const bool whole = d.out_choff == 0 && d.out_cs == addr_t(ARENA_BUS_BYTES);
+    for (int ct = 0; ct < ceil_div(d.cout, PE); ct++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = CH_TILES
+        for (int y = 0; y < d.out_h; y++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_H
+            const addr_t row = beat_of(d.out_off) + addr_t(y) * addr_t(d.out_w) * cs_beats +
+                               (d.out_choff >> 4) + addr_t(ct);
+            CODENET_ENTER(PH_WRITE, whole ? EV_BURST : EV_SINGLES);
+            for (int x = 0; x < d.out_w; x++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_W
+#pragma HLS PIPELINE II = 1
+                CODENET_ITER(PH_WRITE);
+                CODENET_BEAT();
+                const addr_t a = row + addr_t(x) * cs_beats;
+                CODENET_WROTE(a);
+                arena[a] = outb.read();
+            }
+        }
+    }
+}
+
+// One streaming DW3X3 layer: the three stages run concurrently.
+inline void dw3x3_stream(bus_t *arena, const Desc &d, const chan_t gch[MAX_CH], const Gather &g,
+                         const dwrow_t dww[PE][CH_TILES], const Requant rq[PE][CH_TILES], line_buf_t &lb) {
+#pragma HLS INLINE off
+    hls::stream<bus_t> pix("dw_pix"), outb("dw_out");
+    hls::stream<byte_t> dil("dw_dil");
+#pragma HLS STREAM variable = pix depth = STREAM_BEATS
+#pragma HLS STREAM variable = outb depth = STREAM_BEATS
+#pragma HLS STREAM variable = dil depth = STREAM_BEATS
+#pragma HLS DATAFLOW
+    dw_reader(arena, d, g, pix, dil);
+    dw_compute(d, g, gch, dww, rq, lb, pix, dil, outb);
+    dw_writer(arena, d, outb);
+}
+
 }  // namespace codenet
 
 #endif  // CODENET_DATAFLOW_H

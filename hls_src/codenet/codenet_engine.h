@@ -648,7 +648,10 @@ inline void conv1x1(bus_t *arena, const Desc &d, const Gather &g, const XSrc xsr
 // read over its dual port in sequence (DEPTH_DW_PIXEL counts them).
 static_assert(PE % ARENA_BUS_BYTES == 0, "a depthwise channel tile's output run starts a beat");
 typedef ap_uint<8 * PE> lrow_t;
-typedef lrow_t line_buf_t[LINE_ROWS][MAX_W];
+// Row banks in TAP_COLS copies (the streaming dw reads copy kx for tap column kx, codenet_dataflow.h);
+// this path writes and reads copy 0. One array in codenet_top, shared by both dw paths.
+constexpr int TAP_COLS = 3;
+typedef lrow_t line_buf_t[LINE_ROWS][TAP_COLS][MAX_W];
 
 // One input row of the tile: per pixel, the beats holding the tile's channel run [tile_lo,
 // tile_hi]; every lane takes its byte as its beat passes (one beat a cycle) into a register, the
@@ -681,7 +684,7 @@ inline void fill_line_row(const bus_t *arena, const Desc &d, const chan_t gch[MA
             if (c < n && pos / ARENA_BUS_BYTES == b) cur.range(8 * c + 7, 8 * c) = byte_at(v, pos % ARENA_BUS_BYTES);
         }
         const bool last_beat = b == nb - 1;
-        if (last_beat) lbuf[slot][x] = cur;
+        if (last_beat) lbuf[slot][0][x] = cur;
         pix = last_beat ? lrow_t(0) : cur;
         if (++b == nb) {
             b = 0;
@@ -694,9 +697,7 @@ inline void fill_line_row(const bus_t *arena, const Desc &d, const chan_t gch[MA
 
 inline void dw3x3(bus_t *arena, const Desc &d, const chan_t gch[MAX_CH], const Gather &g,
                   const dwrow_t dww[PE][CH_TILES],
-                  const Requant rq[PE][CH_TILES]) {
-    static line_buf_t lbuf;
-#pragma HLS ARRAY_PARTITION variable = lbuf complete dim = 1
+                  const Requant rq[PE][CH_TILES], line_buf_t &lbuf) {
     static bus_t dbuf[DIL_BEATS];            // one output row's dilation bytes
     const bool up = d.in_mode == MODE_UPSAMPLE2;
     const int seen_h = up ? 2 * d.in_h : d.in_h;
@@ -767,7 +768,7 @@ inline void dw3x3(bus_t *arena, const Desc &d, const chan_t gch[MAX_CH], const G
                         if (sy >= 0 && sy < seen_h && sx >= 0 && sx < seen_w) {
                             const int py = up ? sy >> 1 : sy;
                             const int px = up ? sx >> 1 : sx;
-                            v = act_value(byte_t(lbuf[py % LINE_ROWS][px].range(8 * p + 7, 8 * p)), d.in_signed);
+                            v = act_value(byte_t(lbuf[py % LINE_ROWS][0][px].range(8 * p + 7, 8 * p)), d.in_signed);
                         }
                         // every tap has its own activation: nothing to pack; LUT multipliers
                         const half_t prod = wgt_t(w9.range(8 * t + 7, 8 * t)) * v;

@@ -38,6 +38,9 @@ void codenet_top(const ap_uint<32> *program, const ap_uint<8 * ARENA_BUS_BYTES> 
 #pragma HLS ARRAY_PARTITION variable = xrel complete dim = 1
     static codenet::pix_buf_t pbuf;             // 1x1 pixel buffer (PA copies)
 #pragma HLS ARRAY_PARTITION variable = pbuf complete dim = 1
+    static codenet::line_buf_t lbank;           // dw line buffer: row banks x tap-column copies
+#pragma HLS ARRAY_PARTITION variable = lbank complete dim = 1
+#pragma HLS ARRAY_PARTITION variable = lbank complete dim = 2
     static codenet::wword_t wbuf[PE][W_WORDS];  // 1x1 weights, PA x PE per cycle
 #pragma HLS ARRAY_PARTITION variable = wbuf complete dim = 1
     static codenet::dwrow_t dww[PE][CH_TILES];  // 3x3 depthwise weights, 9 x PE per cycle
@@ -79,7 +82,11 @@ void codenet_top(const ap_uint<32> *program, const ap_uint<8 * ARENA_BUS_BYTES> 
             }
         } else {
             codenet::load_dw_weights(weights, d, dww);
-            codenet::dw3x3(arena, d, gch, gather, dww, rq);
+            if (codenet::dw_streams(d, gather)) {
+                codenet::dw3x3_stream(arena, d, gch, gather, dww, rq, lbank);
+            } else {
+                codenet::dw3x3(arena, d, gch, gather, dww, rq, lbank);
+            }
         }
     }
 #ifndef __SYNTHESIS__

@@ -119,9 +119,55 @@ def conv_streams(spec):
     return spec.in_off % BUS == 0 and spec.in_cs % BUS == 0 and sb <= cfg.PIX_BEATS
 
 
+def _tiles(spec):
+    """(first beat, beats) of every PE-channel tile's gathered run within its pixel."""
+    g = np.asarray(spec.gather, np.int64)
+    out = []
+    for ct in range(_cdiv(spec.cout, cfg.PE)):
+        gt = g[ct * cfg.PE:(ct + 1) * cfg.PE]
+        lo = int(gt.min()) // BUS
+        out.append((lo, int(gt.max()) // BUS - lo + 1))
+    return out
+
+
+def dw_streams(spec):
+    """True when a DW3X3 layer runs the streaming DATAFLOW path (codenet_dataflow.h dw_streams)."""
+    if spec.op != "dw3x3" or spec.in_off % BUS or spec.in_cs % BUS:
+        return False
+    return all(tb <= cfg.DW_TILE_BEATS for _, tb in _tiles(spec))
+
+
 def layer_is_dataflow(spec):
     """The layer's read / compute / write stages run concurrently (DATAFLOW)."""
-    return conv_streams(spec)
+    return conv_streams(spec) or dw_streams(spec)
+
+
+def _dw_rows_needed(spec, y):
+    up = spec.in_mode == cfg.MODE_UPSAMPLE2
+    seen_h = 2 * spec.in_h if up else spec.in_h
+    seen_hi = min(y + cfg.MAX_DIL if spec.deformable else y * spec.stride - spec.pad + 2, seen_h - 1)
+    return ((seen_hi >> 1) if up else seen_hi) + 1
+
+
+def _dw_stream_events(ev, spec):
+    """dw_reader / dw_compute / dw_writer of codenet_dataflow.h, per tile and output row."""
+    cs_beats = spec.in_cs // BUS
+    run_mode = cs_beats <= cfg.DW_RUN_MAX_CS_BEATS
+    rows = max([_dw_rows_needed(spec, y) for y in range(spec.out_h)] + [0])   # filled once per tile
+    whole = spec.out_choff == 0 and spec.out_cs == BUS
+    for _, tb in _tiles(spec):
+        if rows > 0:
+            if run_mode:
+                nb = (spec.in_w - 1) * cs_beats + tb
+                ev.add(cfg.PH_READ, cfg.EV_BURST, nb, nb, count=rows)
+            else:
+                ev.add(cfg.PH_READ, cfg.EV_SINGLES, spec.in_w * tb, spec.in_w * tb, count=rows)
+            ev.add(cfg.PH_COMPUTE, cfg.EV_LOOP, spec.in_w * tb, 0, count=rows)
+        if spec.deformable:
+            ev.add(cfg.PH_READ, cfg.EV_BURST if spec.dil_cs == BUS else cfg.EV_SINGLES, spec.out_w, spec.out_w,
+                   count=spec.out_h)
+        ev.add(cfg.PH_COMPUTE, cfg.EV_LOOP, spec.out_w, 0, count=spec.out_h)
+        ev.add(cfg.PH_WRITE, cfg.EV_BURST if whole else cfg.EV_SINGLES, spec.out_w, spec.out_w, count=spec.out_h)
 
 
 def _conv_stream_events(ev, spec):
@@ -185,6 +231,9 @@ def _conv_events(ev, spec):
 
 
 def _dw_events(ev, spec):
+    if dw_streams(spec):
+        _dw_stream_events(ev, spec)
+        return
     g = np.asarray(spec.gather, np.int64)
     up = spec.in_mode == cfg.MODE_UPSAMPLE2
     seen_h = 2 * spec.in_h if up else spec.in_h
