@@ -72,12 +72,6 @@ constexpr int ARENA_BUS_BYTES = 16;    // arena / weights m_axi width (ap_uint<1
 constexpr int PIX_BEATS = 128;         // 1x1 pixel buffer: the beats of one pixel's input runs
 constexpr int DIL_BEATS = 256;         // deformable: one output row's dilation bytes
 constexpr int STREAM_BEATS = 64;       // depth of the streams between a DATAFLOW layer's stages
-constexpr int DW_TILE_BEATS = 16;      // streaming dw: a PE-channel tile's gathered run, beats per pixel
-constexpr int DW_RUN_MAX_CS_BEATS = 8; // streaming dw: read a whole input row (one burst) when its pixel
-                                       // stride is at most this many beats (beats read per tile beat
-                                       // <= 8 ~ (AXI_LATENCY + 1) / AXI_OUTSTANDING, the cost of a
-                                       // one-beat read), else one-beat reads of the tile's beats
-
 // ---- descriptor ----
 constexpr int DESC_WORDS = 32;
 constexpr int D_OP = 0;
@@ -140,7 +134,10 @@ constexpr int AXI_OUTSTANDING = 8;
 constexpr int AXI_MAX_BURST = 16;
 constexpr int PROG_MAX_BURST = DESC_WORDS;   // one descriptor per burst on the 32-bit program port
 constexpr int AXI_UNUSED_OUTSTANDING = 1;    // the direction a read-only port never uses:
-constexpr int AXI_UNUSED_BURST = 2;          // the smallest adapter FIFOs Vitis accepts
+constexpr int AXI_UNUSED_BURST = 2;
+// streaming dw: a row burst may read up to this many beats per beat the tile needs and still beat
+// one-beat reads (each holds one of AXI_OUTSTANDING request slots for AXI_LATENCY + 1 cycles)
+constexpr int DW_SINGLE_BEAT_COST = (AXI_LATENCY + 1) / AXI_OUTSTANDING;          // the smallest adapter FIFOs Vitis accepts
 
 // ---- pipeline depths of the engine's loops (ESTIMATES for the cycle model, not used by the HLS
 // code: the first csynth report gives the real ones and replaces these numbers) ----

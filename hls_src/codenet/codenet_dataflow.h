@@ -261,33 +261,24 @@ inline void conv1x1_stream(bus_t *arena, const Desc &d, const Gather &g, const c
 
 // ---------------------------------------------------------------- streaming DW3X3
 //
-// Taken when the input tensor is beat aligned (in_off, in_cs multiples of ARENA_BUS_BYTES) and
-// every PE-channel tile's gathered run lies within DW_TILE_BEATS beats of its pixel. Per tile
-// (PE channels = one output beat per pixel), per output row:
+// Taken when the input tensor is beat aligned (in_off, in_cs multiples of ARENA_BUS_BYTES). A
+// PE-channel tile's gathered channels live in TB distinct beats of each pixel (TB <= PE; 1 for a
+// plain 16-channel slice, a few for a shuffled gather); `TileBeats` lists them. Per tile (PE
+// channels = one output beat per pixel), per output row:
 //   dw_reader   the input rows the row needs first (each once per tile): ONE burst over the row
-//               (every pixel's tile beats and the gaps between them) when the pixel stride is at
-//               most DW_RUN_MAX_CS_BEATS beats, else one-beat reads of the tile beats; forwards the
-//               tile beats (TB per pixel) to `pix`; deformable: the row's dilation bytes to `dil`
-//               (one burst when dil_cs is one beat, else one-beat reads);
-//   dw_compute  fills line-buffer rows from `pix` (one II = 1 loop per row, the pixel's PE lanes
-//               assembled from its TB beats), then one II = 1 loop over the output pixels: 9 taps
-//               x PE lanes a cycle, requantized into one output beat to `outb`;
+//               (every pixel's beats, the tile's forwarded) when that reads at most
+//               DW_SINGLE_BEAT_COST beats per tile beat, else one-beat reads of the tile's beats;
+//               deformable: the row's dilation bytes to `dil` (one burst when dil_cs is one beat,
+//               else one-beat reads);
+//   dw_compute  fills line-buffer rows from `pix` (one II = 1 loop per row, each lane taking its
+//               byte from its beat), then one II = 1 loop over the output pixels: 9 taps x PE
+//               lanes a cycle, requantized into one output beat to `outb`;
 //   dw_writer   the row's output beats: one burst when the tensor is this one tile wide (out_cs
 //               one beat, out_choff 0), else one-beat writes (a beat stride apart).
 // Line buffer (static banking): LINE_ROWS row banks, each in TAP_COLS copies (one per tap column
-// kx), each copy one read a cycle: copy kx of EVERY bank is read at the same column
+// kx), each copy read once a cycle: copy kx of EVERY bank is read at the same column
 // px = x + (kx - 1) * d, and the tap (ky, kx) selects its row among the LINE_ROWS words read (a
 // data multiplexer, no runtime bank address).
-
-inline bool dw_streams(const Desc &d, const Gather &g) {
-    if (lane_of(d.in_off) != 0 || lane_of(d.in_cs) != 0) return false;
-    bool ok = true;
-    for (int ct = 0; ct < ceil_div(d.cout, PE); ct++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = CH_TILES
-        if ((g.tile_hi[ct] >> 4) - (g.tile_lo[ct] >> 4) + 1 > DW_TILE_BEATS) ok = false;
-    }
-    return ok;
-}
 
 // The rows the compute stage fills before output row y (reader and compute walk the same
 // sequence): physical rows next_row .. return value - 1.
@@ -299,49 +290,106 @@ inline int dw_rows_needed(const Desc &d, int y) {
     return (up ? seen_hi >> 1 : seen_hi) + 1;
 }
 
-inline void dw_reader(const bus_t *arena, const Desc d, const Gather g, hls::stream<bus_t> &pix,
+inline bool dw_streams(const Desc &d) { return lane_of(d.in_off) == 0 && lane_of(d.in_cs) == 0; }
+
+// The distinct beats (offsets within the pixel, increasing) holding a tile's gathered channels,
+// and for each lane the index of its beat in that list and its byte lane.
+struct TileBeats {
+    int nbt;                        // TB
+    ap_uint<16> beat[PE];           // beat offsets within the pixel
+    ap_uint<4> lane_k[PE], lane_b[PE];
+};
+
+inline TileBeats tile_beats(const chan_t gch[MAX_CH], int ct, int n) {
+#pragma HLS INLINE
+    TileBeats t;
+    ap_uint<16> bt[PE];
+    bool first[PE];
+#pragma HLS ARRAY_PARTITION variable = bt complete
+#pragma HLS ARRAY_PARTITION variable = first complete
+    for (int c = 0; c < PE; c++) {
+#pragma HLS UNROLL
+        bt[c] = c < n ? ap_uint<16>(gch[ct * PE + c] >> 4) : bt[0];
+    }
+    // rank of each lane's beat among the distinct beats (a 16 x 16 comparator array, no loop)
+    t.nbt = 0;
+    for (int c = 0; c < PE; c++) {
+#pragma HLS UNROLL
+        first[c] = true;
+        int rank = 0;
+        for (int e = 0; e < PE; e++) {
+#pragma HLS UNROLL
+            if (e < c && bt[e] == bt[c]) first[c] = false;
+        }
+        for (int e = 0; e < PE; e++) {
+#pragma HLS UNROLL
+            bool first_e = true;
+            for (int f = 0; f < e; f++) {
+#pragma HLS UNROLL
+                if (bt[f] == bt[e]) first_e = false;
+            }
+            if (first_e && bt[e] < bt[c]) rank++;
+        }
+        t.lane_k[c] = rank;
+        t.lane_b[c] = c < n ? (gch[ct * PE + c] & 15).to_int() : 0;
+        if (first[c]) t.nbt++;
+    }
+    for (int c = 0; c < PE; c++) {
+#pragma HLS UNROLL
+        if (first[c]) t.beat[t.lane_k[c]] = bt[c];
+    }
+    return t;
+}
+
+inline void dw_reader(const bus_t *arena, const Desc d, const chan_t gch[MAX_CH], hls::stream<bus_t> &pix,
                       hls::stream<byte_t> &dil) {
     const int cs_beats = (d.in_cs >> 4).to_int();
-    const bool run_mode = cs_beats <= DW_RUN_MAX_CS_BEATS;
     const bool dil_run = d.dil_cs == addr_t(ARENA_BUS_BYTES);
     for (int ct = 0; ct < ceil_div(d.cout, PE); ct++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = CH_TILES
-        const int lo_beat = (g.tile_lo[ct] >> 4).to_int();
-        const int tb = (g.tile_hi[ct] >> 4).to_int() - lo_beat + 1;
+        const int n = d.cout - ct * PE < PE ? d.cout - ct * PE : PE;
+        const TileBeats t = tile_beats(gch, ct, n);
+        const int lo = t.beat[0].to_int(), span = t.beat[t.nbt - 1].to_int() - lo + 1;
+        const bool run_mode = (d.in_w - 1) * cs_beats + span <= d.in_w * t.nbt * DW_SINGLE_BEAT_COST;
         int next_row = 0;
         for (int y = 0; y < d.out_h; y++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_H
             const int rows = dw_rows_needed(d, y);
             for (int row = next_row; row < rows; row++) {
 #pragma HLS LOOP_TRIPCOUNT min = 0 max = LINE_ROWS
-                const addr_t first = beat_of(d.in_off + addr_t(row) * addr_t(d.in_w) * d.in_cs) + addr_t(lo_beat);
+                const addr_t pix0 = beat_of(d.in_off + addr_t(row) * addr_t(d.in_w) * d.in_cs);
                 if (run_mode) {
-                    const int nb = (d.in_w - 1) * cs_beats + tb;
-                    int pb = 0;
+                    const int nb = (d.in_w - 1) * cs_beats + span;
+                    int pb = lo, k = 0;                   // beat within the pixel, next listed beat
                     CODENET_ENTER(PH_READ, EV_BURST);
                     for (int b = 0; b < nb; b++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_W * DW_RUN_MAX_CS_BEATS
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_W * CH_TILES
 #pragma HLS PIPELINE II = 1
                         CODENET_ITER(PH_READ);
                         CODENET_BEAT();
-                        CODENET_READ(first + addr_t(b));
-                        const bus_t v = arena[first + addr_t(b)];
-                        if (pb < tb) pix.write(v);
-                        if (++pb == cs_beats) pb = 0;
+                        CODENET_READ(pix0 + addr_t(lo + b));
+                        const bus_t v = arena[pix0 + addr_t(lo + b)];
+                        const bool listed = k < t.nbt && pb == t.beat[k & (PE - 1)];
+                        if (listed) pix.write(v);
+                        if (listed) k++;
+                        if (++pb == cs_beats) {
+                            pb = 0;
+                            k = 0;
+                        }
                     }
                 } else {
-                    int x = 0, pb = 0;
+                    int x = 0, k = 0;
                     CODENET_ENTER(PH_READ, EV_SINGLES);   // strided: no burst is inferred
-                    for (int i = 0; i < d.in_w * tb; i++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_W * DW_TILE_BEATS
+                    for (int i = 0; i < d.in_w * t.nbt; i++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_W * PE
 #pragma HLS PIPELINE II = 1
                         CODENET_ITER(PH_READ);
                         CODENET_BEAT();
-                        const addr_t a = first + addr_t(x) * addr_t(cs_beats) + addr_t(pb);
+                        const addr_t a = pix0 + addr_t(x) * addr_t(cs_beats) + addr_t(t.beat[k]);
                         CODENET_READ(a);
                         pix.write(arena[a]);
-                        if (++pb == tb) {
-                            pb = 0;
+                        if (++k == t.nbt) {
+                            k = 0;
                             x++;
                         }
                     }
@@ -365,7 +413,7 @@ inline void dw_reader(const bus_t *arena, const Desc d, const Gather g, hls::str
     }
 }
 
-inline void dw_compute(const Desc d, const Gather g, const chan_t gch[MAX_CH], const dwrow_t dww[PE][CH_TILES],
+inline void dw_compute(const Desc d, const chan_t gch[MAX_CH], const dwrow_t dww[PE][CH_TILES],
                        const Requant rq[PE][CH_TILES], line_buf_t &lb, hls::stream<bus_t> &pix,
                        hls::stream<byte_t> &dil, hls::stream<bus_t> &outb) {
     const bool up = d.in_mode == MODE_UPSAMPLE2;
@@ -375,14 +423,7 @@ inline void dw_compute(const Desc d, const Gather g, const chan_t gch[MAX_CH], c
     for (int ct = 0; ct < ceil_div(d.cout, PE); ct++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = CH_TILES
         const int n = d.cout - ct * PE < PE ? d.cout - ct * PE : PE;
-        const chan_t base = g.tile_lo[ct] & chan_t(~(ARENA_BUS_BYTES - 1));
-        const int tb = ((g.tile_hi[ct] - base) >> 4).to_int() + 1;
-        int rel[PE];
-#pragma HLS ARRAY_PARTITION variable = rel complete
-        for (int c = 0; c < PE; c++) {
-#pragma HLS UNROLL
-            rel[c] = c < n ? (gch[ct * PE + c] - base).to_int() : 0;
-        }
+        const TileBeats t = tile_beats(gch, ct, n);
         int next_row = 0;
         for (int y = 0; y < d.out_h; y++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_H
@@ -390,28 +431,29 @@ inline void dw_compute(const Desc d, const Gather g, const chan_t gch[MAX_CH], c
             for (int row = next_row; row < rows; row++) {
 #pragma HLS LOOP_TRIPCOUNT min = 0 max = LINE_ROWS
                 const int slot = row % LINE_ROWS;          // constant modulus, once per row
-                int x = 0, b = 0;
+                int x = 0, k = 0;
                 lrow_t word = 0;
                 CODENET_ENTER(PH_COMPUTE, EV_LOOP);
-                for (int i = 0; i < d.in_w * tb; i++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_W * DW_TILE_BEATS
+                for (int i = 0; i < d.in_w * t.nbt; i++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_W * PE
 #pragma HLS PIPELINE II = 1
                     CODENET_ITER(PH_COMPUTE);
                     const bus_t v = pix.read();
                     lrow_t cur = word;
                     for (int c = 0; c < PE; c++) {
 #pragma HLS UNROLL
-                        if (c < n && (rel[c] >> 4) == b) cur.range(8 * c + 7, 8 * c) = byte_at(v, rel[c] & 15);
+                        if (c < n && t.lane_k[c] == k) cur.range(8 * c + 7, 8 * c) = byte_at(v, t.lane_b[c]);
                     }
-                    if (b == tb - 1) {
-                        for (int k = 0; k < TAP_COLS; k++) {
+                    const bool last = k == t.nbt - 1;
+                    if (last) {
+                        for (int kx = 0; kx < TAP_COLS; kx++) {
 #pragma HLS UNROLL
-                            lb[slot][k][x] = cur;                // the TAP_COLS copies of the bank
+                            lb[slot][kx][x] = cur;               // the TAP_COLS copies of the bank
                         }
                     }
-                    word = b == tb - 1 ? lrow_t(0) : cur;
-                    if (++b == tb) {
-                        b = 0;
+                    word = last ? lrow_t(0) : cur;
+                    if (++k == t.nbt) {
+                        k = 0;
                         x++;
                     }
                 }
@@ -517,8 +559,8 @@ inline void dw3x3_stream(bus_t *arena, const Desc &d, const chan_t gch[MAX_CH], 
 #pragma HLS STREAM variable = outb depth = STREAM_BEATS
 #pragma HLS STREAM variable = dil depth = STREAM_BEATS
 #pragma HLS DATAFLOW
-    dw_reader(arena, d, g, pix, dil);
-    dw_compute(d, g, gch, dww, rq, lb, pix, dil, outb);
+    dw_reader(arena, d, gch, pix, dil);
+    dw_compute(d, gch, dww, rq, lb, pix, dil, outb);
     dw_writer(arena, d, outb);
 }
 

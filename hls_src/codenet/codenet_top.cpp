@@ -82,7 +82,7 @@ void codenet_top(const ap_uint<32> *program, const ap_uint<8 * ARENA_BUS_BYTES> 
             }
         } else {
             codenet::load_dw_weights(weights, d, dww);
-            if (codenet::dw_streams(d, gather)) {
+            if (codenet::dw_streams(d)) {
                 codenet::dw3x3_stream(arena, d, gch, gather, dww, rq, lbank);
             } else {
                 codenet::dw3x3(arena, d, gch, gather, dww, rq, lbank);

@@ -59,8 +59,6 @@ ARENA_BUS_BYTES = 16                         # arena / weights m_axi width (128-
 PIX_BEATS = 128                              # 1x1 on-chip pixel buffer (beats)
 DIL_BEATS = 256                              # deformable dilation-row buffer (beats)
 STREAM_BEATS = 64                            # stream depth between a DATAFLOW layer's stages (beats)
-DW_TILE_BEATS = 16                           # streaming dw: a channel tile's gathered run (beats per pixel)
-DW_RUN_MAX_CS_BEATS = 8                      # streaming dw: whole-row bursts up to this pixel stride (beats)
 
 # ---- memory system and loop pipeline depths (sources in the header) ----
 AXI_LATENCY = 64        # cycles from a request to its first beat / from the last write beat to its response
@@ -69,6 +67,7 @@ AXI_MAX_BURST = 16      # beats per burst on the HP ports (AXI3 inside the PS)
 PROG_MAX_BURST = DESC_WORDS
 AXI_UNUSED_OUTSTANDING = 1
 AXI_UNUSED_BURST = 2
+DW_SINGLE_BEAT_COST = (AXI_LATENCY + 1) // AXI_OUTSTANDING   # streaming dw: row burst vs one-beat reads
 DEPTH_MEM_LOOP = 3      # estimates until the first csynth report
 DEPTH_XSRC_LOOP = 2
 DEPTH_MAC_LOOP = 12

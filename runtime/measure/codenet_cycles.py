@@ -119,22 +119,15 @@ def conv_streams(spec):
     return spec.in_off % BUS == 0 and spec.in_cs % BUS == 0 and sb <= cfg.PIX_BEATS
 
 
-def _tiles(spec):
-    """(first beat, beats) of every PE-channel tile's gathered run within its pixel."""
+def _tile_beats(spec):
+    """Per PE-channel tile: the distinct beats of a pixel holding its gathered channels (sorted)."""
     g = np.asarray(spec.gather, np.int64)
-    out = []
-    for ct in range(_cdiv(spec.cout, cfg.PE)):
-        gt = g[ct * cfg.PE:(ct + 1) * cfg.PE]
-        lo = int(gt.min()) // BUS
-        out.append((lo, int(gt.max()) // BUS - lo + 1))
-    return out
+    return [sorted(set((g[ct * cfg.PE:(ct + 1) * cfg.PE] // BUS).tolist())) for ct in range(_cdiv(spec.cout, cfg.PE))]
 
 
 def dw_streams(spec):
     """True when a DW3X3 layer runs the streaming DATAFLOW path (codenet_dataflow.h dw_streams)."""
-    if spec.op != "dw3x3" or spec.in_off % BUS or spec.in_cs % BUS:
-        return False
-    return all(tb <= cfg.DW_TILE_BEATS for _, tb in _tiles(spec))
+    return spec.op == "dw3x3" and spec.in_off % BUS == 0 and spec.in_cs % BUS == 0
 
 
 def layer_is_dataflow(spec):
@@ -152,17 +145,17 @@ def _dw_rows_needed(spec, y):
 def _dw_stream_events(ev, spec):
     """dw_reader / dw_compute / dw_writer of codenet_dataflow.h, per tile and output row."""
     cs_beats = spec.in_cs // BUS
-    run_mode = cs_beats <= cfg.DW_RUN_MAX_CS_BEATS
     rows = max([_dw_rows_needed(spec, y) for y in range(spec.out_h)] + [0])   # filled once per tile
     whole = spec.out_choff == 0 and spec.out_cs == BUS
-    for _, tb in _tiles(spec):
+    for beats in _tile_beats(spec):
+        nbt, span = len(beats), beats[-1] - beats[0] + 1
         if rows > 0:
-            if run_mode:
-                nb = (spec.in_w - 1) * cs_beats + tb
+            nb = (spec.in_w - 1) * cs_beats + span
+            if nb <= spec.in_w * nbt * cfg.DW_SINGLE_BEAT_COST:
                 ev.add(cfg.PH_READ, cfg.EV_BURST, nb, nb, count=rows)
             else:
-                ev.add(cfg.PH_READ, cfg.EV_SINGLES, spec.in_w * tb, spec.in_w * tb, count=rows)
-            ev.add(cfg.PH_COMPUTE, cfg.EV_LOOP, spec.in_w * tb, 0, count=rows)
+                ev.add(cfg.PH_READ, cfg.EV_SINGLES, spec.in_w * nbt, spec.in_w * nbt, count=rows)
+            ev.add(cfg.PH_COMPUTE, cfg.EV_LOOP, spec.in_w * nbt, 0, count=rows)
         if spec.deformable:
             ev.add(cfg.PH_READ, cfg.EV_BURST if spec.dil_cs == BUS else cfg.EV_SINGLES, spec.out_w, spec.out_w,
                    count=spec.out_h)
