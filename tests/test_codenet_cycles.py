@@ -222,9 +222,10 @@ def test_partial_beat_write_aborts_the_csim(tmp_path):
 
 
 def test_read_of_a_beat_written_in_the_same_layer_aborts_the_csim(tmp_path, lib):
-    """A PATCH3X3 layer computed in place reads pixels it already wrote: an AXI read-after-write
-    hazard (no barrier inside a layer). The checks cannot see it (buffers may overlap); the
-    engine's C simulation aborts with a message."""
+    """A PATCH3X3 layer computed in place reads pixels it also writes: a hazard (AXI orders no
+    read against a write, and the layer's DATAFLOW stages run concurrently; no barrier inside a
+    layer). The checks cannot see it (buffers may overlap); the engine's C simulation aborts with
+    a message, although its sequential run of the stages reads every beat before writing it."""
     rng = np.random.default_rng(1)
     spec = LayerSpec(op="conv1x1", in_off=0, in_h=4, in_w=4, in_cs=16, cin=1, in_mode=cfg.MODE_PATCH3X3, stride=1,
                      pad=1, gather=np.zeros(1, np.uint16), out_off=0, out_h=4, out_w=4, out_cs=16, cout=1,
@@ -233,4 +234,4 @@ def test_read_of_a_beat_written_in_the_same_layer_aborts_the_csim(tmp_path, lib)
                      name="in place")
     validate_layer(spec, strict=False)
     res = _run_tb_subprocess(tmp_path, spec, np.zeros(arena_bytes_needed([spec]) + 64, np.uint8))
-    assert res.returncode != 0 and "read of an arena beat this layer wrote" in res.stderr, res.stderr
+    assert res.returncode != 0 and "arena beat both read and written by one layer" in res.stderr, res.stderr

@@ -72,6 +72,8 @@ constexpr int ARENA_BUS_BYTES = 16;    // arena / weights m_axi width (ap_uint<1
 constexpr int PIX_BEATS = 128;         // 1x1 pixel buffer: the beats of one pixel's input runs
 constexpr int DIL_BEATS = 256;         // deformable: one output row's dilation bytes
 constexpr int STREAM_BEATS = 64;       // depth of the streams between a DATAFLOW layer's stages
+constexpr int PATCH_ROW_BEATS = 256;   // streaming PATCH3X3: one input row in the reader's row buffer
+                                       // (a 1024-pixel 3-channel image row is 192 beats)
 // ---- descriptor ----
 constexpr int DESC_WORDS = 32;
 constexpr int D_OP = 0;

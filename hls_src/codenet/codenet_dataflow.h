@@ -34,12 +34,21 @@ struct ConvGeom {
     int cs_beats;     // input channel stride in beats
     int ot_n, kt_n;   // output tiles (beats), weight words per row
     bool whole_out;   // the layer owns whole output pixels: a row of output is one run
+    bool patch;       // PATCH3X3: the reader emits 9 lane-aligned tap beats per pixel (SB = 9)
+    int k;            // logical inputs per pixel (cin, or 9 * cin)
 };
 
-// True when the layer takes the streaming path.
+// True when the layer takes the streaming path: direct / x2 input on a beat-aligned tensor whose
+// gathered run fits the pixel buffer, or PATCH3X3 whose gathered channels span at most one beat and
+// whose input rows fit the reader's row buffer (PATCH_ROW_BEATS).
 inline bool conv_streams(const Desc &d, const Gather &g) {
+    if (d.in_mode == MODE_PATCH3X3) {
+        const ap_uint<40> row_bytes = ap_uint<40>(d.in_w) * d.in_cs;
+        return (g.hi - g.lo).to_int() < ARENA_BUS_BYTES && row_bytes + (2 * ARENA_BUS_BYTES - 2) <=
+                                                                 ap_uint<40>(PATCH_ROW_BEATS * ARENA_BUS_BYTES);
+    }
     const int sb = (g.hi >> 4).to_int() - (g.lo >> 4).to_int() + 1;
-    return d.in_mode != MODE_PATCH3X3 && lane_of(d.in_off) == 0 && lane_of(d.in_cs) == 0 && sb <= PIX_BEATS;
+    return lane_of(d.in_off) == 0 && lane_of(d.in_cs) == 0 && sb <= PIX_BEATS;
 }
 
 inline ConvGeom conv_geom(const Desc &d, const Gather &g) {
@@ -50,11 +59,13 @@ inline ConvGeom conv_geom(const Desc &d, const Gather &g) {
     c.pstep = up ? 1 : d.stride;
     c.seen_h = up ? 2 * d.in_h : d.in_h;
     c.seen_w = up ? 2 * d.in_w : d.in_w;
+    c.patch = d.in_mode == MODE_PATCH3X3;
+    c.k = conv_k(d);
     c.lo_beat = (g.lo >> 4).to_int();
-    c.sb = (g.hi >> 4).to_int() - c.lo_beat + 1;
+    c.sb = c.patch ? TAPS : (g.hi >> 4).to_int() - c.lo_beat + 1;
     c.cs_beats = (d.in_cs >> 4).to_int();
     c.ot_n = ceil_div(d.cout, PE);
-    c.kt_n = ceil_div(row_bytes_of(d.cin, d.w8), W_WORD_BYTES);
+    c.kt_n = ceil_div(row_bytes_of(c.k, d.w8), W_WORD_BYTES);
     c.whole_out = d.out_choff == 0 && d.out_cs == addr_t(c.ot_n * ARENA_BUS_BYTES);
     return c;
 }
@@ -62,24 +73,31 @@ inline ConvGeom conv_geom(const Desc &d, const Gather &g) {
 // Computed pixel c of an output row reads input pixel px (seen sx = c * rep * stride) when
 // sx < seen_w; the valid ones are a prefix 0 .. nvalid - 1 of the row's computed pixels.
 inline int conv_valid_pixels(const Desc &d, const ConvGeom &c) {
+    if (c.patch) return c.ncx;                              // out-of-image taps arrive as zero points
     const int step = c.rep * d.stride;                      // 1, 2 or 4: a shift
     const int n = (c.seen_w - 1) / step + 1;                // divisor 1, 2 or 4: a shift
     return n < c.ncx ? n : c.ncx;
 }
 
 // 1x1 extraction table of the streaming path: input k of weight word kt, lane j (k = kt * PER + j)
-// is byte xrel[j][kt] of the pixel's SB-beat run. One entry a cycle.
+// is byte xrel[j][kt] of the pixel's SB-beat run (PATCH3X3: of tap t's lane-aligned beat t).
+// One entry a cycle.
 template <bool W8>
 inline void load_xrel(const Desc &d, const chan_t gch[MAX_CH], const Gather &g, chan_t xrel[PA][MAX_K / (PA / 2)]) {
     constexpr int PER = W8 ? PA / 2 : PA;
-    const chan_t base = g.lo & chan_t(~(ARENA_BUS_BYTES - 1));
-    int j = 0, kt = 0;
+    const bool patch = d.in_mode == MODE_PATCH3X3;
+    const chan_t base = patch ? g.lo : chan_t(g.lo & chan_t(~(ARENA_BUS_BYTES - 1)));
+    int j = 0, kt = 0, i = 0, t = 0;
     CODENET_ENTER(PH_LOAD, EV_LOOP);
-    for (int k = 0; k < d.cin; k++) {
+    for (int k = 0; k < conv_k(d); k++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_K
 #pragma HLS PIPELINE II = 1
         CODENET_ITER(PH_LOAD);
-        xrel[j][kt] = gch[k] - base;
+        xrel[j][kt] = chan_t(t * ARENA_BUS_BYTES) + gch[i] - base;
+        if (++i == d.cin) {
+            i = 0;
+            t++;
+        }
         if (++j == PER) {
             j = 0;
             kt++;
@@ -87,7 +105,75 @@ inline void load_xrel(const Desc &d, const chan_t gch[MAX_CH], const Gather &g, 
     }
 }
 
-inline void conv_reader(const bus_t *arena, const Desc d, const ConvGeom c, hls::stream<bus_t> &pix) {
+// PATCH3X3 reader: per output row, its (up to) 3 input rows into the row buffer, one burst each,
+// then the 9 taps of every output pixel as lane-aligned beats (the gathered run of tap t, read as
+// the two row-buffer beats that hold it and shifted to lane 0; a tap outside the image is a beat
+// of zero points), one a cycle.
+inline void patch_reader(const bus_t *arena, const Desc &d, const Gather &g, hls::stream<bus_t> &pix) {
+    static bus_t rbuf[3][PATCH_ROW_BEATS + 1];
+#pragma HLS ARRAY_PARTITION variable = rbuf complete dim = 1
+    bus_t zp_beat;
+    for (int i = 0; i < ARENA_BUS_BYTES; i++) {
+#pragma HLS UNROLL
+        zp_beat.range(8 * i + 7, 8 * i) = d.in_zp;
+    }
+    const addr_t row_bytes = addr_t(d.in_w) * d.in_cs;
+    for (int y = 0; y < d.out_h; y++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_IMG
+        bool row_ok[3];
+        int lane0[3];
+#pragma HLS ARRAY_PARTITION variable = row_ok complete
+#pragma HLS ARRAY_PARTITION variable = lane0 complete
+        for (int ky = 0; ky < 3; ky++) {
+#pragma HLS LOOP_TRIPCOUNT min = 3 max = 3
+            const int sy = y * d.stride - d.pad + ky;
+            row_ok[ky] = sy >= 0 && sy < d.in_h;
+            const addr_t start = d.in_off + addr_t(row_ok[ky] ? sy : 0) * row_bytes;
+            lane0[ky] = lane_of(start);
+            if (!row_ok[ky]) continue;
+            const int nb = beats_of(start, row_bytes.to_int());
+            CODENET_ENTER(PH_READ, EV_BURST);
+            for (int b = 0; b < nb; b++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = PATCH_ROW_BEATS
+#pragma HLS PIPELINE II = 1
+                CODENET_ITER(PH_READ);
+                CODENET_BEAT();
+                CODENET_READ(beat_of(start) + addr_t(b));
+                rbuf[ky][b] = arena[beat_of(start) + addr_t(b)];
+            }
+        }
+        int x = 0, ky = 0, kx = 0;
+        CODENET_ENTER(PH_READ, EV_LOOP);
+        for (int it = 0; it < d.out_w * TAPS; it++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_IMG * TAPS
+#pragma HLS PIPELINE II = 1
+            CODENET_ITER(PH_READ);
+            const int sx = x * d.stride - d.pad + kx;
+            bus_t v = zp_beat;
+            if (row_ok[ky] && sx >= 0 && sx < d.in_w) {
+                const int rel = lane0[ky] + sx * d.in_cs.to_int() + g.lo.to_int();   // < PATCH_ROW_BEATS * 16
+                const ap_uint<2 * 8 * ARENA_BUS_BYTES> two = (ap_uint<2 * 8 * ARENA_BUS_BYTES>(rbuf[ky][(rel >> 4) + 1])
+                                                              << (8 * ARENA_BUS_BYTES)) |
+                                                             ap_uint<2 * 8 * ARENA_BUS_BYTES>(rbuf[ky][rel >> 4]);
+                v = bus_t(two >> (8 * (rel & (ARENA_BUS_BYTES - 1))));
+            }
+            pix.write(v);
+            if (++kx == 3) {
+                kx = 0;
+                if (++ky == 3) {
+                    ky = 0;
+                    x++;
+                }
+            }
+        }
+    }
+}
+
+inline void conv_reader(const bus_t *arena, const Desc d, const Gather g, const ConvGeom c, hls::stream<bus_t> &pix) {
+    if (c.patch) {
+        patch_reader(arena, d, g, pix);
+        return;
+    }
     const int nvalid = conv_valid_pixels(d, c);
     const int hi_beat = c.lo_beat + c.sb - 1;
     for (int y = 0; y < d.out_h; y++) {
@@ -127,7 +213,7 @@ inline void conv_mac(const Desc d, const ConvGeom c, const chan_t xrel[PA][MAX_K
     const int mac_n = c.ot_n * c.kt_n;
     for (int y = 0; y < d.out_h; y++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_IMG
-        const bool row_ok = y * d.stride < c.seen_h;
+        const bool row_ok = c.patch || y * d.stride < c.seen_h;
         const int pops = row_ok ? c.sb : 0;
         // one flattened loop over (computed pixel, step): steps 0 .. pops-1 fill the pixel
         // buffer from the stream, then mac_n MAC steps (tile ot, word kt)
@@ -154,7 +240,7 @@ inline void conv_mac(const Desc d, const ConvGeom c, const chan_t xrel[PA][MAX_K
                 for (int j = 0; j < PA; j++) {
 #pragma HLS UNROLL
                     const int k = kt * PER + j;
-                    const bool used = j < PER && k < d.cin;
+                    const bool used = j < PER && k < c.k;
                     const int pos = used ? xrel[j][kt].to_int() : 0;
                     const act_t v = valid ? act_value(byte_at(pbuf[j][pos >> 4], pos & (ARENA_BUS_BYTES - 1)),
                                                       d.in_signed)
@@ -253,7 +339,7 @@ inline void conv1x1_stream(bus_t *arena, const Desc &d, const Gather &g, const c
 #pragma HLS STREAM variable = pix depth = STREAM_BEATS
 #pragma HLS STREAM variable = outb depth = STREAM_BEATS
 #pragma HLS DATAFLOW
-    conv_reader(arena, d, c, pix);
+    conv_reader(arena, d, g, c, pix);
     conv_mac<W8>(d, c, xrel, wbuf, rq, pbuf, pix, outb);
     conv_writer(arena, d, c, outb);
 }

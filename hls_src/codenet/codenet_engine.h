@@ -26,7 +26,7 @@
 
 #include <array>
 #include <map>
-#include <set>
+#include <vector>
 #endif
 
 #include "pd_ap_types.h"
@@ -63,10 +63,13 @@ typedef std::array<uint64_t, EV_FIELDS - 1> EventKey;   // phase, kind, trips, b
 struct CycleLog {
     uint64_t count[MAX_LAYERS][N_PHASES];
     std::map<EventKey, uint64_t> events[MAX_LAYERS];
-    // arena beats written by this layer: reading one of them again in the same layer is an AXI
-    // read-after-write hazard (AXI does not order a read after a write to the same address; the
-    // only barrier is the end of a layer), so the C simulation aborts on it (CODENET_ASSERT)
-    std::set<uint64_t> written;
+    // arena beats read / written by the current layer (stamped with `epoch`, one per layer run):
+    // a beat both read and written by one layer is a hazard: AXI does not order a read and a
+    // write to the same address, a layer's DATAFLOW stages run concurrently, and the only barrier
+    // is the end of a layer. The C simulation aborts on it (CODENET_ASSERT), whatever the order
+    // in which its sequential execution of the stages happens to touch the beat.
+    std::vector<uint32_t> rd_epoch, wr_epoch;
+    uint32_t epoch;
     EventKey open;                                       // the loop entered last
     int open_layer;                                      // its layer (-1: none)
     int layer;
@@ -82,9 +85,18 @@ struct CycleLog {
         open_layer = layer;
         count[layer][PH_ENTRIES]++;
     }
-    void wrote(uint64_t beat) { written.insert(beat); }
+    static void mark(std::vector<uint32_t> &v, uint64_t beat, uint32_t e) {
+        if (beat >= v.size()) v.resize(beat + 1 + v.size() / 2, 0);
+        v[beat] = e;
+    }
+    static bool has(const std::vector<uint32_t> &v, uint64_t beat, uint32_t e) { return beat < v.size() && v[beat] == e; }
+    void wrote(uint64_t beat) {
+        CODENET_ASSERT(!has(rd_epoch, beat, epoch), "arena beat both read and written by one layer (no barrier)", beat);
+        mark(wr_epoch, beat, epoch);
+    }
     void read(uint64_t beat) {
-        CODENET_ASSERT(!written.count(beat), "read of an arena beat this layer wrote (no barrier before it)", beat);
+        CODENET_ASSERT(!has(wr_epoch, beat, epoch), "arena beat both read and written by one layer (no barrier)", beat);
+        mark(rd_epoch, beat, epoch);
     }
     void single(int phase, int kind, uint64_t beats) {
         count[layer][phase]++;

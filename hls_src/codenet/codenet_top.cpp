@@ -60,7 +60,7 @@ void codenet_top(const ap_uint<32> *program, const ap_uint<8 * ARENA_BUS_BYTES> 
         codenet::cycle_log().layer = l;
         for (int p = 0; p < N_PHASES; p++) codenet::cycle_log().count[l][p] = 0;
         codenet::cycle_log().events[l].clear();
-        codenet::cycle_log().written.clear();
+        codenet::cycle_log().epoch++;          // a new layer: no beat read or written yet
 #endif
         const codenet::Desc d = codenet::read_desc(program, l);
         codenet::load_gather(weights, d, gch, gather);

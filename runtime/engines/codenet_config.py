@@ -59,6 +59,7 @@ ARENA_BUS_BYTES = 16                         # arena / weights m_axi width (128-
 PIX_BEATS = 128                              # 1x1 on-chip pixel buffer (beats)
 DIL_BEATS = 256                              # deformable dilation-row buffer (beats)
 STREAM_BEATS = 64                            # stream depth between a DATAFLOW layer's stages (beats)
+PATCH_ROW_BEATS = 256                        # streaming PATCH3X3: one input row in the row buffer (beats)
 
 # ---- memory system and loop pipeline depths (sources in the header) ----
 AXI_LATENCY = 64        # cycles from a request to its first beat / from the last write beat to its response

@@ -112,9 +112,11 @@ def conv_streams(spec):
     """True when a CONV1X1 layer runs the streaming DATAFLOW path (codenet_dataflow.h
     conv_streams): direct / x2 input, beat-aligned input tensor, a pixel's gathered run within
     PIX_BEATS."""
-    if spec.op != "conv1x1" or spec.in_mode == cfg.MODE_PATCH3X3:
+    if spec.op != "conv1x1":
         return False
     g = np.asarray(spec.gather, np.int64)
+    if spec.in_mode == cfg.MODE_PATCH3X3:
+        return int(g.max() - g.min()) < BUS and spec.in_w * spec.in_cs + 2 * BUS - 2 <= cfg.PATCH_ROW_BEATS * BUS
     sb = int(g.max()) // BUS - int(g.min()) // BUS + 1
     return spec.in_off % BUS == 0 and spec.in_cs % BUS == 0 and sb <= cfg.PIX_BEATS
 
@@ -163,8 +165,30 @@ def _dw_stream_events(ev, spec):
         ev.add(cfg.PH_WRITE, cfg.EV_BURST if whole else cfg.EV_SINGLES, spec.out_w, spec.out_w, count=spec.out_h)
 
 
+def _patch_stream_events(ev, spec):
+    """PATCH3X3 on the streaming path: patch_reader (the output row's input rows, one burst each,
+    then 9 tap beats per pixel), conv_mac (9 pops + OT x KT per pixel), conv_writer."""
+    row_bytes = spec.in_w * spec.in_cs
+    for y in range(spec.out_h):
+        for ky in range(3):
+            sy = y * spec.stride - spec.pad + ky
+            if 0 <= sy < spec.in_h:
+                nb = int(_beats(spec.in_off + sy * row_bytes, row_bytes))
+                ev.add(cfg.PH_READ, cfg.EV_BURST, nb, nb)
+    ev.add(cfg.PH_READ, cfg.EV_LOOP, spec.out_w * cfg.TAPS, 0, count=spec.out_h)
+    ot = _cdiv(spec.cout, cfg.PE)
+    kt = _cdiv(spec.row_bytes(), cfg.W_WORD_BYTES)
+    ev.add(cfg.PH_COMPUTE, cfg.EV_LOOP, spec.out_w * (cfg.TAPS + ot * kt), 0, count=spec.out_h)
+    whole = spec.out_choff == 0 and spec.out_cs == ot * BUS
+    ev.add(cfg.PH_WRITE, cfg.EV_BURST if whole else cfg.EV_SINGLES, spec.out_w * ot, spec.out_w * ot,
+           count=spec.out_h)
+
+
 def _conv_stream_events(ev, spec):
     """conv_reader / conv_mac / conv_writer of codenet_dataflow.h: one loop entry each per output row."""
+    if spec.in_mode == cfg.MODE_PATCH3X3:
+        _patch_stream_events(ev, spec)
+        return
     g = np.asarray(spec.gather, np.int64)
     up = spec.in_mode == cfg.MODE_UPSAMPLE2
     rep = 2 if up and spec.stride == 1 else 1
