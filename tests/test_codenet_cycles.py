@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from runtime.engines.codenet_program import LayerSpec, arena_bytes_needed, pack_program, validate_layer
 from runtime.engines import codenet_config as cfg
-from runtime.measure.codenet_cycles import (PHASES, conv_wide, event_cycles, frame_estimate, layer_cycles,
+from runtime.measure.codenet_cycles import (PHASES, event_cycles, frame_estimate, layer_cycles,
                                             layer_events, layer_is_dataflow, program_events, section_offsets)
 from tests.codenet_gen import (Layout, csim_lib, csim_run, draw_chain, draw_single, fill_arena, fill_arena_rng,
                                run_both, run_tb, write_tb_vectors)
@@ -85,36 +85,41 @@ def test_free_output_size_cycles(lib, data):
     _single(lib, data, strict=False, odd_geometry=True)
 
 
-def _wide_gather_layer(rng, op, in_cs, deformable=False, dil_cs=1, w=5):
-    """A layer whose gathered channels spread over in_cs bytes (1x1: the narrow path once the
-    runs exceed the pixel buffer), optionally deformable with a wide dilation-map stride."""
+def _wide_gather_layer(rng, op, in_cs, deformable=False, dil_cs=16, w=5):
+    """A layer whose gathered channels spread over in_cs bytes (1x1: up to the pixel buffer; dw:
+    tiles whose channels lie in beats far apart), optionally deformable with a wide dilation-map
+    stride."""
     cin = 20
     g = np.sort(rng.choice(in_cs, cin, replace=False)).astype(np.uint16)
     g[0], g[-1] = 0, in_cs - 1
     rng.shuffle(g)
-    s = LayerSpec(op=op, in_off=3, in_h=3, in_w=w, in_cs=in_cs, cin=cin, pad=1 if op == "dw3x3" else 0,
+    s = LayerSpec(op=op, in_off=16, in_h=3, in_w=w, in_cs=in_cs, cin=cin, pad=1 if op == "dw3x3" else 0,
                   deformable=deformable, gather=g, out_h=3, out_w=w, out_cs=3 * 16, out_choff=16, cout=cin,
                   weights=rng.integers(-8, 8, (cin, 9 if op == "dw3x3" else cin)).astype(np.int8),
                   bias=np.zeros(cin, np.int32), mult=np.ones(cin, np.int16), shift=np.full(cin, 4, np.uint8),
                   zp_out=np.zeros(cin, np.int16), name="wide")
-    s.out_off = (3 + 3 * w * in_cs + 5 + 15) // 16 * 16
+    s.out_off = 16 + 3 * w * in_cs + 16
     if deformable:
         s.dil_off, s.dil_cs = s.out_off + 3 * w * s.out_cs + 7, dil_cs
     return s
 
 
-def test_narrow_paths(lib):
-    """1x1 whose gather spans more than the pixel buffer (one beat per input), depthwise tiles
-    spanning thousands of bytes, and a dilation map too sparse for the row buffer."""
+def test_wide_gathers(lib):
+    """1x1 whose gather spans up to the pixel buffer (and one beyond it: refused), depthwise tiles
+    whose channels lie in beats thousands of bytes apart (one-beat reads of just those beats), and
+    a dilation map too sparse for a row burst."""
     rng = np.random.default_rng(3)
-    wide = _wide_gather_layer(rng, "conv1x1", 2100)
-    assert not conv_wide(wide)
-    ok = _wide_gather_layer(rng, "conv1x1", 1900)
-    assert conv_wide(ok)
-    dw = _wide_gather_layer(rng, "dw3x3", 3000, deformable=True, dil_cs=1104, w=5)
-    for spec in (wide, ok, dw):
+    wide = _wide_gather_layer(rng, "conv1x1", 2128)
+    with pytest.raises(ValueError, match="PIX_BEATS"):
+        validate_layer(wide, strict=False)
+    ok = _wide_gather_layer(rng, "conv1x1", 2048)
+    dw = _wide_gather_layer(rng, "dw3x3", 3008, deformable=True, dil_cs=1104, w=5)
+    for spec in (ok, dw):
         arena = fill_arena_rng(rng, arena_bytes_needed([spec]) + 16, [spec])
+        run_both([spec], arena, strict=False)
         assert_model_equals_csim(lib, [spec], arena)
+    kinds = {k[1] for k in layer_events(dw, (0, 0, 0)) if k[0] == cfg.PH_READ}
+    assert kinds == {cfg.EV_SINGLES}
 
 
 @settings(SETTINGS, max_examples=15)

@@ -80,14 +80,14 @@ def test_conv1x1_shuffled_gather(csim, data):
     draw = data.draw
     lay = Layout(draw)
     h, w, k = draw(st.integers(1, 5)), draw(st.integers(1, 5)), draw(st.integers(17, 60))
-    cs = k + draw(st.integers(0, 3))
+    cs = up16(k + draw(st.integers(0, 3)))
     x = dict(off=lay.alloc(h * w * cs), h=h, w=w, cs=cs, signed=draw(st.booleans()))
     perm = np.asarray(draw(st.permutations(range(cs))))[:k]
     if draw(st.booleans()):                      # a few long runs instead of a random order
         cut = draw(st.integers(1, k - 1))
         perm = np.concatenate([np.arange(cut, k), np.arange(cut)])
-    spec = draw_layer(draw, lay, op="conv1x1", in_mode=draw(st.sampled_from([0, 1, 2])),
-                      src={**x, "gather": perm}, max_ch=24)
+    spec = draw_layer(draw, lay, op="conv1x1", in_mode=draw(st.sampled_from([0, 1])),
+                      src={**x, "gather": perm}, max_ch=24)     # (PATCH3X3 gathers within one beat)
     arena = fill_arena(draw, arena_bytes_needed([spec]) + 2, [spec])
     run_both([spec], arena, strict=False)
 
@@ -126,7 +126,7 @@ def test_zero_copy_split_concat_shuffle(csim, data):
     lay = Layout(draw)
     h, w = draw(st.integers(1, 6)), draw(st.integers(1, 6))
     k = draw(st.integers(1, 8))
-    x = dict(off=lay.alloc(h * w * 2 * k), h=h, w=w, cs=2 * k, signed=False)
+    x = dict(off=lay.alloc(h * w * up16(2 * k)), h=h, w=w, cs=up16(2 * k), signed=False)
     ca = draw(st.integers(1, 8))
     cat_cs = up16(ca) + up16(k)                 # beat layout: each producer's channels start a beat
     cat = dict(off=lay.alloc(h * w * cat_cs), h=h, w=w, cs=cat_cs)
@@ -284,7 +284,7 @@ def test_nibble_packing_layout():
 # ---------------------------------------------------------------- validate_layer refusals
 def _good():
     cin, cout = 8, 4
-    return LayerSpec(op="conv1x1", in_off=0, in_h=4, in_w=4, in_cs=8, cin=cin, out_off=208, out_h=4, out_w=4,
+    return LayerSpec(op="conv1x1", in_off=0, in_h=4, in_w=4, in_cs=16, cin=cin, out_off=256, out_h=4, out_w=4,
                      out_cs=16, cout=cout, gather=np.arange(cin, dtype=np.uint16),
                      weights=np.ones((cout, cin), np.int8), bias=np.zeros(cout, np.int32),
                      mult=np.ones(cout, np.int16), shift=np.zeros(cout, np.uint8), zp_out=np.zeros(cout, np.int16),
@@ -324,6 +324,16 @@ REFUSALS = [
                                            "channel stride 16"),
     (lambda s: setattr(s, "out_cs", 24), "out_cs 24 is not a multiple of 16 bytes (ARENA_BUS_BYTES"),
     (lambda s: setattr(s, "out_off", 200), "out_off 200 is not a multiple of 16"),
+    (lambda s: setattr(s, "in_off", 8), "in_off 8 is not a multiple of 16 bytes (ARENA_BUS_BYTES: the engine reads "
+                                        "whole-beat pixels; only patch 3x3 reads a packed image)"),
+    (lambda s: setattr(s, "in_cs", 24), "in_cs 24 is not a multiple of 16"),
+    (lambda s: (setattr(s, "in_cs", 3000), setattr(s, "gather", np.array([0, 1, 2, 3, 4, 5, 6, 2900], np.uint16))),
+     "the gathered channels span 182 beats of a pixel, the pixel buffer holds 128 (PIX_BEATS)"),
+    (lambda s: (setattr(s, "in_mode", 2), setattr(s, "pad", 1), setattr(s, "weights", np.ones((4, 72), np.int8)),
+                setattr(s, "gather", np.array([0, 1, 2, 3, 4, 5, 6, 16], np.uint16)), setattr(s, "in_cs", 32)),
+     "patch 3x3 gathers channels 0..16: the engine takes a span of at most 16 bytes"),
+    (lambda s: (setattr(s, "in_mode", 2), setattr(s, "pad", 1), setattr(s, "weights", np.ones((4, 72), np.int8)),
+                setattr(s, "in_w", 300)), "patch 3x3 input row of 4800 bytes exceeds the row buffer (256 beats"),
     (lambda s: (setattr(s, "out_cs", 32), setattr(s, "out_choff", 8)), "out_choff 8 is not a multiple of 16"),
     (lambda s: setattr(s, "stride", 4), "conv1x1 takes stride 1 or 2"),
     (lambda s: setattr(s, "pad", 1), "conv1x1 (direct / upsample) has no padding"),
@@ -385,7 +395,7 @@ def _mutated_program(kind):
     arena = np.zeros(arena_bytes_needed([s]), np.uint8)
     d = program.reshape(-1, cfg.DESC_WORDS)[0]
     if kind == "gather":
-        weights[0:2] = [8, 0]                  # gather[0] = 8 >= in_cs
+        weights[0:2] = [16, 0]                 # gather[0] = 16 >= in_cs
     elif kind == "arena":
         arena = arena[:-1]
     elif kind == "reserved":

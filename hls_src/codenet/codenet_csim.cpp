@@ -152,11 +152,25 @@ int check_layer(int l, const uint32_t *w, const uint8_t *weights, uint64_t arena
         return fail(CSIM_ERR_WEIGHTS_RANGE, l, "weights past the weights blob", w_off);
     if (q_off + (RQ_RECORD_BYTES + 2) * cout > weights_bytes)
         return fail(CSIM_ERR_WEIGHTS_RANGE, l, "requant parameters past the weights blob", q_off);
-    uint64_t max_gather = 0;
+    uint64_t max_gather = 0, min_gather = ~0ULL;
     for (uint64_t i = 0; i < cin; i++) {
         const uint64_t g = le16(weights + gather_off + 2 * i);
         if (g >= in_cs) return fail(CSIM_ERR_PARAM, l, "gather entry >= in_cs", (long long)g);
         if (g > max_gather) max_gather = g;
+        if (g < min_gather) min_gather = g;
+    }
+    // the input side of the streaming engine (FORMAT.md "Memory")
+    const uint64_t bus = ARENA_BUS_BYTES;
+    if (patch) {
+        if (max_gather - min_gather >= bus)
+            return fail(CSIM_ERR_PARAM, l, "PATCH3X3 gathered channels span more than one beat", max_gather - min_gather);
+        if (in_w * in_cs + 2 * bus - 2 > (uint64_t)PATCH_ROW_BEATS * bus)
+            return fail(CSIM_ERR_FIELD, l, "PATCH3X3 input row exceeds PATCH_ROW_BEATS", in_w * in_cs);
+    } else {
+        if (in_off % bus) return fail(CSIM_ERR_FIELD, l, "in_off not a multiple of ARENA_BUS_BYTES", in_off);
+        if (in_cs % bus) return fail(CSIM_ERR_FIELD, l, "in_cs not a multiple of ARENA_BUS_BYTES", in_cs);
+        if (conv && max_gather / bus - min_gather / bus + 1 > (uint64_t)PIX_BEATS)
+            return fail(CSIM_ERR_PARAM, l, "gathered channels span more than PIX_BEATS beats", max_gather - min_gather);
     }
     for (uint64_t c = 0; c < cout; c++) {
         const uint8_t *r = weights + q_off + RQ_RECORD_BYTES * c;

@@ -1,9 +1,9 @@
-// CoDeNet engine: the streaming CONV1X1 layer (DATAFLOW reader -> MAC array -> writer), used for
-// direct and nearest-x2 input modes whenever the input tensor is beat aligned (in_off and in_cs
-// multiples of ARENA_BUS_BYTES, which every tensor the engine writes is) and a pixel's gathered
-// channel run fits the pixel buffer. PATCH3X3 (the image's first layer) and the other cases run
-// conv1x1() of codenet_engine.h. Contract: FORMAT.md; arithmetic identical to conv1x1().
+// CoDeNet engine: the streaming layers, one DATAFLOW region each. Contract: FORMAT.md (the
+// descriptor checks guarantee the input conditions below: beat-aligned inputs, a 1x1 pixel's
+// gathered run within PIX_BEATS, a PATCH3X3 gather within one beat and its rows within
+// PATCH_ROW_BEATS).
 //
+// CONV1X1 (direct, nearest x2, PATCH3X3):
 //   conv_reader  per output row: ONE burst over the row's needed input pixels (their gathered
 //                channel runs are whole beats at a fixed beat stride), forwarding the beats of
 //                the pixels the row computes, in order, to `pix`;
@@ -37,19 +37,6 @@ struct ConvGeom {
     bool patch;       // PATCH3X3: the reader emits 9 lane-aligned tap beats per pixel (SB = 9)
     int k;            // logical inputs per pixel (cin, or 9 * cin)
 };
-
-// True when the layer takes the streaming path: direct / x2 input on a beat-aligned tensor whose
-// gathered run fits the pixel buffer, or PATCH3X3 whose gathered channels span at most one beat and
-// whose input rows fit the reader's row buffer (PATCH_ROW_BEATS).
-inline bool conv_streams(const Desc &d, const Gather &g) {
-    if (d.in_mode == MODE_PATCH3X3) {
-        const ap_uint<40> row_bytes = ap_uint<40>(d.in_w) * d.in_cs;
-        return (g.hi - g.lo).to_int() < ARENA_BUS_BYTES && row_bytes + (2 * ARENA_BUS_BYTES - 2) <=
-                                                                 ap_uint<40>(PATCH_ROW_BEATS * ARENA_BUS_BYTES);
-    }
-    const int sb = (g.hi >> 4).to_int() - (g.lo >> 4).to_int() + 1;
-    return lane_of(d.in_off) == 0 && lane_of(d.in_cs) == 0 && sb <= PIX_BEATS;
-}
 
 inline ConvGeom conv_geom(const Desc &d, const Gather &g) {
     ConvGeom c;
@@ -301,7 +288,8 @@ inline void conv_writer(bus_t *arena, const Desc d, const ConvGeom c, hls::strea
     for (int y = 0; y < d.out_h; y++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_IMG
         const addr_t row = beat_of(d.out_off) + addr_t(y) * addr_t(d.out_w) * cs_beats + choff_beats;
-        int x = 0, b = 0, r = 0;                             // output pixel, its beat, copy 0 .. rep-1
+        int b = 0, r = 0;                                    // beat of the output pixel, copy 0 .. rep-1
+        addr_t pa = row;                                     // the output pixel's first beat
         CODENET_ENTER(PH_WRITE, c.whole_out ? EV_BURST : EV_SINGLES);
         for (int i = 0; i < nb; i++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_IMG * CH_TILES
@@ -315,13 +303,13 @@ inline void conv_writer(bus_t *arena, const Desc d, const ConvGeom c, hls::strea
             } else {
                 v = held[b];
             }
-            // whole_out: consecutive beats (one burst); else pixel x's run at its channel offset
-            const addr_t a = c.whole_out ? addr_t(row + addr_t(i)) : addr_t(row + addr_t(x) * cs_beats + addr_t(b));
+            // whole_out: consecutive beats (one burst); else the pixel's run at its channel offset
+            const addr_t a = c.whole_out ? addr_t(row + addr_t(i)) : addr_t(pa + addr_t(b));
             CODENET_WROTE(a);
             arena[a] = v;
             if (++b == c.ot_n) {
                 b = 0;
-                x++;
+                pa += cs_beats;
                 if (++r == c.rep) r = 0;
             }
         }
@@ -347,8 +335,7 @@ inline void conv1x1_stream(bus_t *arena, const Desc &d, const Gather &g, const c
 
 // ---------------------------------------------------------------- streaming DW3X3
 //
-// Taken when the input tensor is beat aligned (in_off, in_cs multiples of ARENA_BUS_BYTES). A
-// PE-channel tile's gathered channels live in TB distinct beats of each pixel (TB <= PE; 1 for a
+// A PE-channel tile's gathered channels live in TB distinct beats of each pixel (TB <= PE; 1 for a
 // plain 16-channel slice, a few for a shuffled gather); `TileBeats` lists them. Per tile (PE
 // channels = one output beat per pixel), per output row:
 //   dw_reader   the input rows the row needs first (each once per tile): ONE burst over the row
@@ -361,10 +348,10 @@ inline void conv1x1_stream(bus_t *arena, const Desc &d, const Gather &g, const c
 //               lanes a cycle, requantized into one output beat to `outb`;
 //   dw_writer   the row's output beats: one burst when the tensor is this one tile wide (out_cs
 //               one beat, out_choff 0), else one-beat writes (a beat stride apart).
-// Line buffer (static banking): LINE_ROWS row banks, each in TAP_COLS copies (one per tap column
-// kx), each copy read once a cycle: copy kx of EVERY bank is read at the same column
-// px = x + (kx - 1) * d, and the tap (ky, kx) selects its row among the LINE_ROWS words read (a
-// data multiplexer, no runtime bank address).
+// Line buffer (static banking, line_buf_t): tap column kx reads copy kx / 2 of EVERY row bank at
+// the same column px = x + (kx - 1) * d (copy 0 serves columns 0 and 1 over its two ports), and
+// the tap (ky, kx) selects its row among the LINE_ROWS words read (a data multiplexer, no runtime
+// bank address).
 
 // The rows the compute stage fills before output row y (reader and compute walk the same
 // sequence): physical rows next_row .. return value - 1.
@@ -375,8 +362,6 @@ inline int dw_rows_needed(const Desc &d, int y) {
     if (seen_hi > seen_h - 1) seen_hi = seen_h - 1;
     return (up ? seen_hi >> 1 : seen_hi) + 1;
 }
-
-inline bool dw_streams(const Desc &d) { return lane_of(d.in_off) == 0 && lane_of(d.in_cs) == 0; }
 
 // The distinct beats (offsets within the pixel, increasing) holding a tile's gathered channels,
 // and for each lane the index of its beat in that list and its byte lane.
@@ -464,19 +449,20 @@ inline void dw_reader(const bus_t *arena, const Desc d, const chan_t gch[MAX_CH]
                         }
                     }
                 } else {
-                    int x = 0, k = 0;
+                    int k = 0;
+                    addr_t pa = pix0;                     // the pixel's first beat (added to, no product)
                     CODENET_ENTER(PH_READ, EV_SINGLES);   // strided: no burst is inferred
                     for (int i = 0; i < d.in_w * t.nbt; i++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_W * PE
 #pragma HLS PIPELINE II = 1
                         CODENET_ITER(PH_READ);
                         CODENET_BEAT();
-                        const addr_t a = pix0 + addr_t(x) * addr_t(cs_beats) + addr_t(t.beat[k]);
+                        const addr_t a = pa + addr_t(t.beat[k]);
                         CODENET_READ(a);
                         pix.write(arena[a]);
                         if (++k == t.nbt) {
                             k = 0;
-                            x++;
+                            pa += cs_beats;
                         }
                     }
                 }
@@ -484,15 +470,17 @@ inline void dw_reader(const bus_t *arena, const Desc d, const chan_t gch[MAX_CH]
             if (rows > next_row) next_row = rows;
             if (d.deformable) {
                 const addr_t da = d.dil_off + addr_t(y) * addr_t(d.out_w) * d.dil_cs;
+                const int lane = lane_of(da);                 // dil_cs is whole beats: the same lane
+                addr_t a = beat_of(da);
                 CODENET_ENTER(PH_READ, dil_run ? EV_BURST : EV_SINGLES);
                 for (int x = 0; x < d.out_w; x++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_W
 #pragma HLS PIPELINE II = 1
                     CODENET_ITER(PH_READ);
                     CODENET_BEAT();
-                    const addr_t a = da + addr_t(x) * d.dil_cs;
-                    CODENET_READ(beat_of(a));
-                    dil.write(byte_at(arena[beat_of(a)], lane_of(a)));
+                    CODENET_READ(a);
+                    dil.write(byte_at(arena[a], lane));
+                    a += d.dil_cs >> 4;
                 }
             }
         }
@@ -532,9 +520,9 @@ inline void dw_compute(const Desc d, const chan_t gch[MAX_CH], const dwrow_t dww
                     }
                     const bool last = k == t.nbt - 1;
                     if (last) {
-                        for (int kx = 0; kx < TAP_COLS; kx++) {
+                        for (int k = 0; k < LB_COPIES; k++) {
 #pragma HLS UNROLL
-                            lb[slot][kx][x] = cur;               // the TAP_COLS copies of the bank
+                            lb[slot][k][x] = cur;                // the LB_COPIES copies of the bank
                         }
                     }
                     word = last ? lrow_t(0) : cur;
@@ -569,7 +557,7 @@ inline void dw_compute(const Desc d, const chan_t gch[MAX_CH], const dwrow_t dww
                     const int px = col_ok[kx] ? (up ? sx >> 1 : sx) : 0;
                     for (int r = 0; r < LINE_ROWS; r++) {
 #pragma HLS UNROLL
-                        col[kx][r] = lb[r][kx][px];
+                        col[kx][r] = lb[r][kx >> 1][px];   // copy 0: columns 0, 1; copy 1: column 2
                     }
                 }
                 acc_t accs[PE];
@@ -619,24 +607,23 @@ inline void dw_writer(bus_t *arena, const Desc d, hls::stream<bus_t> &outb) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = CH_TILES
         for (int y = 0; y < d.out_h; y++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_H
-            const addr_t row = beat_of(d.out_off) + addr_t(y) * addr_t(d.out_w) * cs_beats +
-                               (d.out_choff >> 4) + addr_t(ct);
+            addr_t a = beat_of(d.out_off) + addr_t(y) * addr_t(d.out_w) * cs_beats + (d.out_choff >> 4) + addr_t(ct);
             CODENET_ENTER(PH_WRITE, whole ? EV_BURST : EV_SINGLES);
             for (int x = 0; x < d.out_w; x++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_W
 #pragma HLS PIPELINE II = 1
                 CODENET_ITER(PH_WRITE);
                 CODENET_BEAT();
-                const addr_t a = row + addr_t(x) * cs_beats;
                 CODENET_WROTE(a);
                 arena[a] = outb.read();
+                a += cs_beats;                             // pixel x + 1 (whole: the next beat)
             }
         }
     }
 }
 
 // One streaming DW3X3 layer: the three stages run concurrently.
-inline void dw3x3_stream(bus_t *arena, const Desc &d, const chan_t gch[MAX_CH], const Gather &g,
+inline void dw3x3_stream(bus_t *arena, const Desc &d, const chan_t gch[MAX_CH],
                          const dwrow_t dww[PE][CH_TILES], const Requant rq[PE][CH_TILES], line_buf_t &lb) {
 #pragma HLS INLINE off
     hls::stream<bus_t> pix("dw_pix"), outb("dw_out");

@@ -1,20 +1,18 @@
 // CoDeNet engine building blocks (header only; contract: FORMAT.md in this folder).
 //
-// One layer runs in phases, one after the other:
+// One layer runs in phases:
 //   1. decode its descriptor (read_desc, 32-bit program port);
 //   2. move its gather table, requant parameters and 1x1 or 3x3 weights from the weights blob
 //      into on-chip buffers (load_*), before any pixel streams;
-//   3. stream the pixels: conv1x1 (PA inputs x PE outputs per cycle; input modes direct,
-//      nearest upsample x2 and PATCH3X3 gather) or dw3x3 (PE channels x 9 taps per cycle, normal
-//      or deformable, taps from a LINE_ROWS-row line buffer of a PE-channel tile).
-// The arena and weights ports are ARENA_BUS_BYTES (16) bytes wide; the DDR layout stays byte
-// addressed (FORMAT.md): a byte run is read as the beats that hold it and its bytes are picked
-// on chip; a run is written as whole beats, the partial first / last beat read first and merged
-// (read-modify-write; safe: one engine, layers in order, and a partial beat that was the last one
-// written is forwarded on chip instead of read back, see LastBeat). The cycle model is in
-// codenet_config.h; under C simulation every pipelined loop iteration, single-beat access and
-// loop entry is counted per layer and phase, and every loop entry / blocking access is logged as
-// an event (CODENET_ENTER / ITER / BEAT / BLOCKING / STEP below; runtime/measure/codenet_cycles.py). All loops are II = 1.
+//   3. stream the pixels: one DATAFLOW region per layer (codenet_dataflow.h), a reader, a compute
+//      stage (1x1: PA inputs x PE outputs a cycle; dw: PE channels x 9 taps a cycle) and a
+//      writer running concurrently on hls::stream beats, one loop entry per row and stage.
+// The arena and weights ports are ARENA_BUS_BYTES (16) bytes wide. Every arena write is a whole
+// beat (FORMAT.md "Memory": outputs are beat aligned, their pad bytes written 0): nothing is read
+// back or merged. Under C simulation every pipelined loop iteration, single-beat access and loop
+// entry is counted per layer and phase and logged as an event (CODENET_ENTER / ITER / BEAT /
+// BLOCKING below; runtime/measure/codenet_cycles.py derives the same from the descriptors), and
+// the engine's memory invariants are asserted (CODENET_ASSERT). All pipelined loops are II = 1.
 // The arithmetic is exactly FORMAT.md "Arithmetic (bit exact)".
 #ifndef CODENET_ENGINE_H
 #define CODENET_ENGINE_H
@@ -168,13 +166,6 @@ struct Requant {
 struct Gather {
     chan_t lo, hi;
     chan_t tile_lo[CH_TILES], tile_hi[CH_TILES];
-};
-
-// 1x1 extraction table: logical input k is channel gather[i] of 3x3 tap `tap` (PATCH3X3: k =
-// tap * cin + i; else tap 0, i = k); rel = gather[i] - lowest gathered channel.
-struct XSrc {
-    ap_uint<4> tap;
-    chan_t rel;
 };
 
 inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
@@ -331,31 +322,6 @@ struct ByteReader {
     }
 };
 
-// Store src[0 .. n) at arena byte address a, which is beat aligned (FORMAT.md "Memory": every
-// output run starts a beat), as ceil(n / 16) whole beats; the bytes past n in the last beat are
-// the layer's pad bytes and are written 0. Nothing is read back: no read-modify-write.
-template <int N>
-inline void write_run(bus_t *arena, addr_t a, const byte_t (&src)[N], int n) {
-    CODENET_ASSERT(lane_of(a) == 0, "partial-beat write: output run not beat aligned", a.to_uint64());
-    const int nb = ceil_div(n, ARENA_BUS_BYTES);
-    const addr_t b0 = beat_of(a);
-    CODENET_ENTER(PH_WRITE, EV_BURST);
-    for (int b = 0; b < nb; b++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_CH / ARENA_BUS_BYTES
-#pragma HLS PIPELINE II = 1
-        CODENET_ITER(PH_WRITE);
-        CODENET_BEAT();
-        bus_t v;
-        for (int i = 0; i < ARENA_BUS_BYTES; i++) {
-#pragma HLS UNROLL
-            const int idx = b * ARENA_BUS_BYTES + i;
-            v.range(8 * i + 7, 8 * i) = idx < n ? src[idx] : byte_t(0);
-        }
-        CODENET_WROTE(b0 + addr_t(b));
-        arena[b0 + addr_t(b)] = v;
-    }
-}
-
 // ---------------------------------------------------------------- per-layer loads (DDR -> chip)
 
 // gather table: cin little-endian uint16, one per cycle; also the lowest / highest channel of
@@ -448,23 +414,6 @@ inline void load_conv_weights(const bus_t *weights, const Desc &d, wword_t wbuf[
     }
 }
 
-// 1x1 extraction table (one entry a cycle; see XSrc).
-inline void load_xsrc(const Desc &d, const chan_t gch[MAX_CH], const Gather &g, XSrc xsrc[MAX_K]) {
-    int i = 0, tap = 0;
-    CODENET_ENTER(PH_LOAD, EV_LOOP);
-    for (int k = 0; k < conv_k(d); k++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_K
-#pragma HLS PIPELINE II = 1
-        CODENET_ITER(PH_LOAD);
-        xsrc[k].tap = tap;
-        xsrc[k].rel = gch[i] - g.lo;
-        if (++i == d.cin) {
-            i = 0;
-            tap++;
-        }
-    }
-}
-
 // 3x3 depthwise weights: cout rows of 9 taps (5 bytes at 4-bit, 9 at 8-bit), one a cycle -> one
 // 72-bit word of 9 sign-extended int8 taps per channel, dww[c % PE][c / PE].
 inline void load_dw_weights(const bus_t *weights, const Desc &d, dwrow_t dww[PE][CH_TILES]) {
@@ -488,313 +437,22 @@ inline void load_dw_weights(const bus_t *weights, const Desc &d, dwrow_t dww[PE]
     }
 }
 
-// ---------------------------------------------------------------- CONV1X1
-//
-// Per computed pixel: read the byte run [lowest, highest gathered channel] of each of its input
-// taps (1, or 9 for PATCH3X3) as whole beats into the pixel buffer (PA copies, one per MAC
-// input lane, so PA inputs are picked per cycle); the MAC loop's first output tile picks its PA
-// inputs from there (later tiles reuse them from xbuf), requantizes each tile of PE outputs into
-// obuf, and the outputs are stored as one run. Nearest upsample x2 at stride 1 repeats each
-// source pixel in a 2x2 output block: computed once, stored four times. When a pixel's runs do
-// not fit the pixel buffer (a gather spread over more than ~PIX_BEATS beats) the narrow path
-// reads one beat per logical input instead.
+// ---------------------------------------------------------------- on-chip buffers of the layers
+// (the streaming layers themselves: codenet_dataflow.h)
 
-// The 1x1 pixel buffer: PA copies (one per MAC input lane, so PA bytes are picked a cycle) of
-// PIX_BEATS beats; one array in codenet_top, shared by conv1x1 and conv1x1_stream.
+// The 1x1 pixel buffer: PA copies (one per MAC input lane, so PA bytes are picked a cycle, each
+// copy with one read and one write port) of PIX_BEATS beats.
 typedef bus_t pix_buf_t[PA][PIX_BEATS];
 
-inline void conv1x1(bus_t *arena, const Desc &d, const Gather &g, const XSrc xsrc[MAX_K],
-                    const wword_t wbuf[PE][W_WORDS], const Requant rq[PE][CH_TILES], pix_buf_t &pbuf) {
-    static act_t xbuf[MAX_K / (PA / 2)][PA];
-#pragma HLS ARRAY_PARTITION variable = xbuf complete dim = 2
-    static byte_t obuf[MAX_CH];
-#pragma HLS ARRAY_PARTITION variable = obuf cyclic factor = ARENA_BUS_BYTES
-    const bool patch = d.in_mode == MODE_PATCH3X3;
-    const bool up = d.in_mode == MODE_UPSAMPLE2;
-    const int seen_h = up ? 2 * d.in_h : d.in_h;
-    const int seen_w = up ? 2 * d.in_w : d.in_w;
-    const int rep = up && d.stride == 1 ? 2 : 1;
-    const int ntap = patch ? 9 : 1;
-    const int k_total = conv_k(d);
-    const int per_word = d.w8 ? PA / 2 : PA;        // logical inputs per weight word
-    const int kt_n = ceil_div(row_bytes_of(k_total, d.w8), W_WORD_BYTES);
-    const int ot_n = ceil_div(d.cout, PE);
-    const int span = (g.hi - g.lo).to_int() + 1;
-    const int tap_beats = (span + 2 * ARENA_BUS_BYTES - 2) / ARENA_BUS_BYTES;  // worst alignment
-    const bool wide = ntap * tap_beats <= PIX_BEATS;
-    const act_t zp = act_value(d.in_zp, d.in_signed);
-    for (int yb = 0; yb < ceil_div(d.out_h, rep); yb++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_IMG
-        for (int xb = 0; xb < ceil_div(d.out_w, rep); xb++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_IMG
-            // the taps: seen position, in-image flag, byte address of the lowest gathered channel
-            bool valid[9];
-            addr_t ta[9];
-#pragma HLS ARRAY_PARTITION variable = valid complete
-#pragma HLS ARRAY_PARTITION variable = ta complete
-            for (int t = 0; t < 9; t++) {
-#pragma HLS UNROLL
-                const int sy = patch ? yb * d.stride - d.pad + t / 3 : yb * rep * d.stride;
-                const int sx = patch ? xb * d.stride - d.pad + t % 3 : xb * rep * d.stride;
-                valid[t] = t < ntap && sy >= 0 && sy < seen_h && sx >= 0 && sx < seen_w;
-                const int py = up ? sy >> 1 : sy;
-                const int px = up ? sx >> 1 : sx;
-                ta[t] = valid[t] ? addr_t(d.in_off + (addr_t(py) * addr_t(d.in_w) + addr_t(px)) * d.in_cs + g.lo)
-                                 : addr_t(0);
-            }
-            if (wide) {
-                for (int t = 0; t < ntap; t++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = TAPS
-                    if (!valid[t]) continue;
-                    CODENET_ENTER(PH_READ, EV_BURST);
-                    for (int b = 0; b < beats_of(ta[t], span); b++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = PIX_BEATS
-#pragma HLS PIPELINE II = 1
-                        CODENET_ITER(PH_READ);
-                        CODENET_BEAT();
-                        CODENET_READ(beat_of(ta[t]) + addr_t(b));
-                        const bus_t v = arena[beat_of(ta[t]) + addr_t(b)];
-                        for (int j = 0; j < PA; j++) {
-#pragma HLS UNROLL
-                            pbuf[j][t * tap_beats + b] = v;
-                        }
-                    }
-                }
-            } else {
-                CODENET_ENTER(PH_READ, EV_SINGLES);
-                for (int k = 0; k < k_total; k++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_K
-#pragma HLS PIPELINE II = 1
-                    CODENET_ITER(PH_READ);
-                    CODENET_BEAT();
-                    const XSrc s = xsrc[k];
-                    const addr_t a = ta[s.tap] + addr_t(s.rel);
-                    if (valid[s.tap]) CODENET_READ(beat_of(a));
-                    xbuf[k / per_word][k % per_word] =
-                        valid[s.tap] ? act_value(byte_at(arena[beat_of(a)], lane_of(a)), d.in_signed) : zp;
-                }
-            }
-            // MAC: (output tile ot, weight word kt), PA x PE products a cycle (8-bit: PA/2 x PE)
-            acc_t acc[PE];
-#pragma HLS ARRAY_PARTITION variable = acc complete
-            int ot = 0, kt = 0;
-            CODENET_ENTER(PH_COMPUTE, EV_LOOP);
-            for (int it = 0; it < ot_n * kt_n; it++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = PE * W_WORDS
-#pragma HLS PIPELINE II = 1
-                CODENET_ITER(PH_COMPUTE);
-                act_t x[PA];
-#pragma HLS ARRAY_PARTITION variable = x complete
-                for (int j = 0; j < PA; j++) {
-#pragma HLS UNROLL
-                    const int k = kt * per_word + j;
-                    act_t v = 0;
-                    if (!wide || ot > 0) {
-                        v = xbuf[kt][j];
-                    } else if (j < per_word && k < k_total) {
-                        const XSrc s = xsrc[k];
-                        const int pos = s.tap.to_int() * tap_beats * ARENA_BUS_BYTES +
-                                        lane_of(ta[s.tap]) + s.rel.to_int();
-                        v = valid[s.tap] ? act_value(byte_at(pbuf[j][pos / ARENA_BUS_BYTES],
-                                                             pos % ARENA_BUS_BYTES), d.in_signed)
-                                         : zp;
-                    }
-                    if (wide && ot == 0) xbuf[kt][j] = v;
-                    x[j] = j < per_word && k < k_total ? v : act_t(0);
-                }
-                // output lanes p, p + 1 share each input x[j]: one packed DSP per pair (mul2)
-                acc_t sum[PE];
-#pragma HLS ARRAY_PARTITION variable = sum complete
-                for (int p = 0; p < PE; p += 2) {
-#pragma HLS UNROLL
-                    const wword_t w_lo = wbuf[p][ot * kt_n + kt], w_hi = wbuf[p + 1][ot * kt_n + kt];
-                    acc_t s_lo = kt == 0 ? acc_t(rq[p][ot].bias) : acc[p];
-                    acc_t s_hi = kt == 0 ? acc_t(rq[p + 1][ot].bias) : acc[p + 1];
-                    for (int j = 0; j < PA; j++) {
-#pragma HLS UNROLL
-                        const ProductPair pr = mul2(weight_at(w_lo, j, d.w8), weight_at(w_hi, j, d.w8), x[j]);
-                        s_lo += pr.lo;
-                        s_hi += pr.hi;
-                    }
-                    sum[p] = s_lo;
-                    sum[p + 1] = s_hi;
-                }
-                for (int p = 0; p < PE; p++) {
-#pragma HLS UNROLL
-                    acc[p] = sum[p];
-                }
-                if (kt == kt_n - 1) {
-                    byte_t q[PE];
-#pragma HLS ARRAY_PARTITION variable = q complete
-                    requant_tile(sum, rq, ot, d, q);
-                    for (int p = 0; p < PE; p++) {
-#pragma HLS UNROLL
-                        if (ot * PE + p < d.cout) obuf[ot * PE + p] = q[p];
-                    }
-                }
-                if (++kt == kt_n) {
-                    kt = 0;
-                    ot++;
-                }
-            }
-            // store: one run of cout bytes per output pixel of the block
-            for (int q = 0; q < rep * rep; q++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = UPSAMPLE_STORES
-                const int y = yb * rep + q / rep, x = xb * rep + q % rep;
-                if (y >= d.out_h || x >= d.out_w) continue;
-                write_run(arena, d.out_off + (addr_t(y) * addr_t(d.out_w) + addr_t(x)) * d.out_cs + d.out_choff,
-                          obuf, d.cout);
-            }
-        }
-    }
-}
-
-// ---------------------------------------------------------------- DW3X3
-
-// Line buffer of one PE-channel tile: the last LINE_ROWS physical input rows, row r in slot
-// r % LINE_ROWS. Rows are filled in order, each exactly once per tile, just before the first
-// output row that needs them; LINE_ROWS = 2 * MAX_DIL + 1 covers the deformable window.
-// One word per pixel holds the tile's PE lanes (all lanes of a tap read the same pixel: one word
-// read per tap), written once per pixel; partitioned by row (LINE_ROWS banks of MAX_W words).
-// The depthwise pixel body is not pipelined, so the up-to-3 taps a row bank serves per pixel are
-// read over its dual port in sequence (DEPTH_DW_PIXEL counts them).
+// The depthwise line buffer: LINE_ROWS row banks (rows r in bank r % LINE_ROWS; LINE_ROWS =
+// 2 * MAX_DIL + 1 covers the deformable window), one word of PE lanes per pixel, each bank in
+// LB_COPIES copies so that the TAP_COLS column taps of a pixel are read in one cycle (copy kx / 2:
+// copy 0 serves tap columns 0 and 1 over its two ports, copy 1 column 2).
 static_assert(PE % ARENA_BUS_BYTES == 0, "a depthwise channel tile's output run starts a beat");
 typedef ap_uint<8 * PE> lrow_t;
-// Row banks in TAP_COLS copies (the streaming dw reads copy kx for tap column kx, codenet_dataflow.h);
-// this path writes and reads copy 0. One array in codenet_top, shared by both dw paths.
 constexpr int TAP_COLS = 3;
-typedef lrow_t line_buf_t[LINE_ROWS][TAP_COLS][MAX_W];
-
-// One input row of the tile: per pixel, the beats holding the tile's channel run [tile_lo,
-// tile_hi]; every lane takes its byte as its beat passes (one beat a cycle) into a register, the
-// pixel's word is stored once, on its last beat.
-inline void fill_line_row(const bus_t *arena, const Desc &d, const chan_t gch[MAX_CH], const Gather &g, int ct, int n,
-                          int row, line_buf_t &lbuf) {
-    const int slot = row % LINE_ROWS;
-    const int span = (g.tile_hi[ct] - g.tile_lo[ct]).to_int() + 1;
-    int rel[PE];
-#pragma HLS ARRAY_PARTITION variable = rel complete
-    for (int c = 0; c < PE; c++) {
-#pragma HLS UNROLL
-        rel[c] = c < n ? (gch[ct * PE + c] - g.tile_lo[ct]).to_int() : 0;
-    }
-    addr_t a = d.in_off + addr_t(row) * addr_t(d.in_w) * d.in_cs + g.tile_lo[ct];
-    int x = 0, b = 0, nb = beats_of(a, span);
-    lrow_t pix = 0;
-    CODENET_ENTER(PH_READ, EV_SINGLES);   // strided pixel runs: no burst is inferred
-    while (x < d.in_w) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_W * PE
-#pragma HLS PIPELINE II = 1
-        CODENET_ITER(PH_READ);
-        CODENET_BEAT();
-        CODENET_READ(beat_of(a) + addr_t(b));
-        const bus_t v = arena[beat_of(a) + addr_t(b)];
-        lrow_t cur = pix;
-        for (int c = 0; c < PE; c++) {
-#pragma HLS UNROLL
-            const int pos = lane_of(a) + rel[c];
-            if (c < n && pos / ARENA_BUS_BYTES == b) cur.range(8 * c + 7, 8 * c) = byte_at(v, pos % ARENA_BUS_BYTES);
-        }
-        const bool last_beat = b == nb - 1;
-        if (last_beat) lbuf[slot][0][x] = cur;
-        pix = last_beat ? lrow_t(0) : cur;
-        if (++b == nb) {
-            b = 0;
-            x++;
-            a += d.in_cs;
-            nb = beats_of(a, span);
-        }
-    }
-}
-
-inline void dw3x3(bus_t *arena, const Desc &d, const chan_t gch[MAX_CH], const Gather &g,
-                  const dwrow_t dww[PE][CH_TILES],
-                  const Requant rq[PE][CH_TILES], line_buf_t &lbuf) {
-    static bus_t dbuf[DIL_BEATS];            // one output row's dilation bytes
-    const bool up = d.in_mode == MODE_UPSAMPLE2;
-    const int seen_h = up ? 2 * d.in_h : d.in_h;
-    const int seen_w = up ? 2 * d.in_w : d.in_w;
-    const act_t zp = act_value(d.in_zp, d.in_signed);
-    // deformable: the run of one output row's dilation bytes (40-bit: dil_cs is unbounded)
-    const ap_uint<40> dil_run = d.deformable ? ap_uint<40>(ap_uint<40>(d.out_w - 1) * d.dil_cs + 1) : ap_uint<40>(1);
-    for (int ct = 0; ct < ceil_div(d.cout, PE); ct++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = CH_TILES
-        const int n = d.cout - ct * PE < PE ? d.cout - ct * PE : PE;
-        int next_row = 0;  // physical rows [0, next_row) have been filled for this tile
-        for (int y = 0; y < d.out_h; y++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_H
-            // fill up to the lowest row this output row can touch
-            int seen_hi = d.deformable ? y + MAX_DIL : y * d.stride - d.pad + 2;
-            if (seen_hi > seen_h - 1) seen_hi = seen_h - 1;
-            const int phys_hi = up ? seen_hi >> 1 : seen_hi;
-            for (int r = 0; r < phys_hi + 1 - next_row; r++) {
-#pragma HLS LOOP_TRIPCOUNT min = 0 max = LINE_ROWS
-                fill_line_row(arena, d, gch, g, ct, n, next_row + r, lbuf);
-            }
-            if (phys_hi + 1 > next_row) next_row = phys_hi + 1;
-            // deformable: this row's dilations (one byte per pixel, shared by all channels), as
-            // one run of beats, or one beat per pixel when the run would not fit dbuf
-            const addr_t da = d.dil_off + addr_t(y) * addr_t(d.out_w) * d.dil_cs;
-            const bool dil_run_fits = lane_of(da) + dil_run <= DIL_BEATS * ARENA_BUS_BYTES;
-            if (d.deformable) {
-                const int nb = dil_run_fits ? beats_of(da, dil_run.to_int()) : d.out_w;
-                CODENET_ENTER(PH_READ, dil_run_fits ? EV_BURST : EV_SINGLES);
-                for (int b = 0; b < nb; b++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = DIL_BEATS
-#pragma HLS PIPELINE II = 1
-                    CODENET_ITER(PH_READ);
-                    CODENET_BEAT();
-                    const addr_t beat = dil_run_fits ? addr_t(beat_of(da) + addr_t(b)) : beat_of(da + addr_t(b) * d.dil_cs);
-                    CODENET_READ(beat);
-                    dbuf[b] = arena[beat];
-                }
-            }
-            const addr_t row_out = d.out_off + addr_t(y) * addr_t(d.out_w) * d.out_cs +
-                                   d.out_choff + addr_t(ct * PE);
-            for (int x = 0; x < d.out_w; x++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_W
-                // one pixel: 9 taps x PE lanes in one cycle, then its n output bytes as one run
-                CODENET_STEP(PH_COMPUTE);   // the x loop is not pipelined (it holds the store loop)
-                int dil = 1, base_y = y * d.stride - d.pad, base_x = x * d.stride - d.pad;
-                if (d.deformable) {
-                    const int pos = dil_run_fits ? lane_of(da) + x * d.dil_cs.to_int()
-                                                 : x * ARENA_BUS_BYTES + lane_of(da + addr_t(x) * d.dil_cs);
-                    const byte_t db = byte_at(dbuf[pos / ARENA_BUS_BYTES], pos % ARENA_BUS_BYTES);
-                    dil = db > MAX_DIL ? MAX_DIL : db.to_int();
-                    base_y = y - dil;
-                    base_x = x - dil;
-                }
-                byte_t res[PE];
-#pragma HLS ARRAY_PARTITION variable = res complete
-                acc_t accs[PE];
-#pragma HLS ARRAY_PARTITION variable = accs complete
-                for (int p = 0; p < PE; p++) {
-#pragma HLS UNROLL
-                    const dwrow_t w9 = dww[p][ct];
-                    acc_t acc = acc_t(rq[p][ct].bias);
-                    for (int t = 0; t < 9; t++) {
-#pragma HLS UNROLL
-                        const int sy = base_y + (t / 3) * dil;
-                        const int sx = base_x + (t % 3) * dil;
-                        act_t v = zp;
-                        if (sy >= 0 && sy < seen_h && sx >= 0 && sx < seen_w) {
-                            const int py = up ? sy >> 1 : sy;
-                            const int px = up ? sx >> 1 : sx;
-                            v = act_value(byte_t(lbuf[py % LINE_ROWS][0][px].range(8 * p + 7, 8 * p)), d.in_signed);
-                        }
-                        // every tap has its own activation: nothing to pack; LUT multipliers
-                        const half_t prod = wgt_t(w9.range(8 * t + 7, 8 * t)) * v;
-#pragma HLS BIND_OP variable = prod op = mul impl = fabric
-                        acc += prod;
-                    }
-                    accs[p] = acc;
-                }
-                requant_tile(accs, rq, ct, d, res);
-                write_run(arena, row_out + addr_t(x) * d.out_cs, res, n);
-            }
-        }
-    }
-}
+constexpr int LB_COPIES = 2;
+typedef lrow_t line_buf_t[LINE_ROWS][LB_COPIES][MAX_W];
 
 }  // namespace codenet
 

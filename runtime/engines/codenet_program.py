@@ -189,6 +189,7 @@ def validate_layer(spec, strict=True):
         bad = int(gather.max()) if gather.max() >= spec.in_cs else int(gather.min())
         fail("gather table refers to physical channel {} outside the input channel stride {}".format(
             bad, spec.in_cs))
+    _check_stream_input(spec, gather, fail)
     w = np.asarray(spec.weights)
     if w.shape != (spec.cout, spec.k):
         fail("weights have shape {}, needs ({}, {})".format(w.shape, spec.cout, spec.k))
@@ -214,6 +215,31 @@ def validate_layer(spec, strict=True):
     if bound > (1 << (cfg.ACC_BITS - 1)) - 1:
         fail("worst-case accumulator |bias| + sum|w|*|x| = {} overflows the {}-bit accumulator "
              "(max {}, ACC_BITS)".format(bound, cfg.ACC_BITS, (1 << (cfg.ACC_BITS - 1)) - 1))
+
+
+def _check_stream_input(spec, gather, fail):
+    """The input side of the streaming engine (FORMAT.md "Memory"): DW3X3 and direct / x2 CONV1X1
+    read a beat-aligned tensor (in_off, in_cs multiples of ARENA_BUS_BYTES; every tensor the
+    engine writes is), a 1x1 pixel's gathered run within PIX_BEATS beats; PATCH3X3 (the image)
+    gathers channels within one beat's span and its input rows fit PATCH_ROW_BEATS."""
+    b = cfg.ARENA_BUS_BYTES
+    if spec.in_mode == cfg.MODE_PATCH3X3:
+        if int(gather.max()) - int(gather.min()) >= b:
+            fail("patch 3x3 gathers channels {}..{}: the engine takes a span of at most {} bytes".format(
+                int(gather.min()), int(gather.max()), b))
+        if spec.in_w * spec.in_cs + 2 * b - 2 > cfg.PATCH_ROW_BEATS * b:
+            fail("patch 3x3 input row of {} bytes exceeds the row buffer ({} beats, PATCH_ROW_BEATS)".format(
+                spec.in_w * spec.in_cs, cfg.PATCH_ROW_BEATS))
+        return
+    for what, v in (("in_off", spec.in_off), ("in_cs", spec.in_cs)):
+        if v % b:
+            fail("{} {} is not a multiple of {} bytes (ARENA_BUS_BYTES: the engine reads whole-beat pixels; "
+                 "only patch 3x3 reads a packed image)".format(what, v, b))
+    if spec.op == "conv1x1":
+        sb = int(gather.max()) // b - int(gather.min()) // b + 1
+        if sb > cfg.PIX_BEATS:
+            fail("the gathered channels span {} beats of a pixel, the pixel buffer holds {} (PIX_BEATS)".format(
+                sb, cfg.PIX_BEATS))
 
 
 def acc_bound(spec, xmax=None):

@@ -49,19 +49,6 @@ def _beats(addr, n):
     return (np.asarray(addr) % BUS + n + BUS - 1) // BUS
 
 
-def _tap_beats(span):
-    """Pixel-buffer beats reserved per tap: the worst alignment of a span-byte run."""
-    return (span + 2 * BUS - 2) // BUS
-
-
-def conv_wide(spec):
-    """True when a 1x1 pixel's runs fit the on-chip pixel buffer (else the narrow path)."""
-    g = np.asarray(spec.gather, np.int64)
-    span = int(g.max() - g.min()) + 1
-    ntap = 9 if spec.in_mode == cfg.MODE_PATCH3X3 else 1
-    return ntap * _tap_beats(span) <= cfg.PIX_BEATS
-
-
 def section_offsets(layers):
     """Weights-blob byte offsets (gather, weights, requant) of every layer, as pack_program lays
     them out (each section 8-byte aligned, in that order)."""
@@ -98,14 +85,6 @@ def _reader(ev, addr, nbytes, trips):
     first beat blocking, the others one-beat requests inside the loop."""
     ev.add(cfg.PH_LOAD, cfg.EV_BLOCKING, 1, 1)
     ev.add(cfg.PH_LOAD, cfg.EV_SINGLES, trips, int(_beats(addr, nbytes)) - 1)
-
-
-def _writes(ev, addr, n):
-    """write_run of n bytes at each (beat-aligned) address of `addr`: one burst of ceil(n / BUS)
-    whole beats (the last one zero-padded), nothing read back."""
-    count = np.asarray(addr).size
-    nb = _cdiv(n, BUS)
-    ev.add(cfg.PH_WRITE, cfg.EV_BURST, nb, nb, count=count)
 
 
 def conv_streams(spec):
@@ -212,74 +191,11 @@ def _conv_stream_events(ev, spec):
 
 
 def _conv_events(ev, spec):
-    if conv_streams(spec):
-        _conv_stream_events(ev, spec)
-        return
-    g = np.asarray(spec.gather, np.int64)
-    gmin, span = int(g.min()), int(g.max() - g.min()) + 1
-    patch = spec.in_mode == cfg.MODE_PATCH3X3
-    up = spec.in_mode == cfg.MODE_UPSAMPLE2
-    seen_h, seen_w = (2 * spec.in_h, 2 * spec.in_w) if up else (spec.in_h, spec.in_w)
-    rep = 2 if up and spec.stride == 1 else 1
-    kt = _cdiv(spec.row_bytes(), cfg.W_WORD_BYTES)
-    ot = _cdiv(spec.cout, cfg.PE)
-    nby, nbx = _cdiv(spec.out_h, rep), _cdiv(spec.out_w, rep)
-    blocks = nby * nbx
-    yb, xb = np.meshgrid(np.arange(nby), np.arange(nbx), indexing="ij")
-    yb, xb = yb.ravel(), xb.ravel()
-    if conv_wide(spec):
-        taps = [(ky, kx) for ky in range(3) for kx in range(3)] if patch else [(0, 0)]
-        for ky, kx in taps:
-            if patch:
-                sy = yb * spec.stride - spec.pad + ky
-                sx = xb * spec.stride - spec.pad + kx
-            else:
-                sy, sx = yb * rep * spec.stride, xb * rep * spec.stride
-            ok = (sy >= 0) & (sy < seen_h) & (sx >= 0) & (sx < seen_w)
-            py, px = (sy >> 1, sx >> 1) if up else (sy, sx)
-            nb = _beats(spec.in_off + (py[ok] * spec.in_w + px[ok]) * spec.in_cs + gmin, span)
-            if nb.size:
-                ev.add(cfg.PH_READ, cfg.EV_BURST, nb, nb)
-    else:
-        ev.add(cfg.PH_READ, cfg.EV_SINGLES, spec.k, spec.k, count=blocks)
-    ev.add(cfg.PH_COMPUTE, cfg.EV_LOOP, ot * kt, 0, count=blocks)
-    y, x = np.meshgrid(np.arange(spec.out_h), np.arange(spec.out_w), indexing="ij")
-    _writes(ev, spec.out_off + (y * spec.out_w + x) * spec.out_cs + spec.out_choff, spec.cout)
+    _conv_stream_events(ev, spec)
 
 
 def _dw_events(ev, spec):
-    if dw_streams(spec):
-        _dw_stream_events(ev, spec)
-        return
-    g = np.asarray(spec.gather, np.int64)
-    up = spec.in_mode == cfg.MODE_UPSAMPLE2
-    seen_h = 2 * spec.in_h if up else spec.in_h
-    # physical input rows each tile pass fills (each once): up to the last one any output row needs
-    y = spec.out_h - 1
-    seen_hi = min(y + cfg.MAX_DIL if spec.deformable else y * spec.stride - spec.pad + 2, seen_h - 1)
-    rows = ((seen_hi >> 1) if up else seen_hi) + 1
-    x_in = np.arange(spec.in_w)
-    r_in = np.arange(rows)[:, None]
-    yy, xx = np.meshgrid(np.arange(spec.out_h), np.arange(spec.out_w), indexing="ij")
-    out_pix = spec.out_off + (yy * spec.out_w + xx) * spec.out_cs + spec.out_choff
-    pix = spec.out_h * spec.out_w
-    if spec.deformable:
-        run = (spec.out_w - 1) * spec.dil_cs + 1
-        nb = _beats(spec.dil_off + np.arange(spec.out_h) * spec.out_w * spec.dil_cs, run)
-        fits = nb <= cfg.DIL_BEATS
-    for ct in range(_cdiv(spec.cout, cfg.PE)):
-        n = min(cfg.PE, spec.cout - ct * cfg.PE)
-        gt = g[ct * cfg.PE:ct * cfg.PE + n]
-        gmin, span = int(gt.min()), int(gt.max() - gt.min()) + 1
-        if rows > 0:
-            per_row = _beats(spec.in_off + (r_in * spec.in_w + x_in) * spec.in_cs + gmin, span).sum(axis=1)
-            ev.add(cfg.PH_READ, cfg.EV_SINGLES, per_row, per_row)
-        if spec.deformable:
-            if fits.any():
-                ev.add(cfg.PH_READ, cfg.EV_BURST, nb[fits], nb[fits])
-            ev.add(cfg.PH_READ, cfg.EV_SINGLES, spec.out_w, spec.out_w, count=int((~fits).sum()))
-        ev.add(cfg.PH_COMPUTE, cfg.EV_STEP, 1, 0, count=pix)
-        _writes(ev, out_pix + ct * cfg.PE, n)
+    _dw_stream_events(ev, spec)
 
 
 def layer_events(spec, offsets):
