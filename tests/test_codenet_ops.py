@@ -327,7 +327,7 @@ REFUSALS = [
     (lambda s: setattr(s, "in_off", 8), "in_off 8 is not a multiple of 16 bytes (ARENA_BUS_BYTES: the engine reads "
                                         "whole-beat pixels; only patch 3x3 reads a packed image)"),
     (lambda s: setattr(s, "in_cs", 24), "in_cs 24 is not a multiple of 16"),
-    (lambda s: (setattr(s, "in_cs", 3000), setattr(s, "gather", np.array([0, 1, 2, 3, 4, 5, 6, 2900], np.uint16))),
+    (lambda s: (setattr(s, "in_cs", 3008), setattr(s, "gather", np.array([0, 1, 2, 3, 4, 5, 6, 2900], np.uint16))),
      "the gathered channels span 182 beats of a pixel, the pixel buffer holds 128 (PIX_BEATS)"),
     (lambda s: (setattr(s, "in_mode", 2), setattr(s, "pad", 1), setattr(s, "weights", np.ones((4, 72), np.int8)),
                 setattr(s, "gather", np.array([0, 1, 2, 3, 4, 5, 6, 16], np.uint16)), setattr(s, "in_cs", 32)),
@@ -347,7 +347,7 @@ REFUSALS = [
     (_big_weights, "layer 'conv5': 1x1 weights need 475136 bytes, the engine's weight buffer holds 262144 "
                    "(W_BUF_BYTES)"),
     (lambda s: setattr(s, "gather", np.arange(8, dtype=np.uint16)[:7]), "gather table has shape (7,)"),
-    (lambda s: setattr(s, "gather", np.full(8, 8, np.uint16)), "physical channel 8 outside the input channel"),
+    (lambda s: setattr(s, "gather", np.full(8, 16, np.uint16)), "physical channel 16 outside the input channel"),
     (lambda s: setattr(s, "weights", np.ones((4, 7), np.int8)), "weights have shape (4, 7), needs (4, 8)"),
     (lambda s: setattr(s, "weights", np.full((4, 8), 8, np.int8)), "4-bit weights hold -8..7"),
     (lambda s: setattr(s, "bias", np.zeros(3, np.int32)), "bias has shape (3,)"),

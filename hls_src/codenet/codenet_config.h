@@ -72,6 +72,9 @@ constexpr int ARENA_BUS_BYTES = 16;    // arena / weights m_axi width (ap_uint<1
 constexpr int PIX_BEATS = 128;         // 1x1 pixel buffer: the beats of one pixel's input runs
 constexpr int DIL_BEATS = 256;         // deformable: one output row's dilation bytes
 constexpr int STREAM_BEATS = 64;       // depth of the streams between a DATAFLOW layer's stages
+constexpr int TAP_COLS = 3;            // tap columns of a 3x3 window
+constexpr int LB_COPIES = 2;           // dw line buffer: copies of each row bank (two read ports each
+                                       // serve the TAP_COLS column taps of a pixel in one cycle)
 constexpr int PATCH_ROW_BEATS = 256;   // streaming PATCH3X3: one input row in the reader's row buffer
                                        // (a 1024-pixel 3-channel image row is 192 beats)
 // ---- descriptor ----

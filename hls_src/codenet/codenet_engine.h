@@ -450,8 +450,6 @@ typedef bus_t pix_buf_t[PA][PIX_BEATS];
 // copy 0 serves tap columns 0 and 1 over its two ports, copy 1 column 2).
 static_assert(PE % ARENA_BUS_BYTES == 0, "a depthwise channel tile's output run starts a beat");
 typedef ap_uint<8 * PE> lrow_t;
-constexpr int TAP_COLS = 3;
-constexpr int LB_COPIES = 2;
 typedef lrow_t line_buf_t[LINE_ROWS][LB_COPIES][MAX_W];
 
 }  // namespace codenet

@@ -60,6 +60,8 @@ PIX_BEATS = 128                              # 1x1 on-chip pixel buffer (beats)
 DIL_BEATS = 256                              # deformable dilation-row buffer (beats)
 STREAM_BEATS = 64                            # stream depth between a DATAFLOW layer's stages (beats)
 PATCH_ROW_BEATS = 256                        # streaming PATCH3X3: one input row in the row buffer (beats)
+LB_COPIES = 2                                # dw line buffer: copies of each row bank (2 ports each)
+TAP_COLS = 3                                 # tap columns of a 3x3 window
 
 # ---- memory system and loop pipeline depths (sources in the header) ----
 AXI_LATENCY = 64        # cycles from a request to its first beat / from the last write beat to its response
