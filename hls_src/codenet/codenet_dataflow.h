@@ -61,8 +61,9 @@ inline ConvGeom conv_geom(const Desc &d, const Gather &g) {
 // sx < seen_w; the valid ones are a prefix 0 .. nvalid - 1 of the row's computed pixels.
 inline int conv_valid_pixels(const Desc &d, const ConvGeom &c) {
     if (c.patch) return c.ncx;                              // out-of-image taps arrive as zero points
-    const int step = c.rep * d.stride;                      // 1, 2 or 4: a shift
-    const int n = (c.seen_w - 1) / step + 1;                // divisor 1, 2 or 4: a shift
+    const int step = c.rep * d.stride;                      // 1, 2 or 4
+    const int sh = step == 4 ? 2 : step == 2 ? 1 : 0;
+    const int n = ((c.seen_w - 1) >> sh) + 1;               // (seen_w - 1) / step + 1, no divider
     return n < c.ncx ? n : c.ncx;
 }
 
@@ -112,7 +113,6 @@ inline void patch_reader(const bus_t *arena, const Desc &d, const Gather &g, hls
 #pragma HLS ARRAY_PARTITION variable = row_ok complete
 #pragma HLS ARRAY_PARTITION variable = lane0 complete
         for (int ky = 0; ky < 3; ky++) {
-#pragma HLS LOOP_TRIPCOUNT min = 3 max = 3
             const int sy = y * d.stride - d.pad + ky;
             row_ok[ky] = sy >= 0 && sy < d.in_h;
             const addr_t start = d.in_off + addr_t(row_ok[ky] ? sy : 0) * row_bytes;
