@@ -269,6 +269,10 @@ def _lower(fe, outputs, class_names, source, split_wide=True, reuse=True):
     for _, act in outputs:
         for t in fe.tensor_ids(act):
             last[t] = n
+    # the input image stays packed (cs = C, as the host writes it) when only PATCH3X3 layers read
+    # it (they read any stride); else its pixels are padded to whole beats like every other tensor
+    packed_input = all(op.kind == "patch" for op in ops for a in (op.act, op.dil)
+                       if a is not None and inp in fe.tensor_ids(a))
     bufs, choff, gof = [], {}, {}
     for gi, (root, members) in enumerate(sorted(groups.items())):
         members.sort(key=lambda t: -1 if t == inp else index.get(t, n))
@@ -286,7 +290,7 @@ def _lower(fe, outputs, class_names, source, split_wide=True, reuse=True):
             gof[t] = gi
             # beat layout: every computed tensor's channels start a beat; the input image (written
             # by the host, only read by the engine) stays packed
-            pos += tensors[t].c if t == inp else out_run_bytes(tensors[t].c)
+            pos += tensors[t].c if t == inp and packed_input else out_run_bytes(tensors[t].c)
         first = min(-1 if t == inp else index.get(t, n) for t in members)
         lst = max(last.get(t, first) for t in members) if reuse else n
         bufs.append(dict(size=h * w * pos, first=first, last=max(lst, first), cs=pos, h=h, w=w,
@@ -436,8 +440,10 @@ class CompiledModel:
 
     # ---- host side
     def input_bytes(self):
+        """Bytes of the input tensor in the arena: H x W pixels of `cs` bytes (C channels, then
+        zero pad bytes when the input is padded to whole beats)."""
         _, c, h, w = self.input["shape"]
-        return c * h * w
+        return self.input.get("cs", c) * h * w
 
     def quantize_input(self, x, out=None):
         """Float NCHW (1, C, H, W) or (C, H, W) -> the uint8 bytes of the input tensor (NHWC) to put
@@ -458,8 +464,11 @@ class CompiledModel:
         if out is None:
             out = np.empty(self.input_bytes(), np.uint8)
         _, c, h, w = want
-        nhwc = out.reshape(h, w, c).view(np.int8 if self.input["signed"] else np.uint8)
-        np.copyto(nhwc.transpose(2, 0, 1), q, casting="unsafe")     # integral values in range
+        cs = self.input.get("cs", c)
+        pix = out.reshape(h, w, cs).view(np.int8 if self.input["signed"] else np.uint8)
+        if cs > c:
+            pix[:, :, c:] = 0                                        # the pad bytes of whole beats
+        np.copyto(pix[:, :, :c].transpose(2, 0, 1), q, casting="unsafe")     # integral values in range
         return out
 
     def new_arena(self):
