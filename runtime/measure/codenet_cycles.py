@@ -9,9 +9,8 @@ proven equal by tests/test_codenet_cycles.py:
     EV_BURST     pipelined loop moving one contiguous run of `beats` beats (an inferred burst)
     EV_SINGLES   pipelined loop issuing `beats` separate one-beat requests (no burst inferred:
                  strided or conditional addresses)
-    EV_BLOCKING  one blocking one-beat access outside any loop (a read-modify-write end beat, the
-                 first beat of a byte reader)
-    EV_STEP      one pass of a loop body that is not pipelined (the depthwise pixel)
+    EV_BLOCKING  one blocking one-beat access outside any loop (the first beat of a byte reader)
+    EV_STEP      one pass of a loop body that is not pipelined (none left in the streaming engine)
 * `layer_cycles(spec)`: the v1 trip counts per phase derived from the events (desc, load, read,
   compute, write; `entries` = pipelined-loop entries).
 
@@ -23,11 +22,14 @@ limit, D the loop's pipeline depth (all in codenet_config.h, each with its sourc
     EV_BLOCKING  L + 1
     EV_STEP      DEPTH_DW_PIXEL
 flow(r) = min(r, N) * b + max(0, r - N) * (L + b) / N with b = beats / r: the first N requests
-stream back to back, each later one waits for a slot, held L + b cycles (Little's law). A write loop is charged the same L for its write responses: the engine, as written, waits
-for them before the next loop (the only thing that makes its partial-beat read-modify-write safe).
-The engine as written has no DATAFLOW: its layer is one sequential stage (the sum of its events),
-a frame the sum of its layers. `published_structure` applies the same costs to the published
-system's structure (a DATAFLOW call per layer with row bursts, plus its host work).
+stream back to back, each later one waits for a slot, held L + b cycles (Little's law). A write
+loop is charged the same L for its write responses (the loop's last responses are awaited before
+it exits). Every layer of the engine is a DATAFLOW region (codenet_dataflow.h): its read, compute
+and write stages (phases PH_READ, PH_COMPUTE, PH_WRITE) run concurrently, so a layer takes its
+descriptor and loads, then its slowest stage plus the longest single event (one row) of each
+other stage (`events_cycles`); a frame the sum of its layers. `published_structure` applies the
+same costs to the published system's structure (a DATAFLOW call per layer with row bursts, plus
+its host work).
 """
 from collections import Counter
 

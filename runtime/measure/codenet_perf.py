@@ -7,21 +7,21 @@ Time: cycle model v2 (`runtime/measure/codenet_cycles.py`): every loop entry and
 of the HLS code as written, with its trips and beats (the C simulation logs the same events and a
 test proves them equal), charged the AXI latency L per request stream, the outstanding-request
 limit, the HP-port burst limit and a pipeline depth per loop entry (all in codenet_config.h with
-their sources). The engine as written has no DATAFLOW: a layer is the sum of its events, a frame
-the sum of its layers. `fps_by_axi_latency` shows how much of the latency the design hides.
+their sources). Every layer is a DATAFLOW region of reader, compute and writer: a layer takes
+its loads, then its slowest stage plus one row of each other stage; a frame the sum of its layers. `fps_by_axi_latency` shows how much of the latency the design hides.
 `published_structure` applies the same costs to the published system (one call per layer, its
 host work) to check the model against the one measured figure there is.
 
 Resources (first-order estimates, no synthesis run behind them):
-- DSP: the PA x PE 4b x 8b multipliers of the 1x1 array are packed two per DSP48E2 (two 4-bit
-  weights share one 8-bit activation), the PE x 9 depthwise multipliers likewise, plus PE
-  requantization multipliers (24 x 16 bit, one DSP each);
-- memories: every on-chip array of codenet_engine.h with its partitioning (`on_chip_memories`),
-  in BRAM36 (best aspect ratio) or, up to 64 deep, LUTRAM; the line buffer counted twice (each
-  row bank duplicated so the three column taps of a row are read in one cycle); 8 BRAM36 of AXI
-  burst FIFOs;
-- LUT: adder trees of the 1x1 array (~14 LUT per product), depthwise trees, DSP-packing
-  correction, address generation for the deformable taps, requantization, AXI infrastructure.
+- DSP: the 1x1 products packed two per DSP48E2 (two weights share one activation): PA x PE / 2
+  in the 4-bit datapath, PA / 2 x PE / 2 in the 8-bit one (two template instances); PE
+  requantization multipliers (24 x 16 bit, one shared stage); the run-time row-address products;
+  the depthwise products on LUTs;
+- memories: every on-chip array of codenet_top.cpp / codenet_dataflow.h with its partitioning
+  (`on_chip_memories`), in BRAM36 (best aspect ratio) or, up to 64 deep, LUTRAM; streams as
+  FIFOs of their depth; the m_axi adapter FIFOs;
+- LUT: adder trees of both 1x1 datapaths, DSP-packing correction, depthwise LUT multipliers and
+  trees, the line-buffer row-select muxes, requantization, DATAFLOW control, AXI infrastructure.
 """
 import math
 
@@ -216,8 +216,9 @@ def modelled(layers, input_size, clock_mhz=None, axi_latency=None):
                 for r in est["layers"])
     res = resources()
     pub = published_structure(layers, input_size, clock_mhz, lat)
-    return {"label": "MODELLED (cycle model v2: HLS loop events of the engine as written, AXI latency, "
-                     "outstanding requests, pipeline depths; analytical resources; not measured on a board)",
+    return {"label": "MODELLED (cycle model v2: HLS loop events of the engine as written, per-layer DATAFLOW, "
+                     "AXI latency, outstanding requests, pipeline depths; analytical resources; not synthesized, "
+                     "not measured on a board)",
             "clock_mhz": clock_mhz, "input_size": input_size, "pa": cfg.PA, "pe": cfg.PE,
             "axi_latency_cycles": lat, "axi_outstanding": cfg.AXI_OUTSTANDING, "axi_max_burst": cfg.AXI_MAX_BURST,
             "latency_ms": engine_ms, "fps": 1e3 / engine_ms, "fps_by_axi_latency": by_lat,
