@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from runtime.engines.codenet_program import LayerSpec, arena_bytes_needed, pack_program, validate_layer
 from runtime.engines import codenet_config as cfg
-from runtime.measure.codenet_cycles import (PHASES, event_cycles, frame_estimate, layer_cycles,
+from runtime.measure.codenet_cycles import (PHASES, counts_from_events, event_cycles, frame_estimate, layer_cycles,
                                             layer_events, layer_is_dataflow, program_events, section_offsets)
 from tests.codenet_gen import (Layout, csim_lib, csim_run, draw_chain, draw_single, fill_arena, fill_arena_rng,
                                run_both, run_tb, write_tb_vectors)
@@ -49,7 +49,10 @@ def assert_model_equals_csim(lib, layers, arena, strict=True):
     got = counted(lib, layers, arena, strict)
     events = program_events(layers)
     for i, spec in enumerate(layers):
-        model = layer_cycles(spec)
+        ev = csim_events(lib, i)
+        assert ev == events[i], "layer {} ({} {}): events csim - model {}, model - csim {}".format(
+            i, spec.name, spec.op, dict(ev - events[i]), dict(events[i] - ev))
+        model = counts_from_events(events[i])          # at the layer's real blob offsets
         want = [model[p] for p in PHASES]
         assert got[i].tolist() == want, "layer {} ({} {} mode {}): csim {} model {} ({})".format(
             i, spec.name, spec.op, spec.in_mode, got[i].tolist(), want, PHASES)
@@ -142,7 +145,8 @@ def test_shufflenet_codenet_program_cycles(lib):
             arena[s.dil_off:s.dil_off + s.out_h * s.out_w * s.dil_cs:s.dil_cs] = 1
     assert_model_equals_csim(lib, layers, arena)
     est = frame_estimate(layers, axi_latency=0)
-    assert est["trip_counts"]["cycles"] == sum(layer_cycles(s)["cycles"] for s in layers)
+    assert est["trip_counts"]["cycles"] == sum(layer_cycles(s, o)["cycles"]
+                                               for s, o in zip(layers, section_offsets(layers)))
     # latency costs: more at a longer latency, and every loop entry pays at least its trips
     assert frame_estimate(layers, axi_latency=128)["cycles"] > frame_estimate(layers)["cycles"] > est["cycles"]
     # a sequential layer costs more than its trips; a DATAFLOW layer at least its busiest stage's

@@ -381,18 +381,55 @@ inline int row_bytes_of(int k, bool w8) { return w8 ? k : (k + 1) / 2; }
 // 1x1 logical inputs per pixel: cin, or 9 * cin for PATCH3X3.
 inline int conv_k(const Desc &d) { return d.in_mode == MODE_PATCH3X3 ? 9 * d.cin : d.cin; }
 
+// A ByteReader over a stream of beats (the beats of the run, in order): the same take(n), no
+// memory access of its own.
+struct StreamByteReader {
+    hls::stream<bus_t> *in;
+    ap_uint<16 * ARENA_BUS_BYTES> win;
+    int avail;
+
+    void start(hls::stream<bus_t> &s, int lane) {
+        in = &s;
+        win = ap_uint<16 * ARENA_BUS_BYTES>(in->read()) >> (8 * lane);
+        avail = ARENA_BUS_BYTES - lane;
+    }
+    bus_t take(int n) {
+        if (avail < n) {
+            win |= ap_uint<16 * ARENA_BUS_BYTES>(in->read()) << (8 * avail);
+            avail += ARENA_BUS_BYTES;
+        }
+        const bus_t r = win.range(8 * ARENA_BUS_BYTES - 1, 0);
+        win >>= 8 * n;
+        avail -= n;
+        return r;
+    }
+};
+
+// The nb beats from beat `first` of the weights port as ONE burst into a stream.
+inline void burst_beats(const bus_t *mem, addr_t first, int nb, hls::stream<bus_t> &out) {
+    CODENET_ENTER(PH_LOAD, EV_BURST);
+    for (int b = 0; b < nb; b++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = W_BUF_BYTES / ARENA_BUS_BYTES + 1
+#pragma HLS PIPELINE II = 1
+        CODENET_ITER(PH_LOAD);
+        CODENET_BEAT();
+        out.write(mem[first + addr_t(b)]);
+    }
+}
+
 // 1x1 weights: cout packed rows -> wbuf[o % PE][(o / PE) * KT + t], word t = row bytes
 // [t * W_WORD_BYTES, (t + 1) * W_WORD_BYTES), zero-filled past the row; the pad nibble of an
-// odd-length 4-bit row is cleared so that no input ever meets a stray weight. One word a cycle.
-inline void load_conv_weights(const bus_t *weights, const Desc &d, wword_t wbuf[PE][W_WORDS]) {
+// odd-length 4-bit row is cleared so that no input ever meets a stray weight. One word a cycle,
+// from a stream of the section's beats.
+inline void parse_conv_weights(const Desc &d, int lane, hls::stream<bus_t> &in, wword_t wbuf[PE][W_WORDS]) {
     const int k = conv_k(d);
     const int rb = row_bytes_of(k, d.w8);
     const int kt_n = ceil_div(rb, W_WORD_BYTES);
     const bool odd_nibble = !d.w8 && (k & 1);
-    ByteReader r;
-    r.start(weights, d.w_off);
-    int o = 0, t = 0;
-    CODENET_ENTER(PH_LOAD, EV_SINGLES);
+    StreamByteReader r;
+    r.start(in, lane);
+    int p = 0, t = 0, base = 0;                 // lane o % PE, word in the row, (o / PE) * KT
+    CODENET_ENTER(PH_LOAD, EV_LOOP);
     for (int it = 0; it < d.cout * kt_n; it++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = PE * W_WORDS
 #pragma HLS PIPELINE II = 1
@@ -406,12 +443,26 @@ inline void load_conv_weights(const bus_t *weights, const Desc &d, wword_t wbuf[
             if (odd_nibble && t * W_WORD_BYTES + i == rb - 1) b.range(7, 4) = 0;
             word.range(8 * i + 7, 8 * i) = b;
         }
-        wbuf[o % PE][(o / PE) * kt_n + t] = word;
+        wbuf[p][base + t] = word;
         if (++t == kt_n) {
             t = 0;
-            o++;
+            if (++p == PE) {
+                p = 0;
+                base += kt_n;
+            }
         }
     }
+}
+
+// The 1x1 weights section: one burst (burst_beats) feeding the parser, concurrently (DATAFLOW).
+inline void load_conv_weights(const bus_t *weights, const Desc &d, wword_t wbuf[PE][W_WORDS]) {
+#pragma HLS INLINE off
+    const int nb = beats_of(d.w_off, d.cout * row_bytes_of(conv_k(d), d.w8));
+    hls::stream<bus_t> beats("w_beats");
+#pragma HLS STREAM variable = beats depth = STREAM_BEATS
+#pragma HLS DATAFLOW
+    burst_beats(weights, beat_of(d.w_off), nb, beats);
+    parse_conv_weights(d, lane_of(d.w_off), beats, wbuf);
 }
 
 // 3x3 depthwise weights: cout rows of 9 taps (5 bytes at 4-bit, 9 at 8-bit), one a cycle -> one

@@ -211,7 +211,10 @@ def layer_events(spec, offsets):
     _reader(ev, q_off + cfg.RQ_RECORD_BYTES * spec.cout, 2 * spec.cout, spec.cout)
     if spec.op == "conv1x1":
         kt = _cdiv(spec.row_bytes(), cfg.W_WORD_BYTES)
-        _reader(ev, w_off, spec.cout * spec.row_bytes(), spec.cout * kt)
+        # load_conv_weights: one burst of the section's beats feeding the parser (one word a cycle)
+        nb = int(_beats(w_off, spec.cout * spec.row_bytes()))
+        ev.add(cfg.PH_LOAD, cfg.EV_BURST, nb, nb)
+        ev.add(cfg.PH_LOAD, cfg.EV_LOOP, spec.cout * kt, 0)
         ev.add(cfg.PH_LOAD, cfg.EV_LOOP, spec.k, 0)
         _conv_events(ev, spec)
     else:
@@ -236,8 +239,8 @@ def counts_from_events(events):
 
 
 def layer_cycles(spec, offsets=(0, 0, 0)):
-    """{phase: trip count} of one LayerSpec (PHASES) plus `cycles`; the blob offsets change only
-    the beat counts, not these."""
+    """{phase: trip count} of one LayerSpec (PHASES) plus `cycles`, its weights-blob sections at
+    `offsets` (their alignment changes the beats of the weight burst, hence its trips)."""
     return counts_from_events(layer_events(spec, offsets))
 
 
@@ -285,7 +288,8 @@ def events_cycles(events, axi_latency=None, dataflow=False):
     every event. DATAFLOW layers (layer_is_dataflow): desc + load (sequential, before the region),
     then the read / compute / write stages run concurrently: the slowest stage's sum plus, for
     each other stage, its longest single event (one row: the pipeline fills before the slowest
-    stage runs at its rate, and drains after it)."""
+    stage runs at its rate, and drains after it). The 1x1 weight load's burst and parser (a small
+    DATAFLOW of their own) are charged one after the other: conservative by up to the shorter."""
     by_phase = dict.fromkeys(PHASES[:5], 0.0)
     longest = dict.fromkeys(STAGES, 0.0)
     for (phase, kind, trips, beats), n in events.items():
