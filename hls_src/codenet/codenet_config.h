@@ -42,7 +42,6 @@ constexpr int LINE_ROWS = 15;          // line buffer rows (dilation 0..7 each s
 constexpr int MAX_DIL = 7;
 constexpr int TAPS = 9;                // taps of a 3x3 window
 constexpr int REQUANT_STAGES = 1;     // requantization stages (PE lanes each), shared by both ops
-constexpr int UPSAMPLE_STORES = 4;     // output pixels of one computed pixel under nearest upsample x2
 
 // ---- derived sizes of the on-chip buffers ----
 // The 1x1 weight buffer holds PE lanes of W_WORDS words of W_WORD_BYTES bytes (one word: PA
@@ -61,7 +60,6 @@ constexpr int CH_TILES = MAX_CH / PE;                   // PE-channel tiles of M
 // ---- wide memory ports ----
 constexpr int ARENA_BUS_BYTES = 16;    // arena / weights m_axi width (ap_uint<128> beats)
 constexpr int PIX_BEATS = 128;         // 1x1 pixel buffer: the beats of one pixel's input runs
-constexpr int DIL_BEATS = 256;         // deformable: one output row's dilation bytes
 constexpr int STREAM_BEATS = 64;       // depth of the streams between a DATAFLOW layer's stages
 constexpr int TAP_COLS = 3;            // tap columns of a 3x3 window
 constexpr int LB_COPIES = 2;           // dw line buffer: copies of each row bank (two read ports each
@@ -138,7 +136,8 @@ constexpr int DW_SINGLE_BEAT_COST = (AXI_LATENCY + 1) / AXI_OUTSTANDING;        
 // ---- pipeline depths of the engine's loops (ESTIMATES for the cycle model, not used by the HLS
 // code: the first csynth report gives the real ones and replaces these numbers) ----
 constexpr int DEPTH_MEM_LOOP = 3;      // address, request, data register (+ AXI_LATENCY when it reads)
-constexpr int DEPTH_XSRC_LOOP = 2;     // 1x1 extraction table
+constexpr int DEPTH_XSRC_LOOP = 2;     // loops without memory access outside the MAC / pixel loops
+                                       // (tables, the weight parser, the PATCH3X3 tap emission)
 constexpr int DEPTH_MAC_LOOP = 12;     // weight word read, packed DSP (3), 16-input adder tree (4),
                                        // accumulate, requant multiply (3) + shift + clamp
 constexpr int DEPTH_DW_PIXEL = 13;     // a pass of a non-pipelined loop body (EV_STEP; the streaming
