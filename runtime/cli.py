@@ -93,7 +93,10 @@ def check_outputs(args):
     if args.command == "run":
         check_output_file(args.output, "--output")
     if args.command == "compile":
-        check_output_dir(args.output, "--output")
+        if args.output is None and not args.recompile:
+            from .errors import InputError
+            raise InputError("compile needs -o/--output DIR (or --recompile DIR)")
+        check_output_dir(args.model if args.recompile else args.output, "--output")
 
 
 # ---- info -----------------------------------------------------------------------------------
@@ -214,7 +217,12 @@ def cmd_bench(args):
 
 # ---- compile / run (CoDeNet engine) ----------------------------------------------------------
 def cmd_compile(args):
-    from .compiler.codenet_compiler import compile_onnx
+    from .compiler.codenet_compiler import compile_onnx, recompile_folder
+    if args.recompile:
+        model = recompile_folder(args.model)
+        print("recompiled {}: {} layers (program {} words, weights {} bytes, arena {} bytes)".format(
+            args.model, model.n_layers, model.program.size, model.weights.size, model.arena_size))
+        return
     names = args.classes.split(",") if args.classes else None
     model = compile_onnx(args.model, class_names=names)
     out = Path(args.output)
@@ -327,8 +335,11 @@ def build_parser():
     s.set_defaults(func=cmd_classify)
 
     s = sub.add_parser("compile", help="compile a quantized ONNX model (QDQ or QONNX) for the CoDeNet engine")
-    s.add_argument("model", metavar="MODEL.onnx")
-    s.add_argument("-o", "--output", required=True, metavar="DIR")
+    s.add_argument("model", metavar="MODEL.onnx", help="the ONNX (or, with --recompile, a compiled model folder)")
+    s.add_argument("-o", "--output", default=None, metavar="DIR", help="output folder (required unless --recompile)")
+    s.add_argument("--recompile", action="store_true",
+                   help="recompile the compiled model folder MODEL in place from the ONNX beside it (meta.detector."
+                        "onnx), same input size, classes and metadata (after an engine layout change)")
     s.add_argument("--classes", default=None, help="comma-separated class names")
     s.set_defaults(func=cmd_compile)
 

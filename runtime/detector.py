@@ -70,6 +70,9 @@ def load_detector_model(model=None):
     if cm.input["scale"] != 1.0 or cm.input["zp"] != 0 or cm.input["signed"]:
         raise ModelError("{}: the detector input must be the image bytes (scale 1, zero point 0, unsigned)".format(
             where))
+    if cm.input.get("cs", 3) != 3:
+        raise ModelError("{}: the detector writes packed 3-byte pixels, but the program reads its input with a "
+                         "{}-byte stride (a first layer other than a 3x3 conv)".format(where, cm.input["cs"]))
     outs = {o["name"]: o for o in cm.outputs}
     for name in OUTPUTS:
         if name not in outs:

@@ -30,15 +30,23 @@ def csim_run(program, weights, arena):
     return rc, lib.codenet_csim_last_error().decode()
 
 
+BUS = cfg.ARENA_BUS_BYTES
+
+
+def up16(n):
+    """n rounded up to whole ARENA_BUS_BYTES beats (the beat layout of FORMAT.md "Memory")."""
+    return -(-int(n) // BUS) * BUS
+
+
 class Layout:
-    """Bump allocator over the arena with random gaps."""
+    """Bump allocator over the arena with random gaps, every tensor beat aligned."""
 
     def __init__(self, draw):
         self.draw = draw
-        self.top = draw(st.integers(0, 7))
+        self.top = BUS * draw(st.integers(0, 2))
 
     def alloc(self, nbytes):
-        off = self.top + self.draw(st.integers(0, 5))
+        off = up16(self.top) + BUS * self.draw(st.integers(0, 2))
         self.top = off + nbytes
         return off
 
@@ -74,20 +82,24 @@ def draw_requant(draw, cout, typical, out_signed, shift_only=None):
                 shift_only=shift_only, clamp_lo=clamp_lo, clamp_hi=clamp_hi)
 
 
-def draw_gather(draw, cin, extra_max=3):
-    """(gather, in_cs): identity, a shifted slice, a permutation or a subset with repeats."""
+def draw_gather(draw, cin, extra_max=3, packed=False):
+    """(gather, in_cs): identity, a shifted slice, a permutation or a subset with repeats. The
+    stride is whole beats (a tensor the engine wrote), or with `packed` any stride with every
+    gathered channel within one beat's span (the PATCH3X3 image; cin <= 16 then)."""
     kind = draw(st.sampled_from(["identity", "slice", "perm", "subset"]))
     extra = draw(st.integers(0, extra_max))
-    in_cs = cin + extra
+    in_cs = cin + extra if packed else up16(cin + extra)
+    if packed and kind in ("perm", "subset"):
+        in_cs = max(in_cs, BUS)
     rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
     if kind == "identity":
         g = np.arange(cin)
     elif kind == "slice":
         g = np.arange(cin) + draw(st.integers(0, extra))
     elif kind == "perm":
-        g = rng.permutation(in_cs)[:cin]
+        g = rng.permutation(min(in_cs, BUS) if packed else in_cs)[:cin]
     else:
-        g = rng.integers(0, in_cs, cin)
+        g = rng.integers(0, min(in_cs, BUS) if packed else in_cs, cin)
     return g.astype(np.uint16), in_cs
 
 
@@ -126,13 +138,18 @@ def draw_layer(draw, lay, op=None, in_mode=None, src=None, cin=None, deformable=
             # the padded input must hold one 3x3 window (unless the output size is free)
             in_h, in_w = max(in_h, 3 - 2 * pad), max(in_w, 3 - 2 * pad)
         if cin is None:
-            cin = draw(st.integers(1, max_ch if not patch else min(max_ch, cfg.MAX_K // 9)))
-        gather, in_cs = draw_gather(draw, cin)
+            cin = draw(st.integers(1, max_ch if not patch else min(max_ch, cfg.ARENA_BUS_BYTES)))
+        gather, in_cs = draw_gather(draw, cin, packed=patch)
         in_signed = draw(st.booleans())
-        in_off = lay.alloc(in_h * in_w * in_cs)
+        skew = draw(st.integers(0, 3)) if patch else 0   # the packed image may start at any byte
+        in_off = lay.alloc(in_h * in_w * in_cs + skew) + skew
     else:
         in_h, in_w, in_cs, in_off, in_signed = src["h"], src["w"], src["cs"], src["off"], src["signed"]
         gather = np.asarray(src["gather"], np.uint16)
+        if patch and int(gather.max()) - int(gather.min()) >= BUS:
+            # PATCH3X3 gathers within one beat's span: fold the table into the lowest one's beat
+            gather = (int(gather.min()) // BUS * BUS + gather % BUS).astype(np.uint16)
+            assert gather.max() < in_cs
         cin = gather.size
         up = 2 if in_mode == cfg.MODE_UPSAMPLE2 else 1
         if (patch or not conv) and min(in_h, in_w) * up + 2 * pad < 3:
@@ -150,6 +167,8 @@ def draw_layer(draw, lay, op=None, in_mode=None, src=None, cin=None, deformable=
     if draw(st.booleans()):
         weights[:, rng.integers(0, k)] = draw(st.sampled_from([wlo, -wlo - 1]))
     xmax = 128 if in_signed else 255
+    while int(np.abs(weights).sum(axis=1).max()) * xmax > (1 << (cfg.ACC_BITS - 1)) - 1 and not big_bias:
+        weights = weights // 2          # wide 8-bit layers: keep the weights alone within ACC_BITS
     typical = np.sqrt(k) * (np.abs(weights).mean() + 0.5) * xmax / 2
     bound = int(np.abs(weights).sum(axis=1).max()) * xmax
     room = (1 << (cfg.ACC_BITS - 1)) - 1 - bound
@@ -171,16 +190,16 @@ def draw_layer(draw, lay, op=None, in_mode=None, src=None, cin=None, deformable=
         ow = max(1, ow + draw(st.integers(-2, 3)))
     spec.out_h, spec.out_w = oh, ow
     if dst is None:
-        out_choff = draw(st.integers(0, 3))
-        out_cs = out_choff + cout + draw(st.integers(0, 3))
+        out_choff = BUS * draw(st.integers(0, 1))
+        out_cs = out_choff + up16(cout) + BUS * draw(st.integers(0, 1))
         out_off = lay.alloc(oh * ow * out_cs)
     else:
         assert (dst["h"], dst["w"]) == (oh, ow)
         out_off, out_cs, out_choff = dst["off"], dst["cs"], dst["choff"]
     spec.out_off, spec.out_cs, spec.out_choff, spec.cout = out_off, out_cs, out_choff, cout
     if deformable:
-        spec.dil_cs = draw(st.integers(1, 3))
-        spec.dil_off = lay.alloc(oh * ow * spec.dil_cs)
+        spec.dil_cs = BUS * draw(st.integers(1, 2))
+        spec.dil_off = lay.alloc(oh * ow * spec.dil_cs) + draw(st.integers(0, BUS - 1))   # any byte of a beat
     return spec
 
 

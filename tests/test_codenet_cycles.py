@@ -9,11 +9,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runtime.engines.codenet_program import LayerSpec, arena_bytes_needed, pack_program
+from runtime.engines.codenet_program import LayerSpec, arena_bytes_needed, pack_program, validate_layer
 from runtime.engines import codenet_config as cfg
-from runtime.measure.codenet_cycles import (PHASES, conv_wide, event_cycles, frame_estimate, layer_cycles,
-                                            program_events)
-from tests.codenet_gen import Layout, csim_lib, csim_run, draw_chain, draw_single, fill_arena, fill_arena_rng
+from runtime.measure.codenet_cycles import (PHASES, counts_from_events, event_cycles, frame_estimate, layer_cycles,
+                                            layer_events, layer_is_dataflow, program_events, section_offsets)
+from tests.codenet_gen import (Layout, csim_lib, csim_run, draw_chain, draw_single, fill_arena, fill_arena_rng,
+                               run_both, run_tb, write_tb_vectors)
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 
@@ -48,7 +49,10 @@ def assert_model_equals_csim(lib, layers, arena, strict=True):
     got = counted(lib, layers, arena, strict)
     events = program_events(layers)
     for i, spec in enumerate(layers):
-        model = layer_cycles(spec)
+        ev = csim_events(lib, i)
+        assert ev == events[i], "layer {} ({} {}): events csim - model {}, model - csim {}".format(
+            i, spec.name, spec.op, dict(ev - events[i]), dict(events[i] - ev))
+        model = counts_from_events(events[i])          # at the layer's real blob offsets
         want = [model[p] for p in PHASES]
         assert got[i].tolist() == want, "layer {} ({} {} mode {}): csim {} model {} ({})".format(
             i, spec.name, spec.op, spec.in_mode, got[i].tolist(), want, PHASES)
@@ -84,36 +88,41 @@ def test_free_output_size_cycles(lib, data):
     _single(lib, data, strict=False, odd_geometry=True)
 
 
-def _wide_gather_layer(rng, op, in_cs, deformable=False, dil_cs=1, w=5):
-    """A layer whose gathered channels spread over in_cs bytes (1x1: the narrow path once the
-    runs exceed the pixel buffer), optionally deformable with a wide dilation-map stride."""
+def _wide_gather_layer(rng, op, in_cs, deformable=False, dil_cs=16, w=5):
+    """A layer whose gathered channels spread over in_cs bytes (1x1: up to the pixel buffer; dw:
+    tiles whose channels lie in beats far apart), optionally deformable with a wide dilation-map
+    stride."""
     cin = 20
     g = np.sort(rng.choice(in_cs, cin, replace=False)).astype(np.uint16)
     g[0], g[-1] = 0, in_cs - 1
     rng.shuffle(g)
-    s = LayerSpec(op=op, in_off=3, in_h=3, in_w=w, in_cs=in_cs, cin=cin, pad=1 if op == "dw3x3" else 0,
-                  deformable=deformable, gather=g, out_h=3, out_w=w, out_cs=cin + 1, out_choff=1, cout=cin,
+    s = LayerSpec(op=op, in_off=16, in_h=3, in_w=w, in_cs=in_cs, cin=cin, pad=1 if op == "dw3x3" else 0,
+                  deformable=deformable, gather=g, out_h=3, out_w=w, out_cs=3 * 16, out_choff=16, cout=cin,
                   weights=rng.integers(-8, 8, (cin, 9 if op == "dw3x3" else cin)).astype(np.int8),
                   bias=np.zeros(cin, np.int32), mult=np.ones(cin, np.int16), shift=np.full(cin, 4, np.uint8),
                   zp_out=np.zeros(cin, np.int16), name="wide")
-    s.out_off = 3 + 3 * w * in_cs + 5
+    s.out_off = 16 + 3 * w * in_cs + 16
     if deformable:
         s.dil_off, s.dil_cs = s.out_off + 3 * w * s.out_cs + 7, dil_cs
     return s
 
 
-def test_narrow_paths(lib):
-    """1x1 whose gather spans more than the pixel buffer (one beat per input), depthwise tiles
-    spanning thousands of bytes, and a dilation map too sparse for the row buffer."""
+def test_wide_gathers(lib):
+    """1x1 whose gather spans up to the pixel buffer (and one beyond it: refused), depthwise tiles
+    whose channels lie in beats thousands of bytes apart (one-beat reads of just those beats), and
+    a dilation map too sparse for a row burst."""
     rng = np.random.default_rng(3)
-    wide = _wide_gather_layer(rng, "conv1x1", 2100)
-    assert not conv_wide(wide)
-    ok = _wide_gather_layer(rng, "conv1x1", 1900)
-    assert conv_wide(ok)
-    dw = _wide_gather_layer(rng, "dw3x3", 3000, deformable=True, dil_cs=1100, w=5)
-    for spec in (wide, ok, dw):
+    wide = _wide_gather_layer(rng, "conv1x1", 2128)
+    with pytest.raises(ValueError, match="PIX_BEATS"):
+        validate_layer(wide, strict=False)
+    ok = _wide_gather_layer(rng, "conv1x1", 2048)
+    dw = _wide_gather_layer(rng, "dw3x3", 3008, deformable=True, dil_cs=1104, w=5)
+    for spec in (ok, dw):
         arena = fill_arena_rng(rng, arena_bytes_needed([spec]) + 16, [spec])
+        run_both([spec], arena, strict=False)
         assert_model_equals_csim(lib, [spec], arena)
+    kinds = {k[1] for k in layer_events(dw, (0, 0, 0)) if k[0] == cfg.PH_READ}
+    assert kinds == {cfg.EV_SINGLES}
 
 
 @settings(SETTINGS, max_examples=15)
@@ -136,10 +145,18 @@ def test_shufflenet_codenet_program_cycles(lib):
             arena[s.dil_off:s.dil_off + s.out_h * s.out_w * s.dil_cs:s.dil_cs] = 1
     assert_model_equals_csim(lib, layers, arena)
     est = frame_estimate(layers, axi_latency=0)
-    assert est["trip_counts"]["cycles"] == sum(layer_cycles(s)["cycles"] for s in layers)
+    assert est["trip_counts"]["cycles"] == sum(layer_cycles(s, o)["cycles"]
+                                               for s, o in zip(layers, section_offsets(layers)))
     # latency costs: more at a longer latency, and every loop entry pays at least its trips
     assert frame_estimate(layers, axi_latency=128)["cycles"] > frame_estimate(layers)["cycles"] > est["cycles"]
-    assert est["cycles"] > est["trip_counts"]["cycles"]
+    # a sequential layer costs more than its trips; a DATAFLOW layer at least its busiest stage's
+    for spec, row in zip(layers, est["layers"]):
+        tc = row["trip_counts"]
+        if layer_is_dataflow(spec):
+            assert row["cycles"] >= tc["desc"] + tc["load"] + max(tc["read"], tc["compute"], tc["write"])
+        else:
+            assert row["cycles"] > tc["cycles"]
+    assert sum(layer_is_dataflow(s) for s in layers) >= len(layers) - 4   # all but the first layer and a few
 
 
 def test_event_costs():
@@ -173,18 +190,57 @@ def _conv_layer(cout, out_cs, out_off, in_mode=0, w=6):
                      zp_out=np.zeros(cout, np.int16), name="hazard")
 
 
-def test_read_after_write_hazards_are_counted(lib):
-    """The C-sim counts arena reads of a beat the same layer wrote earlier (an AXI RAW hazard that
-    only the wait for write responses makes safe). Whole-beat outputs have none; the nearest-x2
-    upsample of a 1-channel output (the dilation predictor's shape) revisits beats written 2-3
-    runs earlier, as the review found."""
+def test_upsample_to_one_channel_is_hazard_free(lib):
+    """The nearest-x2 upsample of a 1-channel output (the dilation predictor's shape) used to
+    revisit beats written 2-3 runs earlier (read-modify-write of partial beats). In the beat layout
+    every output pixel owns a whole beat (1 channel + 15 zero pad bytes): nothing is read back, and
+    the C-sim, which aborts on any read of a beat its layer wrote, runs it (and a whole-beat
+    output) to the end, bit-exact with the model, pad bytes zero."""
     whole = _conv_layer(cout=16, out_cs=16, out_off=1024)
-    narrow = _conv_layer(cout=1, out_cs=1, out_off=1024, in_mode=1)
-    for spec, hazards in ((whole, 0), (narrow, None)):
+    narrow = _conv_layer(cout=1, out_cs=16, out_off=1024, in_mode=1)
+    for spec in (whole, narrow):
         arena = np.random.default_rng(0).integers(0, 256, arena_bytes_needed([spec]) + 16).astype(np.uint8)
+        out = run_both([spec], arena)
         assert_model_equals_csim(lib, [spec], arena)
-        got = lib.codenet_csim_raw_hazards(0)
-        if hazards is None:
-            assert got > 0
-        else:
-            assert got == hazards
+        pix = out[spec.out_off:spec.out_off + spec.out_h * spec.out_w * spec.out_cs].reshape(-1, spec.out_cs)
+        assert (pix[:, spec.cout:] == 0).all()
+        events = layer_events(spec, section_offsets([spec])[0])
+        assert not [k for k in events if k[0] == cfg.PH_WRITE and k[1] != cfg.EV_BURST]   # no read-back
+
+
+def _run_tb_subprocess(tmp_path, spec, arena, **words):
+    """Run the C testbench (no descriptor checks: it trusts the program) on one layer, descriptor
+    words replaced by `words` (D_* name: value)."""
+    program, weights = pack_program([spec], strict=False)
+    for name, v in words.items():
+        program[getattr(cfg, name)] = v
+    write_tb_vectors(tmp_path, program, weights, arena, arena, [(0, 16, "x")])
+    return run_tb(tmp_path)
+
+
+def test_partial_beat_write_aborts_the_csim(tmp_path):
+    """A run that does not start a beat would need a read-modify-write: the engine asserts."""
+    spec = _conv_layer(cout=16, out_cs=16, out_off=1024)
+    arena = np.zeros(arena_bytes_needed([spec]) + 64, np.uint8)
+    spec.out_off += 1
+    with pytest.raises(ValueError, match="out_off 1025 is not a multiple of 16"):
+        validate_layer(spec, strict=False)
+    spec.out_off -= 1
+    res = _run_tb_subprocess(tmp_path, spec, arena, D_OUT_OFF=1025)
+    assert res.returncode != 0 and "partial-beat write" in res.stderr, res.stderr
+
+
+def test_read_of_a_beat_written_in_the_same_layer_aborts_the_csim(tmp_path, lib):
+    """A PATCH3X3 layer computed in place reads pixels it also writes: a hazard (AXI orders no
+    read against a write, and the layer's DATAFLOW stages run concurrently; no barrier inside a
+    layer). The checks cannot see it (buffers may overlap); the engine's C simulation aborts with
+    a message, although its sequential run of the stages reads every beat before writing it."""
+    rng = np.random.default_rng(1)
+    spec = LayerSpec(op="conv1x1", in_off=0, in_h=4, in_w=4, in_cs=16, cin=1, in_mode=cfg.MODE_PATCH3X3, stride=1,
+                     pad=1, gather=np.zeros(1, np.uint16), out_off=0, out_h=4, out_w=4, out_cs=16, cout=1,
+                     weights=rng.integers(-8, 8, (1, 9)).astype(np.int8), bias=np.zeros(1, np.int32),
+                     mult=np.ones(1, np.int16), shift=np.full(1, 4, np.uint8), zp_out=np.zeros(1, np.int16),
+                     name="in place")
+    validate_layer(spec, strict=False)
+    res = _run_tb_subprocess(tmp_path, spec, np.zeros(arena_bytes_needed([spec]) + 64, np.uint8))
+    assert res.returncode != 0 and "arena beat both read and written by one layer" in res.stderr, res.stderr

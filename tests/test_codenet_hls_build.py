@@ -94,15 +94,18 @@ def test_conv1x1_hand_computed(lib):
     weights = np.array([0xE1, 0xF7, 0x38, 0xF0, 0, 0, 0, 0], np.uint8)       # rows of 2 bytes
     rq = requant_section([5, -100], [3, 5], [2, 3], [10, 300])               # 16 + 8 bytes
     blob = np.concatenate([gather, weights, rq])
-    prog = desc(op=0, in_off=0, in_h=1, in_w=2, in_cs=4, cin=3, stride=1, out_off=16, out_h=1,
-                out_w=2, out_cs=3, out_choff=1, cout=2, gather_off=0, w_off=8, q_off=16,
+    prog = desc(op=0, in_off=0, in_h=1, in_w=2, in_cs=16, cin=3, stride=1, out_off=32, out_h=1,
+                out_w=2, out_cs=32, out_choff=16, cout=2, gather_off=0, w_off=8, q_off=16,
                 clamp_lo=0, clamp_hi=255)
-    arena = np.full(24, 0xAA, np.uint8)
-    arena[0:8] = [10, 20, 30, 99, 1, 2, 3, 200]
+    arena = np.full(96, 0xAA, np.uint8)
+    arena[0:4] = [10, 20, 30, 99]
+    arena[16:20] = [1, 2, 3, 200]
     rc, out = run_on_copy(prog, blob, arena)
     assert rc == 0
-    assert list(out[16:22]) == [0xAA, 126, 106, 0xAA, 25, 224]
-    assert list(out[:16]) == list(arena[:16]) and list(out[22:]) == list(arena[22:])
+    # beat layout: each pixel's output run is one whole beat at channel 16 (2 values, 14 zero pad
+    # bytes); channels 0..15 of each pixel (another producer's beat) keep their bytes
+    assert list(out[48:64]) == [126, 106] + [0] * 14 and list(out[80:96]) == [25, 224] + [0] * 14
+    assert list(out[:48]) == list(arena[:48]) and list(out[64:80]) == list(arena[64:80])
 
 
 def _dw_reference(img, taps, zp, dil=None):
@@ -143,18 +146,19 @@ def test_dw3x3_normal_and_deformable_hand_computed(lib):
     rq0 = requant_section([0], [1], [0], [128])
     rq1 = requant_section([0], [1], [0], [0])
     blob = np.concatenate([gather, w0, rq0, w1, rq1])               # 0, 8, 16, 32, 40
-    common = dict(op=1, in_off=0, in_h=3, in_w=3, in_cs=1, cin=1, stride=1, pad=1, in_zp=5,
-                  out_h=3, out_w=3, out_cs=1, cout=1, gather_off=0, clamp_lo=0, clamp_hi=255)
-    prog = np.concatenate([desc(out_off=16, w_off=8, q_off=16, **common),
-                           desc(out_off=32, w_off=32, q_off=40, flags=cfg.FLAG_DEFORMABLE,
-                                dil_off=48, dil_cs=2, **common)])
-    arena = np.zeros(72, np.uint8)
-    arena[0:9] = np.ravel(img)
-    arena[48:66:2] = np.ravel(dil)
+    common = dict(op=1, in_off=0, in_h=3, in_w=3, in_cs=16, cin=1, stride=1, pad=1, in_zp=5,
+                  out_h=3, out_w=3, out_cs=16, cout=1, gather_off=0, clamp_lo=0, clamp_hi=255)
+    prog = np.concatenate([desc(out_off=144, w_off=8, q_off=16, **common),
+                           desc(out_off=288, w_off=32, q_off=40, flags=cfg.FLAG_DEFORMABLE,
+                                dil_off=432 + 3, dil_cs=16, **common)])
+    arena = np.zeros(432 + 9 * 16, np.uint8)
+    arena[0:144:16] = np.ravel(img)                    # one beat per pixel
+    arena[435::16] = np.ravel(dil)
     rc, out = run_on_copy(prog, blob, arena)
     assert rc == 0, lib.codenet_csim_last_error()
-    sob = np.array(out[16:25]).reshape(3, 3)
-    dfm = np.array(out[32:41]).reshape(3, 3)
+    sob = np.array(out[144:288:16]).reshape(3, 3)     # one beat per pixel: the value, 15 zero bytes
+    dfm = np.array(out[288:432:16]).reshape(3, 3)
+    assert not out[144:432].reshape(-1, 16)[:, 1:].any()
     assert sob[1, 1] == 120 and sob[0, 0] == 134
     assert dfm[0, 0] == 9 and dfm[0, 1] == 45 and dfm[2, 2] == 49 and dfm[1, 1] == 45 and dfm[1, 0] == 42
     assert sob.tolist() == (np.array(_dw_reference(img, sobel, 5)) + 128).tolist()
@@ -164,14 +168,14 @@ def test_dw3x3_normal_and_deformable_hand_computed(lib):
 def test_limits_are_refused_without_touching_the_arena(lib):
     gather = np.zeros(8, np.uint8)
     blob = np.concatenate([gather, np.zeros(8, np.uint8), requant_section([0], [1], [0], [0])])
-    good = dict(op=0, in_off=0, in_h=2, in_w=2, in_cs=1, cin=1, stride=1, out_off=8, out_h=2,
-                out_w=2, out_cs=1, cout=1, gather_off=0, w_off=8, q_off=16, clamp_lo=0, clamp_hi=255)
-    arena = np.arange(16, dtype=np.uint8)
+    good = dict(op=0, in_off=0, in_h=2, in_w=2, in_cs=16, cin=1, stride=1, out_off=64, out_h=2,
+                out_w=2, out_cs=16, cout=1, gather_off=0, w_off=8, q_off=16, clamp_lo=0, clamp_hi=255)
+    arena = np.arange(128, dtype=np.uint8)
     assert run_on_copy(desc(**good), blob, arena)[0] == 0
     bad = [dict(op=2), dict(cin=cfg.MAX_CH + 1), dict(in_w=cfg.MAX_IMG + 1), dict(stride=3),
            dict(pad=1), dict(in_mode=3), dict(flags=cfg.FLAG_DEFORMABLE), dict(flags=64),
            dict(clamp_lo=-1), dict(clamp_hi=256), dict(out_choff=1), dict(out_off=13),
-           dict(in_off=14), dict(q_off=24), dict(w_off=4), dict(in_cs=0)]
+           dict(out_off=72), dict(out_cs=24), dict(in_off=8), dict(in_cs=24), dict(q_off=24), dict(w_off=4), dict(in_cs=0)]
     for change in bad:
         rc, out = run_on_copy(desc(**{**good, **change}), blob, arena)
         assert rc != 0, change
@@ -208,7 +212,10 @@ def _spec(rng, op, hmax=12, cmax=40, **fixed):
             up = 2 if in_mode else 1
             h, w = (3 if h * up + 2 * pad < 3 else h), (3 if w * up + 2 * pad < 3 else w)
         cin = cout = int(rng.integers(1, cmax))
-    in_cs = cin + int(rng.integers(0, 5))
+    if in_mode == 2:                    # the packed image: any stride, a gather within one beat
+        in_cs = cin + int(rng.integers(0, 5))
+    else:                               # a tensor the engine wrote: whole-beat pixels
+        in_cs = -(-(cin + int(rng.integers(0, 5))) // 16) * 16
     s = P.LayerSpec(op=op, in_off=16, in_h=h, in_w=w, in_cs=in_cs, cin=cin, in_mode=in_mode,
                     stride=stride, pad=pad, in_zp=int(rng.integers(256)),
                     in_signed=bool(rng.integers(2)), out_signed=bool(rng.integers(2)),
@@ -217,15 +224,18 @@ def _spec(rng, op, hmax=12, cmax=40, **fixed):
         setattr(s, k, v)
     s.out_h, s.out_w = P.expected_out_hw(s)
     s.cout = cout if s.op == "conv1x1" else s.cin
-    s.out_choff = int(rng.integers(0, 4))
-    s.out_cs = s.out_choff + s.cout + int(rng.integers(0, 4))
-    s.out_off = 16 + s.in_h * s.in_w * s.in_cs + int(rng.integers(0, 8))
+    up16 = lambda n: -(-n // 16) * 16                     # beat layout: outputs are whole beats
+    s.out_choff = 16 * int(rng.integers(0, 2))
+    s.out_cs = s.out_choff + up16(s.cout) + 16 * int(rng.integers(0, 2))
+    s.out_off = up16(16 + s.in_h * s.in_w * s.in_cs) + 16 * int(rng.integers(0, 2))
     end = s.out_off + s.out_h * s.out_w * s.out_cs
     if s.deformable:
-        s.dil_off, s.dil_cs = end + 3, int(rng.integers(1, 3))
+        s.dil_off, s.dil_cs = end + 3, 16 * int(rng.integers(1, 3))
         end = s.dil_off + s.out_h * s.out_w * s.dil_cs
     lo, hi = -(1 << (s.w_bits - 1)), (1 << (s.w_bits - 1)) - 1
     s.gather = rng.permutation(s.in_cs)[:s.cin].astype(np.uint16)
+    if s.in_mode == 2:
+        s.gather = (rng.permutation(max(s.in_cs, 16))[:s.cin] % min(s.in_cs, 16)).astype(np.uint16)
     s.weights = rng.integers(lo, hi + 1, size=(s.cout, s.k)).astype(np.int8)
     s.bias = rng.integers(-3000, 3000, size=s.cout).astype(np.int32)
     s.mult = rng.integers(0, 32768, size=s.cout).astype(np.int16)
@@ -266,14 +276,14 @@ def test_weight_buffer_worst_case_layer(lib):
     lane) runs bit-exact."""
     rng = np.random.default_rng(7)
     k, n = 1017, 257
-    s = P.LayerSpec(op="conv1x1", in_off=16, in_h=1, in_w=2, in_cs=k, cin=k, in_signed=True,
-                    w_bits=8, out_off=16 + 2 * k, out_h=1, out_w=2, out_cs=n, cout=n,
+    s = P.LayerSpec(op="conv1x1", in_off=16, in_h=1, in_w=2, in_cs=1024, cin=k, in_signed=True,
+                    w_bits=8, out_off=16 + 2 * 1024, out_h=1, out_w=2, out_cs=272, cout=n,
                     clamp_lo=0, clamp_hi=255, gather=rng.permutation(k).astype(np.uint16),
                     weights=rng.integers(-1, 2, size=(n, k)).astype(np.int8),
                     bias=rng.integers(-99, 99, size=n).astype(np.int32),
                     mult=np.full(n, 3, np.int16), shift=np.full(n, 4, np.uint8),
                     zp_out=np.full(n, 100, np.int16))
-    arena = rng.integers(0, 256, size=s.out_off + 2 * n + 8).astype(np.uint8)
+    arena = rng.integers(0, 256, size=s.out_off + 2 * 272 + 8).astype(np.uint8)
     prog, blob = P.pack_program([s])
     ref = arena.copy()
     M.run_program(prog, blob, ref)
@@ -285,7 +295,7 @@ def test_weight_buffer_worst_case_layer(lib):
 def _chain(rng):
     """A small realistic program: stride-2 PATCH3X3 first layer (8-bit weights), a 1x1 dilation
     predictor clamped to 0..7, a deformable depthwise 3x3 using it, and an upsampling 1x1 into
-    channel offset 3 of a wider (concat) buffer."""
+    channel offset 16 of a wider (concat) buffer."""
     h = w = 14
     oh = ow = 7
     L = []
@@ -301,29 +311,29 @@ def _chain(rng):
         s.zp_out = rng.integers(0, 100, size=s.cout).astype(np.int16)
         return s
 
-    img, a0, dmap, a1, cat = 0, 1024, 2048, 2304, 3072
+    img, a0, dmap, a1, cat = 0, 1024, 2048, 3072, 4096
     L.append(fill(P.LayerSpec(op="conv1x1", in_off=img, in_h=h, in_w=w, in_cs=4, cin=3, in_mode=2,
-                              stride=2, pad=1, in_zp=128, out_off=a0, out_h=oh, out_w=ow, out_cs=8,
+                              stride=2, pad=1, in_zp=128, out_off=a0, out_h=oh, out_w=ow, out_cs=16,
                               cout=8, gather=np.array([2, 1, 0], np.uint16), clamp_lo=0,
                               clamp_hi=255, name="first"), wb=8, wmax=20, shift=15))
-    L.append(fill(P.LayerSpec(op="conv1x1", in_off=a0, in_h=oh, in_w=ow, in_cs=8, cin=8,
-                              out_off=dmap, out_h=oh, out_w=ow, out_cs=2, cout=1,
+    L.append(fill(P.LayerSpec(op="conv1x1", in_off=a0, in_h=oh, in_w=ow, in_cs=16, cin=8,
+                              out_off=dmap, out_h=oh, out_w=ow, out_cs=16, cout=1,
                               gather=np.arange(8, dtype=np.uint16), clamp_lo=0, clamp_hi=7,
                               name="dilation")))
     # dilation = (sum of the 8 channels) >> 6, clamped to 0..7
     L[-1].weights[:] = 1
     L[-1].mult, L[-1].shift = np.ones(1, np.int16), np.full(1, 6, np.uint8)
     L[-1].bias, L[-1].zp_out = np.zeros(1, np.int32), np.zeros(1, np.int16)
-    L.append(fill(P.LayerSpec(op="dw3x3", in_off=a0, in_h=oh, in_w=ow, in_cs=8, cin=8, stride=1,
-                              pad=1, in_zp=0, deformable=True, dil_off=dmap, dil_cs=2, out_off=a1,
-                              out_h=oh, out_w=ow, out_cs=8, cout=8,
+    L.append(fill(P.LayerSpec(op="dw3x3", in_off=a0, in_h=oh, in_w=ow, in_cs=16, cin=8, stride=1,
+                              pad=1, in_zp=0, deformable=True, dil_off=dmap, dil_cs=16, out_off=a1,
+                              out_h=oh, out_w=ow, out_cs=16, cout=8,
                               gather=np.array([7, 6, 5, 4, 3, 2, 1, 0], np.uint16), clamp_lo=0,
                               clamp_hi=255, name="deform")))
-    L.append(fill(P.LayerSpec(op="conv1x1", in_off=a1, in_h=oh, in_w=ow, in_cs=8, cin=8, in_mode=1,
-                              out_off=cat, out_h=2 * oh, out_w=2 * ow, out_cs=9, out_choff=3,
+    L.append(fill(P.LayerSpec(op="conv1x1", in_off=a1, in_h=oh, in_w=ow, in_cs=16, cin=8, in_mode=1,
+                              out_off=cat, out_h=2 * oh, out_w=2 * ow, out_cs=32, out_choff=16,
                               cout=5, gather=np.arange(8, dtype=np.uint16), out_signed=True,
                               clamp_lo=-128, clamp_hi=127, name="up")))
-    arena = np.zeros(cat + 4 * oh * ow * 9 + 64, np.uint8)
+    arena = np.zeros(cat + 4 * oh * ow * 32 + 64, np.uint8)
     arena[:h * w * 4] = rng.integers(0, 256, size=h * w * 4)
     return L, arena
 
@@ -334,7 +344,7 @@ def test_testbench_on_golden_vectors(lib, tmp_path):
     prog, blob = P.pack_program(layers)
     expected = arena.copy()
     M.run_program(prog, blob, expected)
-    assert len(np.unique(expected[2048:2048 + 98:2])) >= 3     # the dilation map varies
+    assert len(np.unique(expected[2048:2048 + 49 * 16:16])) >= 3     # the dilation map varies
     rc, got = run_on_copy(prog, blob, arena)                   # the shared library agrees ...
     assert rc == 0 and np.array_equal(got, expected)
     ranges = P.arena_ranges(layers)                            # ... and so does the testbench

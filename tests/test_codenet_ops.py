@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.codenet_gen import (Layout, csim_lib, csim_run, draw_chain, draw_layer, draw_single, fill_arena,
+from tests.codenet_gen import (Layout, csim_lib, up16, csim_run, draw_chain, draw_layer, draw_single, fill_arena,
                                run_both, run_tb, set_out_signed, write_tb_vectors)
 from runtime.engines import codenet_config as cfg
 from runtime.engines.codenet_model import EngineLimitError, _Layer, requant, run_program, wrap_acc
@@ -80,14 +80,14 @@ def test_conv1x1_shuffled_gather(csim, data):
     draw = data.draw
     lay = Layout(draw)
     h, w, k = draw(st.integers(1, 5)), draw(st.integers(1, 5)), draw(st.integers(17, 60))
-    cs = k + draw(st.integers(0, 3))
+    cs = up16(k + draw(st.integers(0, 3)))
     x = dict(off=lay.alloc(h * w * cs), h=h, w=w, cs=cs, signed=draw(st.booleans()))
     perm = np.asarray(draw(st.permutations(range(cs))))[:k]
     if draw(st.booleans()):                      # a few long runs instead of a random order
         cut = draw(st.integers(1, k - 1))
         perm = np.concatenate([np.arange(cut, k), np.arange(cut)])
-    spec = draw_layer(draw, lay, op="conv1x1", in_mode=draw(st.sampled_from([0, 1, 2])),
-                      src={**x, "gather": perm}, max_ch=24)
+    spec = draw_layer(draw, lay, op="conv1x1", in_mode=draw(st.sampled_from([0, 1])),
+                      src={**x, "gather": perm}, max_ch=24)     # (PATCH3X3 gathers within one beat)
     arena = fill_arena(draw, arena_bytes_needed([spec]) + 2, [spec])
     run_both([spec], arena, strict=False)
 
@@ -126,14 +126,14 @@ def test_zero_copy_split_concat_shuffle(csim, data):
     lay = Layout(draw)
     h, w = draw(st.integers(1, 6)), draw(st.integers(1, 6))
     k = draw(st.integers(1, 8))
-    x = dict(off=lay.alloc(h * w * 2 * k), h=h, w=w, cs=2 * k, signed=False)
+    x = dict(off=lay.alloc(h * w * up16(2 * k)), h=h, w=w, cs=up16(2 * k), signed=False)
     ca = draw(st.integers(1, 8))
-    cat_cs = ca + k
+    cat_cs = up16(ca) + up16(k)                 # beat layout: each producer's channels start a beat
     cat = dict(off=lay.alloc(h * w * cat_cs), h=h, w=w, cs=cat_cs)
     a = draw_layer(draw, lay, op="conv1x1", in_mode=0, src={**x, "gather": np.arange(k)}, cout=ca,
                    dst={**cat, "choff": 0}, stride=1, pad=0)
     b = draw_layer(draw, lay, op="dw3x3", in_mode=0, deformable=False, src={**x, "gather": np.arange(k, 2 * k)},
-                   dst={**cat, "choff": ca}, stride=1, pad=1)
+                   dst={**cat, "choff": up16(ca)}, stride=1, pad=1)
     set_out_signed(b, a.out_signed)
     perm = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1))).permutation(cat_cs).astype(np.uint16)
     c = draw_layer(draw, lay, op="conv1x1", in_mode=0, src={**cat, "signed": a.out_signed, "gather": perm},
@@ -143,10 +143,11 @@ def test_zero_copy_split_concat_shuffle(csim, data):
     # the same last layer on an explicit (copied) concat + shuffle
     cat_bytes = out[cat["off"]:cat["off"] + h * w * cat_cs].reshape(h * w, cat_cs)
     explicit = np.ascontiguousarray(cat_bytes[:, perm])
-    off2 = out.size
-    arena2 = np.concatenate([out, explicit.ravel(), np.zeros(h * w * c.out_cs, np.uint8)])
+    off2 = up16(out.size)
+    arena2 = np.concatenate([out, np.zeros(off2 - out.size, np.uint8), explicit.ravel(),
+                             np.zeros(up16(explicit.size) - explicit.size + h * w * c.out_cs, np.uint8)])
     c2 = LayerSpec(**{**c.__dict__, "in_off": off2, "in_cs": cat_cs, "gather": np.arange(cat_cs, dtype=np.uint16),
-                      "out_off": off2 + explicit.size})
+                      "out_off": off2 + up16(explicit.size)})
     run_program(*pack_program([c2]), arena2)
     o1 = output_extent(c)
     o2 = output_extent(c2)
@@ -283,8 +284,8 @@ def test_nibble_packing_layout():
 # ---------------------------------------------------------------- validate_layer refusals
 def _good():
     cin, cout = 8, 4
-    return LayerSpec(op="conv1x1", in_off=0, in_h=4, in_w=4, in_cs=8, cin=cin, out_off=200, out_h=4, out_w=4,
-                     out_cs=4, cout=cout, gather=np.arange(cin, dtype=np.uint16),
+    return LayerSpec(op="conv1x1", in_off=0, in_h=4, in_w=4, in_cs=16, cin=cin, out_off=256, out_h=4, out_w=4,
+                     out_cs=16, cout=cout, gather=np.arange(cin, dtype=np.uint16),
                      weights=np.ones((cout, cin), np.int8), bias=np.zeros(cout, np.int32),
                      mult=np.ones(cout, np.int16), shift=np.zeros(cout, np.uint8), zp_out=np.zeros(cout, np.int16),
                      name="conv5")
@@ -292,7 +293,7 @@ def _good():
 
 def _dw():
     s = _good()
-    s.op, s.cout, s.pad, s.out_cs = "dw3x3", 8, 1, 8
+    s.op, s.cout, s.pad, s.out_cs = "dw3x3", 8, 1, 16
     s.weights = np.ones((8, 9), np.int8)
     s.bias, s.mult, s.shift, s.zp_out = np.zeros(8, np.int32), np.ones(8, np.int16), np.zeros(8, np.uint8), \
         np.zeros(8, np.int16)
@@ -319,7 +320,21 @@ REFUSALS = [
     (lambda s: setattr(s, "out_w", 1025), "(MAX_IMG)"),
     (lambda s: (setattr(s, "in_mode", 2), setattr(s, "cin", 120)), "1080 logical input channels"),
     (lambda s: setattr(s, "in_cs", 0), "input channel stride 0"),
-    (lambda s: setattr(s, "out_choff", 1), "do not fit the output channel stride 4"),
+    (lambda s: setattr(s, "out_choff", 1), "and their pad to whole 16-byte beats (to 16) do not fit the output "
+                                           "channel stride 16"),
+    (lambda s: setattr(s, "out_cs", 24), "out_cs 24 is not a multiple of 16 bytes (ARENA_BUS_BYTES"),
+    (lambda s: setattr(s, "out_off", 200), "out_off 200 is not a multiple of 16"),
+    (lambda s: setattr(s, "in_off", 8), "in_off 8 is not a multiple of 16 bytes (ARENA_BUS_BYTES: the engine reads "
+                                        "whole-beat pixels; only patch 3x3 reads a packed image)"),
+    (lambda s: setattr(s, "in_cs", 24), "in_cs 24 is not a multiple of 16"),
+    (lambda s: (setattr(s, "in_cs", 3008), setattr(s, "gather", np.array([0, 1, 2, 3, 4, 5, 6, 2900], np.uint16))),
+     "the gathered channels span 182 beats of a pixel, the pixel buffer holds 128 (PIX_BEATS)"),
+    (lambda s: (setattr(s, "in_mode", 2), setattr(s, "pad", 1), setattr(s, "weights", np.ones((4, 72), np.int8)),
+                setattr(s, "gather", np.array([0, 1, 2, 3, 4, 5, 6, 16], np.uint16)), setattr(s, "in_cs", 32)),
+     "patch 3x3 gathers channels 0..16: the engine takes a span of at most 16 bytes"),
+    (lambda s: (setattr(s, "in_mode", 2), setattr(s, "pad", 1), setattr(s, "weights", np.ones((4, 72), np.int8)),
+                setattr(s, "in_w", 300)), "patch 3x3 input row of 4800 bytes exceeds the row buffer (256 beats"),
+    (lambda s: (setattr(s, "out_cs", 32), setattr(s, "out_choff", 8)), "out_choff 8 is not a multiple of 16"),
     (lambda s: setattr(s, "stride", 4), "conv1x1 takes stride 1 or 2"),
     (lambda s: setattr(s, "pad", 1), "conv1x1 (direct / upsample) has no padding"),
     (lambda s: setattr(s, "in_zp", 256), "in_zp 256"),
@@ -332,7 +347,7 @@ REFUSALS = [
     (_big_weights, "layer 'conv5': 1x1 weights need 475136 bytes, the engine's weight buffer holds 262144 "
                    "(W_BUF_BYTES)"),
     (lambda s: setattr(s, "gather", np.arange(8, dtype=np.uint16)[:7]), "gather table has shape (7,)"),
-    (lambda s: setattr(s, "gather", np.full(8, 8, np.uint16)), "physical channel 8 outside the input channel"),
+    (lambda s: setattr(s, "gather", np.full(8, 16, np.uint16)), "physical channel 16 outside the input channel"),
     (lambda s: setattr(s, "weights", np.ones((4, 7), np.int8)), "weights have shape (4, 7), needs (4, 8)"),
     (lambda s: setattr(s, "weights", np.full((4, 8), 8, np.int8)), "4-bit weights hold -8..7"),
     (lambda s: setattr(s, "bias", np.zeros(3, np.int32)), "bias has shape (3,)"),
@@ -350,6 +365,7 @@ DW_REFUSALS = [
     (lambda s: (setattr(s, "deformable", True), setattr(s, "stride", 2), setattr(s, "out_h", 2),
                 setattr(s, "out_w", 2)), "deformable dw3x3 needs stride 1 and pad 1"),
     (lambda s: (setattr(s, "deformable", True), setattr(s, "dil_cs", 0)), "dilation map channel stride 0"),
+    (lambda s: (setattr(s, "deformable", True), setattr(s, "dil_cs", 1)), "dil_cs 1 is not a multiple of 16"),
     (lambda s: setattr(s, "weights", np.ones((8, 8), np.int8)), "needs (8, 9)"),
 ]
 
@@ -379,7 +395,7 @@ def _mutated_program(kind):
     arena = np.zeros(arena_bytes_needed([s]), np.uint8)
     d = program.reshape(-1, cfg.DESC_WORDS)[0]
     if kind == "gather":
-        weights[0:2] = [8, 0]                  # gather[0] = 8 >= in_cs
+        weights[0:2] = [16, 0]                 # gather[0] = 16 >= in_cs
     elif kind == "arena":
         arena = arena[:-1]
     elif kind == "reserved":
@@ -400,11 +416,13 @@ def _mutated_program(kind):
         weights = weights[:int(d[cfg.D_Q_OFF]) + 8]
     elif kind == "cin":
         d[cfg.D_CIN] = 0
+    elif kind == "out_align":
+        d[cfg.D_OUT_OFF] -= 8                  # a partial-beat output run
     return program, weights, arena
 
 
 @pytest.mark.parametrize("kind", ["gather", "arena", "reserved", "flags", "op", "stride", "clamp", "shift",
-                                  "align", "blob", "cin"])
+                                  "align", "blob", "cin", "out_align"])
 def test_engine_refusals_agree(csim, kind):
     program, weights, arena = _mutated_program(kind)
     before = arena.copy()

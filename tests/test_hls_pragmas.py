@@ -55,7 +55,7 @@ def test_bnn_stream_depths_are_the_header_constants():
     depth = {}
     for where, line in pragmas():
         m = re.match(r"#pragma HLS STREAM variable = (\w+) depth = (\w+)$", line)
-        if m:
+        if m and where.startswith("bnn"):
             depth[m.group(1)] = header[m.group(2)]
     assert depth == bcfg.FIFO_DEPTHS
     assert set(depth) == set(bnn_dataflow.STREAMS) == set(bcfg.FIFO_WIDTHS)
@@ -90,21 +90,83 @@ def test_bnn_modelled_rate_includes_the_fifos():
 
 def test_codenet_resource_model_follows_the_code():
     """What runtime/measure/codenet_perf.resources assumes is what the code says: packed 1x1 MACs
-    on DSPs, LUT multipliers in the depthwise array, one requantization stage with its product on
-    a DSP, and the arrays partitioned as listed."""
+    on DSPs in a 4-bit and an 8-bit datapath, LUT multipliers in the depthwise array, one
+    requantization stage with its product on a DSP, every layer a DATAFLOW region, and the arrays
+    partitioned as listed."""
     from runtime.measure.codenet_perf import on_chip_memories, resources
     engine = (HLS / "codenet" / "codenet_engine.h").read_text()
+    flow = (HLS / "codenet" / "codenet_dataflow.h").read_text()
     top = (HLS / "codenet" / "codenet_top.cpp").read_text()
     assert "#pragma HLS BIND_OP variable = p op = mul impl = dsp" in engine            # mul2
-    assert "#pragma HLS BIND_OP variable = prod op = mul impl = fabric" in engine      # depthwise
+    assert "#pragma HLS BIND_OP variable = prod op = mul impl = fabric" in flow        # depthwise
     assert "#pragma HLS BIND_OP variable = t op = mul impl = dsp" in engine            # requant
     assert "instances = codenet::requant_tile limit = REQUANT_STAGES" in top
-    assert engine.count("requant_tile(") == 3                  # defined once, called by both ops
-    assert "mul2(" in engine and engine.count(" * x[j]") == 0  # no unpacked 1x1 product is left
-    assert "typedef lrow_t line_buf_t[LINE_ROWS][MAX_W];" in engine
-    assert "#pragma HLS ARRAY_PARTITION variable = lbuf complete dim = 1" in engine
-    assert "variable = lbuf complete dim = 3" not in engine
+    assert flow.count("requant_tile(") == 2                    # the 1x1 MAC (both datapaths) and dw
+    assert "mul2(" in flow and flow.count(" * x[j]") == 0      # no unpacked 1x1 product
+    assert "conv1x1_stream<true>" in top and "conv1x1_stream<false>" in top
+    assert flow.count("#pragma HLS DATAFLOW") == 2 and "conv1x1(" not in top and "dw3x3(" not in top
+    assert "typedef lrow_t line_buf_t[LINE_ROWS][LB_COPIES][MAX_W];" in engine
+    assert "variable = lbank complete dim = 1" in top and "variable = lbank complete dim = 2" in top
     r = resources()
-    assert r["detail"]["dsp"]["1x1 MAC, two 4b/8b x 8b products per DSP48E2 (mul2, BIND_OP dsp)"] == 128
-    assert r["dsp"] <= 360 and r["bram36"] <= 216 and r["lut"] <= 0.7 * 70560
-    assert len(on_chip_memories()) == 11
+    assert r["detail"]["dsp"]["1x1 MAC, 4-bit datapath: PA x PE products, two per DSP48E2 (mul2, BIND_OP dsp)"] == 128
+    assert r["dsp"] <= 360 and r["bram36"] <= 216
+    assert len(on_chip_memories()) == 12
+
+
+CODENET = [HLS / "codenet" / "codenet_engine.h", HLS / "codenet" / "codenet_dataflow.h",
+           HLS / "codenet" / "codenet_top.cpp"]
+FOR = re.compile(r"for \(int (\w+) = [^;]+; \1 < ([^;]+);")
+
+
+def _code(line):
+    return line.split("//")[0]
+
+
+def test_every_runtime_loop_bound_has_a_tripcount():
+    """A loop whose bound is a run-time value carries LOOP_TRIPCOUNT (or is one that the
+    descriptor checks bound and that is unrolled); constant bounds need none."""
+    bad = []
+    for path in CODENET:
+        lines = path.read_text().splitlines()
+        for no, line in enumerate(lines):
+            m = FOR.search(_code(line))
+            if not m:
+                continue
+            bound = m.group(2).strip()
+            if re.fullmatch(r"[A-Z0-9_ ()*/+-]+", bound):        # constants only
+                continue
+            following = " ".join(lines[no + 1:no + 4])
+            if "LOOP_TRIPCOUNT" not in following and "HLS UNROLL" not in lines[no + 1]:
+                bad.append("{}:{}: for ... < {}".format(path.name, no + 1, bound))
+    assert not bad, "run-time loop bounds without LOOP_TRIPCOUNT:\n" + "\n".join(bad)
+
+
+def test_no_runtime_division_or_bank_selection_in_the_streaming_engine():
+    """No divider or modulo by a run-time value in the layers (shifts and constants only), no
+    run-time number of inputs per weight word (the 4-bit / 8-bit datapaths are template
+    instances), and every ceil_div by a named constant."""
+    flow = (HLS / "codenet" / "codenet_dataflow.h").read_text()
+    engine = (HLS / "codenet" / "codenet_engine.h").read_text()
+    bad = [ln for ln in flow.splitlines() if re.search(r"[/%]\s*\(?[a-z_][\w.]*", _code(ln))]
+    assert not bad, bad
+    assert "per_word" not in flow + engine
+    assert "constexpr int PER = W8 ? PA / 2 : PA;" in flow
+    for path in CODENET:
+        text = path.read_text()
+        for m in re.finditer(r"(?<!int )ceil_div\(", text):
+            depth, i, comma = 1, m.end(), None
+            while depth:                                         # the call's last argument
+                ch = text[i]
+                depth += ch == "("
+                depth -= ch == ")"
+                if ch == "," and depth == 1:
+                    comma = i
+                i += 1
+            arg = text[comma + 1:i - 1].strip()
+            assert re.fullmatch(r"[A-Z_][A-Z0-9_]*", arg), (path.name, arg)
+
+
+def test_streams_and_dataflow_regions_use_named_depths():
+    flow = (HLS / "codenet" / "codenet_dataflow.h").read_text()
+    depths = re.findall(r"#pragma HLS STREAM variable = \w+ depth = (\w+)", flow)
+    assert depths and set(depths) == {"STREAM_BEATS"}

@@ -5,34 +5,25 @@
 // Parsed by Python (same parser as bnn_config.h): keep every constant on one line of the form
 // `constexpr int NAME = <integer or expression of earlier names>;` ('/' is C integer division).
 //
-// Cycle model (MODELLED; every pipelined loop II = 1, the phases of a layer one after the other).
-// The arena and weights ports are ARENA_BUS_BYTES = 16 bytes wide (one beat a cycle); DDR stays
-// byte addressed. beats(a, n) = ceil((a % 16 + n) / 16) beats hold the n-byte run at address a;
-// wr(a, n) = beats(a, n) + one read per partial first / last beat (read-modify-write).
-// runtime/measure/codenet_cycles.py computes these per layer and phase; the C simulation counts
-// them while it runs (codenet_csim_cycles) and tests/test_codenet_cycles.py proves them equal.
-//   desc    : DESC_WORDS
-//   load    : (1 + cin) gather + (2 + 2 * cout) requant records and zero points
-//             + CONV1X1 (1 + cout * KT) weights + K extraction table;  DW3X3 (1 + cout) weights
-//   CONV1X1 : K = cin (9 * cin for PATCH3X3), KT = ceil(row_bytes / W_WORD_BYTES), OT = ceil(cout / PE),
-//             span = max(gather) - min(gather) + 1; one computed pixel per output pixel, except
-//             upsample x2 at stride 1: one per 2x2 output block (computed once, stored 4 times).
-//             per computed pixel:
-//               read    sum over in-image taps of beats(tap address + min(gather), span)
-//                       [narrow path, when taps * ceil((span + 30) / 16) > PIX_BEATS: K]
-//               compute OT * KT    (PA x PE MACs a cycle, 8-bit weights PA/2 x PE; the first
-//                                   output tile also picks its PA inputs from the pixel buffer)
-//             per output pixel: write wr(out address + out_choff, cout)
-//   DW3X3   : per PE-channel tile (n channels, tile span = its max - min gathered channel + 1):
-//               read    every physical input row it needs, once: sum over x of beats(pixel + tile
-//                       min, tile span); deformable: per output row beats(row, (out_w-1)*dil_cs+1)
-//                       (out_w when that exceeds DIL_BEATS)
-//               compute 1 per output pixel (9 x PE MACs)
-//               write   wr(pixel + out_choff + tile * PE, n) per output pixel
-// Not in the trip counts: one pipeline fill (and DDR latency) per loop entry, counted apart as
-// `entries` (PH_ENTRIES). Cycle model v2 (runtime/measure/codenet_cycles.py) charges them: the
-// C simulation also logs every loop entry / blocking access as an event (codenet_csim_events,
-// EV_* below), each charged AXI_LATENCY, AXI_OUTSTANDING, AXI_MAX_BURST and a DEPTH_* (below).
+// Cycle model (MODELLED): every layer is a DATAFLOW region (codenet_dataflow.h) of a reader, a
+// compute stage and a writer, each one pipelined loop entry (II = 1) per output row; the arena
+// and weights ports move ARENA_BUS_BYTES = 16 bytes a beat. The C simulation logs every loop entry
+// and blocking access as an event (phase, kind EV_*, trips, beats; codenet_csim_events);
+// runtime/measure/codenet_cycles.py derives the same events from the descriptors
+// (tests/test_codenet_cycles.py proves them equal) and charges each its trips, a pipeline depth
+// (DEPTH_*), and per memory stream the AXI latency with the outstanding-request and burst limits
+// (AXI_*, below, with their sources). A layer = descriptor + loads, then its slowest stage plus
+// one row of each other stage (fill / drain); a frame = the sum of its layers.
+//   desc    : DESC_WORDS (one burst on the 32-bit program port)
+//   load    : gather table, requant records and zero points, 1x1 weights (one word a cycle) or
+//             dw weights (one row a cycle), the 1x1 extraction table (K entries)
+//   CONV1X1 : per output row: read one burst over the row's needed input pixels (PATCH3X3: up to
+//             3 input-row bursts, then 9 tap beats per pixel); compute one loop of
+//             SB pops + OT x KT MAC steps per computed pixel; write out_w x OT beats (one burst
+//             when the layer owns whole output pixels, else one-beat writes)
+//   DW3X3   : per PE-channel tile and input row: the row's beats holding the tile's channels
+//             (one burst, or one-beat reads) and a fill loop; per output row: the dilation row
+//             (deformable), one pixel loop (one pixel a cycle), out_w one-beat / burst writes
 #ifndef CODENET_CONFIG_H
 #define CODENET_CONFIG_H
 
@@ -51,7 +42,6 @@ constexpr int LINE_ROWS = 15;          // line buffer rows (dilation 0..7 each s
 constexpr int MAX_DIL = 7;
 constexpr int TAPS = 9;                // taps of a 3x3 window
 constexpr int REQUANT_STAGES = 1;     // requantization stages (PE lanes each), shared by both ops
-constexpr int UPSAMPLE_STORES = 4;     // output pixels of one computed pixel under nearest upsample x2
 
 // ---- derived sizes of the on-chip buffers ----
 // The 1x1 weight buffer holds PE lanes of W_WORDS words of W_WORD_BYTES bytes (one word: PA
@@ -70,8 +60,12 @@ constexpr int CH_TILES = MAX_CH / PE;                   // PE-channel tiles of M
 // ---- wide memory ports ----
 constexpr int ARENA_BUS_BYTES = 16;    // arena / weights m_axi width (ap_uint<128> beats)
 constexpr int PIX_BEATS = 128;         // 1x1 pixel buffer: the beats of one pixel's input runs
-constexpr int DIL_BEATS = 256;         // deformable: one output row's dilation bytes
-
+constexpr int STREAM_BEATS = 64;       // depth of the streams between a DATAFLOW layer's stages
+constexpr int TAP_COLS = 3;            // tap columns of a 3x3 window
+constexpr int LB_COPIES = 2;           // dw line buffer: copies of each row bank (two read ports each
+                                       // serve the TAP_COLS column taps of a pixel in one cycle)
+constexpr int PATCH_ROW_BEATS = 256;   // streaming PATCH3X3: one input row in the reader's row buffer
+                                       // (a 1024-pixel 3-channel image row is 192 beats)
 // ---- descriptor ----
 constexpr int DESC_WORDS = 32;
 constexpr int D_OP = 0;
@@ -134,17 +128,20 @@ constexpr int AXI_OUTSTANDING = 8;
 constexpr int AXI_MAX_BURST = 16;
 constexpr int PROG_MAX_BURST = DESC_WORDS;   // one descriptor per burst on the 32-bit program port
 constexpr int AXI_UNUSED_OUTSTANDING = 1;    // the direction a read-only port never uses:
-constexpr int AXI_UNUSED_BURST = 2;          // the smallest adapter FIFOs Vitis accepts
+constexpr int AXI_UNUSED_BURST = 2;
+// streaming dw: a row burst may read up to this many beats per beat the tile needs and still beat
+// one-beat reads (each holds one of AXI_OUTSTANDING request slots for AXI_LATENCY + 1 cycles)
+constexpr int DW_SINGLE_BEAT_COST = (AXI_LATENCY + 1) / AXI_OUTSTANDING;          // the smallest adapter FIFOs Vitis accepts
 
 // ---- pipeline depths of the engine's loops (ESTIMATES for the cycle model, not used by the HLS
 // code: the first csynth report gives the real ones and replaces these numbers) ----
 constexpr int DEPTH_MEM_LOOP = 3;      // address, request, data register (+ AXI_LATENCY when it reads)
-constexpr int DEPTH_XSRC_LOOP = 2;     // 1x1 extraction table
+constexpr int DEPTH_XSRC_LOOP = 2;     // loops without memory access outside the MAC / pixel loops
+                                       // (tables, the weight parser, the PATCH3X3 tap emission)
 constexpr int DEPTH_MAC_LOOP = 12;     // weight word read, packed DSP (3), 16-input adder tree (4),
                                        // accumulate, requant multiply (3) + shift + clamp
-constexpr int DEPTH_DW_PIXEL = 13;     // depthwise pixel (x loop NOT pipelined: the whole body per
-                                       // pixel): tap index, line-buffer read, multiply, 9-input tree,
-                                       // requant
+constexpr int DEPTH_DW_PIXEL = 13;     // a pass of a non-pipelined loop body (EV_STEP; the streaming
+                                       // engine has none left: its depthwise pixel loop is pipelined)
 
 // ---- cycle accounting phases (C simulation: codenet_csim_cycles) ----
 constexpr int PH_DESC = 0;

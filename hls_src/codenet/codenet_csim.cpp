@@ -101,8 +101,16 @@ int check_layer(int l, const uint32_t *w, const uint8_t *weights, uint64_t arena
     if (patch && 9 * cin > (uint64_t)MAX_K)
         return fail(CSIM_ERR_FIELD, l, "PATCH3X3 9 * cin exceeds MAX_CH", 9 * cin);
     if (in_cs < 1) return fail(CSIM_ERR_FIELD, l, "in_cs must be >= 1", in_cs);
-    if (out_cs < 1 || out_choff + cout > out_cs)
-        return fail(CSIM_ERR_FIELD, l, "out_choff + cout exceeds out_cs", out_choff + cout);
+    // beat layout (FORMAT.md "Memory"): a layer writes its cout bytes and the zero pad up to
+    // whole beats, so the padded run must fit the pixel
+    const uint64_t out_run = (cout + ARENA_BUS_BYTES - 1) / ARENA_BUS_BYTES * ARENA_BUS_BYTES;
+    if (out_cs < 1 || out_choff + out_run > out_cs)
+        return fail(CSIM_ERR_FIELD, l, "out_choff + cout padded to whole beats exceeds out_cs", out_choff + out_run);
+    const uint64_t aligned[] = {out_off, out_cs, out_choff, deform ? dil_cs : 0};
+    const char *aligned_name[] = {"out_off not a multiple of ARENA_BUS_BYTES", "out_cs not a multiple of ARENA_BUS_BYTES",
+                                  "out_choff not a multiple of ARENA_BUS_BYTES", "dil_cs not a multiple of ARENA_BUS_BYTES"};
+    for (int i = 0; i < 4; i++)
+        if (aligned[i] % ARENA_BUS_BYTES) return fail(CSIM_ERR_FIELD, l, aligned_name[i], (long long)aligned[i]);
     if (conv && !patch) {
         if (stride != 1 && stride != 2) return fail(CSIM_ERR_FIELD, l, "1x1 stride not 1 or 2", stride);
         if (pad != 0) return fail(CSIM_ERR_FIELD, l, "1x1 (direct / upsample) pad must be 0", pad);
@@ -144,11 +152,25 @@ int check_layer(int l, const uint32_t *w, const uint8_t *weights, uint64_t arena
         return fail(CSIM_ERR_WEIGHTS_RANGE, l, "weights past the weights blob", w_off);
     if (q_off + (RQ_RECORD_BYTES + 2) * cout > weights_bytes)
         return fail(CSIM_ERR_WEIGHTS_RANGE, l, "requant parameters past the weights blob", q_off);
-    uint64_t max_gather = 0;
+    uint64_t max_gather = 0, min_gather = ~0ULL;
     for (uint64_t i = 0; i < cin; i++) {
         const uint64_t g = le16(weights + gather_off + 2 * i);
         if (g >= in_cs) return fail(CSIM_ERR_PARAM, l, "gather entry >= in_cs", (long long)g);
         if (g > max_gather) max_gather = g;
+        if (g < min_gather) min_gather = g;
+    }
+    // the input side of the streaming engine (FORMAT.md "Memory")
+    const uint64_t bus = ARENA_BUS_BYTES;
+    if (patch) {
+        if (max_gather - min_gather >= bus)
+            return fail(CSIM_ERR_PARAM, l, "PATCH3X3 gathered channels span more than one beat", max_gather - min_gather);
+        if (in_w * in_cs + 2 * bus - 2 > (uint64_t)PATCH_ROW_BEATS * bus)
+            return fail(CSIM_ERR_FIELD, l, "PATCH3X3 input row exceeds PATCH_ROW_BEATS", in_w * in_cs);
+    } else {
+        if (in_off % bus) return fail(CSIM_ERR_FIELD, l, "in_off not a multiple of ARENA_BUS_BYTES", in_off);
+        if (in_cs % bus) return fail(CSIM_ERR_FIELD, l, "in_cs not a multiple of ARENA_BUS_BYTES", in_cs);
+        if (conv && max_gather / bus - min_gather / bus + 1 > (uint64_t)PIX_BEATS)
+            return fail(CSIM_ERR_PARAM, l, "gathered channels span more than PIX_BEATS beats", max_gather - min_gather);
     }
     for (uint64_t c = 0; c < cout; c++) {
         const uint8_t *r = weights + q_off + RQ_RECORD_BYTES * c;
@@ -162,7 +184,7 @@ int check_layer(int l, const uint32_t *w, const uint8_t *weights, uint64_t arena
     const uint64_t limit = arena_bytes < (1ULL << 32) ? arena_bytes : (1ULL << 32);
     if (in_off + (in_h * in_w - 1) * in_cs + max_gather + 1 > limit)
         return fail(CSIM_ERR_ARENA_RANGE, l, "input tensor past the arena", in_off);
-    if (out_off + (out_h * out_w - 1) * out_cs + out_choff + cout > limit)
+    if (out_off + (out_h * out_w - 1) * out_cs + out_choff + out_run > limit)
         return fail(CSIM_ERR_ARENA_RANGE, l, "output tensor past the arena", out_off);
     if (deform && dil_off + (out_h * out_w - 1) * dil_cs + 1 > limit)
         return fail(CSIM_ERR_ARENA_RANGE, l, "dilation map past the arena", dil_off);
@@ -225,13 +247,6 @@ extern "C" uint64_t codenet_csim_dsp_pack_check(int w_bits, uint64_t *cases) {
             }
     *cases = n;
     return bad;
-}
-
-// Arena reads of the last run's layer `layer` that fetched a beat the same layer had written
-// earlier (forwarded beats excluded): each an AXI read-after-write hazard (FORMAT.md, review).
-extern "C" uint64_t codenet_csim_raw_hazards(uint32_t layer) {
-    const codenet::CycleLog &log = codenet::cycle_log();
-    return layer < (uint32_t)log.n_layers ? log.raw_hazards[layer] : 0;
 }
 
 extern "C" uint32_t codenet_csim_events(uint32_t layer, uint64_t *out, uint32_t max_rows) {

@@ -1,30 +1,30 @@
 // CoDeNet engine building blocks (header only; contract: FORMAT.md in this folder).
 //
-// One layer runs in phases, one after the other:
+// One layer runs in phases:
 //   1. decode its descriptor (read_desc, 32-bit program port);
 //   2. move its gather table, requant parameters and 1x1 or 3x3 weights from the weights blob
 //      into on-chip buffers (load_*), before any pixel streams;
-//   3. stream the pixels: conv1x1 (PA inputs x PE outputs per cycle; input modes direct,
-//      nearest upsample x2 and PATCH3X3 gather) or dw3x3 (PE channels x 9 taps per cycle, normal
-//      or deformable, taps from a LINE_ROWS-row line buffer of a PE-channel tile).
-// The arena and weights ports are ARENA_BUS_BYTES (16) bytes wide; the DDR layout stays byte
-// addressed (FORMAT.md): a byte run is read as the beats that hold it and its bytes are picked
-// on chip; a run is written as whole beats, the partial first / last beat read first and merged
-// (read-modify-write; safe: one engine, layers in order, and a partial beat that was the last one
-// written is forwarded on chip instead of read back, see LastBeat). The cycle model is in
-// codenet_config.h; under C simulation every pipelined loop iteration, single-beat access and
-// loop entry is counted per layer and phase, and every loop entry / blocking access is logged as
-// an event (CODENET_ENTER / ITER / BEAT / BLOCKING / STEP below; runtime/measure/codenet_cycles.py). All loops are II = 1.
+//   3. stream the pixels: one DATAFLOW region per layer (codenet_dataflow.h), a reader, a compute
+//      stage (1x1: PA inputs x PE outputs a cycle; dw: PE channels x 9 taps a cycle) and a
+//      writer running concurrently on hls::stream beats, one loop entry per row and stage.
+// The arena and weights ports are ARENA_BUS_BYTES (16) bytes wide. Every arena write is a whole
+// beat (FORMAT.md "Memory": outputs are beat aligned, their pad bytes written 0): nothing is read
+// back or merged. Under C simulation every pipelined loop iteration, single-beat access and loop
+// entry is counted per layer and phase and logged as an event (CODENET_ENTER / ITER / BEAT /
+// BLOCKING below; runtime/measure/codenet_cycles.py derives the same from the descriptors), and
+// the engine's memory invariants are asserted (CODENET_ASSERT). All pipelined loops are II = 1.
 // The arithmetic is exactly FORMAT.md "Arithmetic (bit exact)".
 #ifndef CODENET_ENGINE_H
 #define CODENET_ENGINE_H
 
 #ifndef __SYNTHESIS__
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include <array>
 #include <map>
-#include <set>
+#include <vector>
 #endif
 
 #include "pd_ap_types.h"
@@ -49,14 +49,25 @@ typedef ap_uint<32> addr_t;                  // byte offset into the arena / wei
 // access as (phase, kind EV_*, trips, beats) with its multiplicity: what the cycle model v2 charges
 // AXI latency, outstanding requests and pipeline depth on (runtime/measure/codenet_cycles.py).
 #ifndef __SYNTHESIS__
+// An invariant of the engine that the C simulation checks on every run: on failure it prints the
+// message with the layer and value and aborts (codenet_csim_check refuses every descriptor that
+// could break one, so a checked program never gets here).
+[[noreturn]] inline void assert_fail(const char *what, uint64_t value);
+#define CODENET_ASSERT(cond, what, value) \
+    do {                                  \
+        if (!(cond)) ::codenet::assert_fail(what, value); \
+    } while (0)
 typedef std::array<uint64_t, EV_FIELDS - 1> EventKey;   // phase, kind, trips, beats
 struct CycleLog {
     uint64_t count[MAX_LAYERS][N_PHASES];
     std::map<EventKey, uint64_t> events[MAX_LAYERS];
-    // AXI read-after-write hazards: arena reads of a beat this layer already wrote (AXI does not
-    // order them; safe only while every store loop waits for its write responses)
-    uint64_t raw_hazards[MAX_LAYERS];
-    std::set<uint64_t> written;                          // arena beats written by this layer
+    // arena beats read / written by the current layer (stamped with `epoch`, one per layer run):
+    // a beat both read and written by one layer is a hazard: AXI does not order a read and a
+    // write to the same address, a layer's DATAFLOW stages run concurrently, and the only barrier
+    // is the end of a layer. The C simulation aborts on it (CODENET_ASSERT), whatever the order
+    // in which its sequential execution of the stages happens to touch the beat.
+    std::vector<uint32_t> rd_epoch, wr_epoch;
+    uint32_t epoch;
     EventKey open;                                       // the loop entered last
     int open_layer;                                      // its layer (-1: none)
     int layer;
@@ -72,9 +83,18 @@ struct CycleLog {
         open_layer = layer;
         count[layer][PH_ENTRIES]++;
     }
-    void wrote(uint64_t beat) { written.insert(beat); }
+    static void mark(std::vector<uint32_t> &v, uint64_t beat, uint32_t e) {
+        if (beat >= v.size()) v.resize(beat + 1 + v.size() / 2, 0);
+        v[beat] = e;
+    }
+    static bool has(const std::vector<uint32_t> &v, uint64_t beat, uint32_t e) { return beat < v.size() && v[beat] == e; }
+    void wrote(uint64_t beat) {
+        CODENET_ASSERT(!has(rd_epoch, beat, epoch), "arena beat both read and written by one layer (no barrier)", beat);
+        mark(wr_epoch, beat, epoch);
+    }
     void read(uint64_t beat) {
-        if (written.count(beat)) raw_hazards[layer]++;
+        CODENET_ASSERT(!has(wr_epoch, beat, epoch), "arena beat both read and written by one layer (no barrier)", beat);
+        mark(rd_epoch, beat, epoch);
     }
     void single(int phase, int kind, uint64_t beats) {
         count[layer][phase]++;
@@ -84,6 +104,11 @@ struct CycleLog {
 inline CycleLog &cycle_log() {
     static CycleLog log;
     return log;
+}
+inline void assert_fail(const char *what, uint64_t value) {
+    fprintf(stderr, "codenet engine assertion failed in layer %d: %s (%llu)\n", cycle_log().layer, what,
+            (unsigned long long)value);
+    abort();
 }
 // a pipelined loop is entered (kind: EV_LOOP, EV_BURST or EV_SINGLES)
 #define CODENET_ENTER(phase, kind) (::codenet::cycle_log().enter(phase, kind))
@@ -106,6 +131,7 @@ inline CycleLog &cycle_log() {
 #define CODENET_BEAT() ((void)0)
 #define CODENET_BLOCKING(phase) ((void)0)
 #define CODENET_STEP(phase) ((void)0)
+#define CODENET_ASSERT(cond, what, value) ((void)0)
 #endif
 
 // Decoded descriptor (FORMAT.md "Layer descriptor").
@@ -140,13 +166,6 @@ struct Requant {
 struct Gather {
     chan_t lo, hi;
     chan_t tile_lo[CH_TILES], tile_hi[CH_TILES];
-};
-
-// 1x1 extraction table: logical input k is channel gather[i] of 3x3 tap `tap` (PATCH3X3: k =
-// tap * cin + i; else tap 0, i = k); rel = gather[i] - lowest gathered channel.
-struct XSrc {
-    ap_uint<4> tap;
-    chan_t rel;
 };
 
 inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
@@ -303,59 +322,6 @@ struct ByteReader {
     }
 };
 
-// The beat the last write_run stored last. AXI does not order a read after a write to the same
-// address, and consecutive output runs often share a beat (pixel p ends where pixel p + 1 starts,
-// a cycle apart), so a partial end beat that is this beat is taken from here, never read back.
-struct LastBeat {
-    addr_t beat;
-    bus_t v;
-    bool valid;
-};
-
-// Store src[0 .. n) at arena byte address a: the beats of the run, each partial end beat read
-// first (one cycle each; forwarded from `lb` when it is the beat written last) and merged, so no
-// byte outside the run changes.
-template <int N>
-inline void write_run(bus_t *arena, addr_t a, const byte_t (&src)[N], int n, LastBeat &lb) {
-    const int s = lane_of(a);
-    const int nb = beats_of(a, n);
-    const int end = (s + n) % ARENA_BUS_BYTES;
-    const addr_t b0 = beat_of(a);
-    const addr_t bl = b0 + addr_t(nb - 1);
-    bus_t first = 0, last = 0;
-    if (s != 0 || (nb == 1 && end != 0)) {
-        CODENET_BLOCKING(PH_WRITE);
-        if (!(lb.valid && lb.beat == b0)) CODENET_READ(b0);
-        first = lb.valid && lb.beat == b0 ? lb.v : arena[b0];
-    }
-    if (nb > 1 && end != 0) {
-        CODENET_BLOCKING(PH_WRITE);
-        if (!(lb.valid && lb.beat == bl)) CODENET_READ(bl);
-        last = lb.valid && lb.beat == bl ? lb.v : arena[bl];
-    }
-    CODENET_ENTER(PH_WRITE, EV_BURST);
-    for (int b = 0; b < nb; b++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_CH / ARENA_BUS_BYTES + 1
-#pragma HLS PIPELINE II = 1
-        CODENET_ITER(PH_WRITE);
-        CODENET_BEAT();
-        const bus_t old = b == 0 ? first : last;   // middle beats take only new bytes
-        bus_t v;
-        for (int i = 0; i < ARENA_BUS_BYTES; i++) {
-#pragma HLS UNROLL
-            const int idx = b * ARENA_BUS_BYTES + i - s;
-            v.range(8 * i + 7, 8 * i) = idx >= 0 && idx < n ? src[idx] : byte_at(old, i);
-        }
-        CODENET_WROTE(b0 + addr_t(b));
-        arena[b0 + addr_t(b)] = v;
-        if (b == nb - 1) {
-            lb.beat = bl;
-            lb.v = v;
-            lb.valid = true;
-        }
-    }
-}
-
 // ---------------------------------------------------------------- per-layer loads (DDR -> chip)
 
 // gather table: cin little-endian uint16, one per cycle; also the lowest / highest channel of
@@ -415,18 +381,55 @@ inline int row_bytes_of(int k, bool w8) { return w8 ? k : (k + 1) / 2; }
 // 1x1 logical inputs per pixel: cin, or 9 * cin for PATCH3X3.
 inline int conv_k(const Desc &d) { return d.in_mode == MODE_PATCH3X3 ? 9 * d.cin : d.cin; }
 
+// A ByteReader over a stream of beats (the beats of the run, in order): the same take(n), no
+// memory access of its own.
+struct StreamByteReader {
+    hls::stream<bus_t> *in;
+    ap_uint<16 * ARENA_BUS_BYTES> win;
+    int avail;
+
+    void start(hls::stream<bus_t> &s, int lane) {
+        in = &s;
+        win = ap_uint<16 * ARENA_BUS_BYTES>(in->read()) >> (8 * lane);
+        avail = ARENA_BUS_BYTES - lane;
+    }
+    bus_t take(int n) {
+        if (avail < n) {
+            win |= ap_uint<16 * ARENA_BUS_BYTES>(in->read()) << (8 * avail);
+            avail += ARENA_BUS_BYTES;
+        }
+        const bus_t r = win.range(8 * ARENA_BUS_BYTES - 1, 0);
+        win >>= 8 * n;
+        avail -= n;
+        return r;
+    }
+};
+
+// The nb beats from beat `first` of the weights port as ONE burst into a stream.
+inline void burst_beats(const bus_t *mem, addr_t first, int nb, hls::stream<bus_t> &out) {
+    CODENET_ENTER(PH_LOAD, EV_BURST);
+    for (int b = 0; b < nb; b++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = W_BUF_BYTES / ARENA_BUS_BYTES + 1
+#pragma HLS PIPELINE II = 1
+        CODENET_ITER(PH_LOAD);
+        CODENET_BEAT();
+        out.write(mem[first + addr_t(b)]);
+    }
+}
+
 // 1x1 weights: cout packed rows -> wbuf[o % PE][(o / PE) * KT + t], word t = row bytes
 // [t * W_WORD_BYTES, (t + 1) * W_WORD_BYTES), zero-filled past the row; the pad nibble of an
-// odd-length 4-bit row is cleared so that no input ever meets a stray weight. One word a cycle.
-inline void load_conv_weights(const bus_t *weights, const Desc &d, wword_t wbuf[PE][W_WORDS]) {
+// odd-length 4-bit row is cleared so that no input ever meets a stray weight. One word a cycle,
+// from a stream of the section's beats.
+inline void parse_conv_weights(const Desc &d, int lane, hls::stream<bus_t> &in, wword_t wbuf[PE][W_WORDS]) {
     const int k = conv_k(d);
     const int rb = row_bytes_of(k, d.w8);
     const int kt_n = ceil_div(rb, W_WORD_BYTES);
     const bool odd_nibble = !d.w8 && (k & 1);
-    ByteReader r;
-    r.start(weights, d.w_off);
-    int o = 0, t = 0;
-    CODENET_ENTER(PH_LOAD, EV_SINGLES);
+    StreamByteReader r;
+    r.start(in, lane);
+    int p = 0, t = 0, base = 0;                 // lane o % PE, word in the row, (o / PE) * KT
+    CODENET_ENTER(PH_LOAD, EV_LOOP);
     for (int it = 0; it < d.cout * kt_n; it++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = PE * W_WORDS
 #pragma HLS PIPELINE II = 1
@@ -440,29 +443,26 @@ inline void load_conv_weights(const bus_t *weights, const Desc &d, wword_t wbuf[
             if (odd_nibble && t * W_WORD_BYTES + i == rb - 1) b.range(7, 4) = 0;
             word.range(8 * i + 7, 8 * i) = b;
         }
-        wbuf[o % PE][(o / PE) * kt_n + t] = word;
+        wbuf[p][base + t] = word;
         if (++t == kt_n) {
             t = 0;
-            o++;
+            if (++p == PE) {
+                p = 0;
+                base += kt_n;
+            }
         }
     }
 }
 
-// 1x1 extraction table (one entry a cycle; see XSrc).
-inline void load_xsrc(const Desc &d, const chan_t gch[MAX_CH], const Gather &g, XSrc xsrc[MAX_K]) {
-    int i = 0, tap = 0;
-    CODENET_ENTER(PH_LOAD, EV_LOOP);
-    for (int k = 0; k < conv_k(d); k++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_K
-#pragma HLS PIPELINE II = 1
-        CODENET_ITER(PH_LOAD);
-        xsrc[k].tap = tap;
-        xsrc[k].rel = gch[i] - g.lo;
-        if (++i == d.cin) {
-            i = 0;
-            tap++;
-        }
-    }
+// The 1x1 weights section: one burst (burst_beats) feeding the parser, concurrently (DATAFLOW).
+inline void load_conv_weights(const bus_t *weights, const Desc &d, wword_t wbuf[PE][W_WORDS]) {
+#pragma HLS INLINE off
+    const int nb = beats_of(d.w_off, d.cout * row_bytes_of(conv_k(d), d.w8));
+    hls::stream<bus_t> beats("w_beats");
+#pragma HLS STREAM variable = beats depth = STREAM_BEATS
+#pragma HLS DATAFLOW
+    burst_beats(weights, beat_of(d.w_off), nb, beats);
+    parse_conv_weights(d, lane_of(d.w_off), beats, wbuf);
 }
 
 // 3x3 depthwise weights: cout rows of 9 taps (5 bytes at 4-bit, 9 at 8-bit), one a cycle -> one
@@ -488,311 +488,20 @@ inline void load_dw_weights(const bus_t *weights, const Desc &d, dwrow_t dww[PE]
     }
 }
 
-// ---------------------------------------------------------------- CONV1X1
-//
-// Per computed pixel: read the byte run [lowest, highest gathered channel] of each of its input
-// taps (1, or 9 for PATCH3X3) as whole beats into the pixel buffer (PA copies, one per MAC
-// input lane, so PA inputs are picked per cycle); the MAC loop's first output tile picks its PA
-// inputs from there (later tiles reuse them from xbuf), requantizes each tile of PE outputs into
-// obuf, and the outputs are stored as one run. Nearest upsample x2 at stride 1 repeats each
-// source pixel in a 2x2 output block: computed once, stored four times. When a pixel's runs do
-// not fit the pixel buffer (a gather spread over more than ~PIX_BEATS beats) the narrow path
-// reads one beat per logical input instead.
+// ---------------------------------------------------------------- on-chip buffers of the layers
+// (the streaming layers themselves: codenet_dataflow.h)
 
-inline void conv1x1(bus_t *arena, const Desc &d, const Gather &g, const XSrc xsrc[MAX_K],
-                    const wword_t wbuf[PE][W_WORDS], const Requant rq[PE][CH_TILES]) {
-    static bus_t pbuf[PA][PIX_BEATS];
-#pragma HLS ARRAY_PARTITION variable = pbuf complete dim = 1
-    static act_t xbuf[MAX_K / (PA / 2)][PA];
-#pragma HLS ARRAY_PARTITION variable = xbuf complete dim = 2
-    static byte_t obuf[MAX_CH];
-#pragma HLS ARRAY_PARTITION variable = obuf cyclic factor = ARENA_BUS_BYTES
-    const bool patch = d.in_mode == MODE_PATCH3X3;
-    const bool up = d.in_mode == MODE_UPSAMPLE2;
-    const int seen_h = up ? 2 * d.in_h : d.in_h;
-    const int seen_w = up ? 2 * d.in_w : d.in_w;
-    const int rep = up && d.stride == 1 ? 2 : 1;
-    const int ntap = patch ? 9 : 1;
-    const int k_total = conv_k(d);
-    const int per_word = d.w8 ? PA / 2 : PA;        // logical inputs per weight word
-    const int kt_n = ceil_div(row_bytes_of(k_total, d.w8), W_WORD_BYTES);
-    const int ot_n = ceil_div(d.cout, PE);
-    const int span = (g.hi - g.lo).to_int() + 1;
-    const int tap_beats = (span + 2 * ARENA_BUS_BYTES - 2) / ARENA_BUS_BYTES;  // worst alignment
-    const bool wide = ntap * tap_beats <= PIX_BEATS;
-    const act_t zp = act_value(d.in_zp, d.in_signed);
-    LastBeat last_written = {0, 0, false};
-    for (int yb = 0; yb < ceil_div(d.out_h, rep); yb++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_IMG
-        for (int xb = 0; xb < ceil_div(d.out_w, rep); xb++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_IMG
-            // the taps: seen position, in-image flag, byte address of the lowest gathered channel
-            bool valid[9];
-            addr_t ta[9];
-#pragma HLS ARRAY_PARTITION variable = valid complete
-#pragma HLS ARRAY_PARTITION variable = ta complete
-            for (int t = 0; t < 9; t++) {
-#pragma HLS UNROLL
-                const int sy = patch ? yb * d.stride - d.pad + t / 3 : yb * rep * d.stride;
-                const int sx = patch ? xb * d.stride - d.pad + t % 3 : xb * rep * d.stride;
-                valid[t] = t < ntap && sy >= 0 && sy < seen_h && sx >= 0 && sx < seen_w;
-                const int py = up ? sy >> 1 : sy;
-                const int px = up ? sx >> 1 : sx;
-                ta[t] = valid[t] ? addr_t(d.in_off + (addr_t(py) * addr_t(d.in_w) + addr_t(px)) * d.in_cs + g.lo)
-                                 : addr_t(0);
-            }
-            if (wide) {
-                for (int t = 0; t < ntap; t++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = TAPS
-                    if (!valid[t]) continue;
-                    CODENET_ENTER(PH_READ, EV_BURST);
-                    for (int b = 0; b < beats_of(ta[t], span); b++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = PIX_BEATS
-#pragma HLS PIPELINE II = 1
-                        CODENET_ITER(PH_READ);
-                        CODENET_BEAT();
-                        CODENET_READ(beat_of(ta[t]) + addr_t(b));
-                        const bus_t v = arena[beat_of(ta[t]) + addr_t(b)];
-                        for (int j = 0; j < PA; j++) {
-#pragma HLS UNROLL
-                            pbuf[j][t * tap_beats + b] = v;
-                        }
-                    }
-                }
-            } else {
-                CODENET_ENTER(PH_READ, EV_SINGLES);
-                for (int k = 0; k < k_total; k++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_K
-#pragma HLS PIPELINE II = 1
-                    CODENET_ITER(PH_READ);
-                    CODENET_BEAT();
-                    const XSrc s = xsrc[k];
-                    const addr_t a = ta[s.tap] + addr_t(s.rel);
-                    if (valid[s.tap]) CODENET_READ(beat_of(a));
-                    xbuf[k / per_word][k % per_word] =
-                        valid[s.tap] ? act_value(byte_at(arena[beat_of(a)], lane_of(a)), d.in_signed) : zp;
-                }
-            }
-            // MAC: (output tile ot, weight word kt), PA x PE products a cycle (8-bit: PA/2 x PE)
-            acc_t acc[PE];
-#pragma HLS ARRAY_PARTITION variable = acc complete
-            int ot = 0, kt = 0;
-            CODENET_ENTER(PH_COMPUTE, EV_LOOP);
-            for (int it = 0; it < ot_n * kt_n; it++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = PE * W_WORDS
-#pragma HLS PIPELINE II = 1
-                CODENET_ITER(PH_COMPUTE);
-                act_t x[PA];
-#pragma HLS ARRAY_PARTITION variable = x complete
-                for (int j = 0; j < PA; j++) {
-#pragma HLS UNROLL
-                    const int k = kt * per_word + j;
-                    act_t v = 0;
-                    if (!wide || ot > 0) {
-                        v = xbuf[kt][j];
-                    } else if (j < per_word && k < k_total) {
-                        const XSrc s = xsrc[k];
-                        const int pos = s.tap.to_int() * tap_beats * ARENA_BUS_BYTES +
-                                        lane_of(ta[s.tap]) + s.rel.to_int();
-                        v = valid[s.tap] ? act_value(byte_at(pbuf[j][pos / ARENA_BUS_BYTES],
-                                                             pos % ARENA_BUS_BYTES), d.in_signed)
-                                         : zp;
-                    }
-                    if (wide && ot == 0) xbuf[kt][j] = v;
-                    x[j] = j < per_word && k < k_total ? v : act_t(0);
-                }
-                // output lanes p, p + 1 share each input x[j]: one packed DSP per pair (mul2)
-                acc_t sum[PE];
-#pragma HLS ARRAY_PARTITION variable = sum complete
-                for (int p = 0; p < PE; p += 2) {
-#pragma HLS UNROLL
-                    const wword_t w_lo = wbuf[p][ot * kt_n + kt], w_hi = wbuf[p + 1][ot * kt_n + kt];
-                    acc_t s_lo = kt == 0 ? acc_t(rq[p][ot].bias) : acc[p];
-                    acc_t s_hi = kt == 0 ? acc_t(rq[p + 1][ot].bias) : acc[p + 1];
-                    for (int j = 0; j < PA; j++) {
-#pragma HLS UNROLL
-                        const ProductPair pr = mul2(weight_at(w_lo, j, d.w8), weight_at(w_hi, j, d.w8), x[j]);
-                        s_lo += pr.lo;
-                        s_hi += pr.hi;
-                    }
-                    sum[p] = s_lo;
-                    sum[p + 1] = s_hi;
-                }
-                for (int p = 0; p < PE; p++) {
-#pragma HLS UNROLL
-                    acc[p] = sum[p];
-                }
-                if (kt == kt_n - 1) {
-                    byte_t q[PE];
-#pragma HLS ARRAY_PARTITION variable = q complete
-                    requant_tile(sum, rq, ot, d, q);
-                    for (int p = 0; p < PE; p++) {
-#pragma HLS UNROLL
-                        if (ot * PE + p < d.cout) obuf[ot * PE + p] = q[p];
-                    }
-                }
-                if (++kt == kt_n) {
-                    kt = 0;
-                    ot++;
-                }
-            }
-            // store: one run of cout bytes per output pixel of the block
-            for (int q = 0; q < rep * rep; q++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = UPSAMPLE_STORES
-                const int y = yb * rep + q / rep, x = xb * rep + q % rep;
-                if (y >= d.out_h || x >= d.out_w) continue;
-                write_run(arena, d.out_off + (addr_t(y) * addr_t(d.out_w) + addr_t(x)) * d.out_cs + d.out_choff,
-                          obuf, d.cout, last_written);
-            }
-        }
-    }
-}
+// The 1x1 pixel buffer: PA copies (one per MAC input lane, so PA bytes are picked a cycle, each
+// copy with one read and one write port) of PIX_BEATS beats.
+typedef bus_t pix_buf_t[PA][PIX_BEATS];
 
-// ---------------------------------------------------------------- DW3X3
-
-// Line buffer of one PE-channel tile: the last LINE_ROWS physical input rows, row r in slot
-// r % LINE_ROWS. Rows are filled in order, each exactly once per tile, just before the first
-// output row that needs them; LINE_ROWS = 2 * MAX_DIL + 1 covers the deformable window.
-// One word per pixel holds the tile's PE lanes (all lanes of a tap read the same pixel: one word
-// read per tap), written once per pixel; partitioned by row (LINE_ROWS banks of MAX_W words).
-// The depthwise pixel body is not pipelined, so the up-to-3 taps a row bank serves per pixel are
-// read over its dual port in sequence (DEPTH_DW_PIXEL counts them).
+// The depthwise line buffer: LINE_ROWS row banks (rows r in bank r % LINE_ROWS; LINE_ROWS =
+// 2 * MAX_DIL + 1 covers the deformable window), one word of PE lanes per pixel, each bank in
+// LB_COPIES copies so that the TAP_COLS column taps of a pixel are read in one cycle (copy kx / 2:
+// copy 0 serves tap columns 0 and 1 over its two ports, copy 1 column 2).
+static_assert(PE % ARENA_BUS_BYTES == 0, "a depthwise channel tile's output run starts a beat");
 typedef ap_uint<8 * PE> lrow_t;
-typedef lrow_t line_buf_t[LINE_ROWS][MAX_W];
-
-// One input row of the tile: per pixel, the beats holding the tile's channel run [tile_lo,
-// tile_hi]; every lane takes its byte as its beat passes (one beat a cycle) into a register, the
-// pixel's word is stored once, on its last beat.
-inline void fill_line_row(const bus_t *arena, const Desc &d, const chan_t gch[MAX_CH], const Gather &g, int ct, int n,
-                          int row, line_buf_t &lbuf) {
-    const int slot = row % LINE_ROWS;
-    const int span = (g.tile_hi[ct] - g.tile_lo[ct]).to_int() + 1;
-    int rel[PE];
-#pragma HLS ARRAY_PARTITION variable = rel complete
-    for (int c = 0; c < PE; c++) {
-#pragma HLS UNROLL
-        rel[c] = c < n ? (gch[ct * PE + c] - g.tile_lo[ct]).to_int() : 0;
-    }
-    addr_t a = d.in_off + addr_t(row) * addr_t(d.in_w) * d.in_cs + g.tile_lo[ct];
-    int x = 0, b = 0, nb = beats_of(a, span);
-    lrow_t pix = 0;
-    CODENET_ENTER(PH_READ, EV_SINGLES);   // strided pixel runs: no burst is inferred
-    while (x < d.in_w) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_W * PE
-#pragma HLS PIPELINE II = 1
-        CODENET_ITER(PH_READ);
-        CODENET_BEAT();
-        CODENET_READ(beat_of(a) + addr_t(b));
-        const bus_t v = arena[beat_of(a) + addr_t(b)];
-        lrow_t cur = pix;
-        for (int c = 0; c < PE; c++) {
-#pragma HLS UNROLL
-            const int pos = lane_of(a) + rel[c];
-            if (c < n && pos / ARENA_BUS_BYTES == b) cur.range(8 * c + 7, 8 * c) = byte_at(v, pos % ARENA_BUS_BYTES);
-        }
-        const bool last_beat = b == nb - 1;
-        if (last_beat) lbuf[slot][x] = cur;
-        pix = last_beat ? lrow_t(0) : cur;
-        if (++b == nb) {
-            b = 0;
-            x++;
-            a += d.in_cs;
-            nb = beats_of(a, span);
-        }
-    }
-}
-
-inline void dw3x3(bus_t *arena, const Desc &d, const chan_t gch[MAX_CH], const Gather &g,
-                  const dwrow_t dww[PE][CH_TILES],
-                  const Requant rq[PE][CH_TILES]) {
-    static line_buf_t lbuf;
-#pragma HLS ARRAY_PARTITION variable = lbuf complete dim = 1
-    static bus_t dbuf[DIL_BEATS];            // one output row's dilation bytes
-    const bool up = d.in_mode == MODE_UPSAMPLE2;
-    const int seen_h = up ? 2 * d.in_h : d.in_h;
-    const int seen_w = up ? 2 * d.in_w : d.in_w;
-    const act_t zp = act_value(d.in_zp, d.in_signed);
-    // deformable: the run of one output row's dilation bytes (40-bit: dil_cs is unbounded)
-    const ap_uint<40> dil_run = d.deformable ? ap_uint<40>(ap_uint<40>(d.out_w - 1) * d.dil_cs + 1) : ap_uint<40>(1);
-    LastBeat last_written = {0, 0, false};
-    for (int ct = 0; ct < ceil_div(d.cout, PE); ct++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = CH_TILES
-        const int n = d.cout - ct * PE < PE ? d.cout - ct * PE : PE;
-        int next_row = 0;  // physical rows [0, next_row) have been filled for this tile
-        for (int y = 0; y < d.out_h; y++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_H
-            // fill up to the lowest row this output row can touch
-            int seen_hi = d.deformable ? y + MAX_DIL : y * d.stride - d.pad + 2;
-            if (seen_hi > seen_h - 1) seen_hi = seen_h - 1;
-            const int phys_hi = up ? seen_hi >> 1 : seen_hi;
-            for (int r = 0; r < phys_hi + 1 - next_row; r++) {
-#pragma HLS LOOP_TRIPCOUNT min = 0 max = LINE_ROWS
-                fill_line_row(arena, d, gch, g, ct, n, next_row + r, lbuf);
-            }
-            if (phys_hi + 1 > next_row) next_row = phys_hi + 1;
-            // deformable: this row's dilations (one byte per pixel, shared by all channels), as
-            // one run of beats, or one beat per pixel when the run would not fit dbuf
-            const addr_t da = d.dil_off + addr_t(y) * addr_t(d.out_w) * d.dil_cs;
-            const bool dil_run_fits = lane_of(da) + dil_run <= DIL_BEATS * ARENA_BUS_BYTES;
-            if (d.deformable) {
-                const int nb = dil_run_fits ? beats_of(da, dil_run.to_int()) : d.out_w;
-                CODENET_ENTER(PH_READ, dil_run_fits ? EV_BURST : EV_SINGLES);
-                for (int b = 0; b < nb; b++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = DIL_BEATS
-#pragma HLS PIPELINE II = 1
-                    CODENET_ITER(PH_READ);
-                    CODENET_BEAT();
-                    const addr_t beat = dil_run_fits ? addr_t(beat_of(da) + addr_t(b)) : beat_of(da + addr_t(b) * d.dil_cs);
-                    CODENET_READ(beat);
-                    dbuf[b] = arena[beat];
-                }
-            }
-            const addr_t row_out = d.out_off + addr_t(y) * addr_t(d.out_w) * d.out_cs +
-                                   d.out_choff + addr_t(ct * PE);
-            for (int x = 0; x < d.out_w; x++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_W
-                // one pixel: 9 taps x PE lanes in one cycle, then its n output bytes as one run
-                CODENET_STEP(PH_COMPUTE);   // the x loop is not pipelined (it holds the store loop)
-                int dil = 1, base_y = y * d.stride - d.pad, base_x = x * d.stride - d.pad;
-                if (d.deformable) {
-                    const int pos = dil_run_fits ? lane_of(da) + x * d.dil_cs.to_int()
-                                                 : x * ARENA_BUS_BYTES + lane_of(da + addr_t(x) * d.dil_cs);
-                    const byte_t db = byte_at(dbuf[pos / ARENA_BUS_BYTES], pos % ARENA_BUS_BYTES);
-                    dil = db > MAX_DIL ? MAX_DIL : db.to_int();
-                    base_y = y - dil;
-                    base_x = x - dil;
-                }
-                byte_t res[PE];
-#pragma HLS ARRAY_PARTITION variable = res complete
-                acc_t accs[PE];
-#pragma HLS ARRAY_PARTITION variable = accs complete
-                for (int p = 0; p < PE; p++) {
-#pragma HLS UNROLL
-                    const dwrow_t w9 = dww[p][ct];
-                    acc_t acc = acc_t(rq[p][ct].bias);
-                    for (int t = 0; t < 9; t++) {
-#pragma HLS UNROLL
-                        const int sy = base_y + (t / 3) * dil;
-                        const int sx = base_x + (t % 3) * dil;
-                        act_t v = zp;
-                        if (sy >= 0 && sy < seen_h && sx >= 0 && sx < seen_w) {
-                            const int py = up ? sy >> 1 : sy;
-                            const int px = up ? sx >> 1 : sx;
-                            v = act_value(byte_t(lbuf[py % LINE_ROWS][px].range(8 * p + 7, 8 * p)), d.in_signed);
-                        }
-                        // every tap has its own activation: nothing to pack; LUT multipliers
-                        const half_t prod = wgt_t(w9.range(8 * t + 7, 8 * t)) * v;
-#pragma HLS BIND_OP variable = prod op = mul impl = fabric
-                        acc += prod;
-                    }
-                    accs[p] = acc;
-                }
-                requant_tile(accs, rq, ct, d, res);
-                write_run(arena, row_out + addr_t(x) * d.out_cs, res, n, last_written);
-            }
-        }
-    }
-}
+typedef lrow_t line_buf_t[LINE_ROWS][LB_COPIES][MAX_W];
 
 }  // namespace codenet
 

@@ -3,6 +3,7 @@
 // (codenet_engine.h). Contract: FORMAT.md. Cycle model: codenet_config.h.
 #include "codenet_top.h"
 
+#include "codenet_dataflow.h"
 #include "codenet_engine.h"
 
 namespace {
@@ -29,10 +30,15 @@ void codenet_top(const ap_uint<32> *program, const ap_uint<8 * ARENA_BUS_BYTES> 
     static codenet::chan_t gch[MAX_CH];         // gather table
 #pragma HLS ARRAY_PARTITION variable = gch cyclic factor = PE
     static codenet::Gather gather;              // its channel ranges
-    static codenet::XSrc xsrc[MAX_K];           // 1x1: logical input -> pixel-buffer byte
-#pragma HLS ARRAY_PARTITION variable = xsrc cyclic factor = PA
     static codenet::Requant rq[PE][CH_TILES];
 #pragma HLS ARRAY_PARTITION variable = rq complete dim = 1
+    static codenet::chan_t xrel[PA][MAX_K / (PA / 2)];   // streaming 1x1: input -> pixel-run byte
+#pragma HLS ARRAY_PARTITION variable = xrel complete dim = 1
+    static codenet::pix_buf_t pbuf;             // 1x1 pixel buffer (PA copies)
+#pragma HLS ARRAY_PARTITION variable = pbuf complete dim = 1
+    static codenet::line_buf_t lbank;           // dw line buffer: row banks x LB_COPIES copies
+#pragma HLS ARRAY_PARTITION variable = lbank complete dim = 1
+#pragma HLS ARRAY_PARTITION variable = lbank complete dim = 2
     static codenet::wword_t wbuf[PE][W_WORDS];  // 1x1 weights, PA x PE per cycle
 #pragma HLS ARRAY_PARTITION variable = wbuf complete dim = 1
     static codenet::dwrow_t dww[PE][CH_TILES];  // 3x3 depthwise weights, 9 x PE per cycle
@@ -52,19 +58,24 @@ void codenet_top(const ap_uint<32> *program, const ap_uint<8 * ARENA_BUS_BYTES> 
         codenet::cycle_log().layer = l;
         for (int p = 0; p < N_PHASES; p++) codenet::cycle_log().count[l][p] = 0;
         codenet::cycle_log().events[l].clear();
-        codenet::cycle_log().raw_hazards[l] = 0;
-        codenet::cycle_log().written.clear();
+        codenet::cycle_log().epoch++;          // a new layer: no beat read or written yet
 #endif
         const codenet::Desc d = codenet::read_desc(program, l);
         codenet::load_gather(weights, d, gch, gather);
         codenet::load_requant(weights, d, rq);
         if (d.op == OP_CONV1X1) {
             codenet::load_conv_weights(weights, d, wbuf);
-            codenet::load_xsrc(d, gch, gather, xsrc);
-            codenet::conv1x1(arena, d, gather, xsrc, wbuf, rq);
+            // two datapaths, 4-bit and 8-bit weights: constants of each instance
+            if (d.w8) {
+                codenet::load_xrel<true>(d, gch, gather, xrel);
+                codenet::conv1x1_stream<true>(arena, d, gather, xrel, wbuf, rq, pbuf);
+            } else {
+                codenet::load_xrel<false>(d, gch, gather, xrel);
+                codenet::conv1x1_stream<false>(arena, d, gather, xrel, wbuf, rq, pbuf);
+            }
         } else {
             codenet::load_dw_weights(weights, d, dww);
-            codenet::dw3x3(arena, d, gch, gather, dww, rq);
+            codenet::dw3x3_stream(arena, d, gch, dww, rq, lbank);
         }
     }
 #ifndef __SYNTHESIS__

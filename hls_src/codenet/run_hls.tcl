@@ -21,7 +21,10 @@
 #   codenet_prj/solution1/syn/report/codenet_top_csynth.rpt  II and depth of every loop (the model
 #       assumes II = 1 and the DEPTH_* estimates of codenet_config.h), the "M_AXI Burst
 #       Information" section (which loops were inferred as bursts, and their lengths), and the
-#       DSP / BRAM / LUT estimates (codenet_perf.resources lists what it counts).
+#       DSP / BRAM / LUT estimates (codenet_perf.resources lists what it counts); also the
+#       DATAFLOW messages of conv1x1_stream<true/false>, dw3x3_stream and load_conv_weights
+#       (codenet_dataflow.h, codenet_engine.h): each layer's reader and writer share the one
+#       `arena` m_axi port (read and write channels).
 
 set src_dir [file dirname [file normalize [info script]]]
 source [file join $src_dir .. common pd_manifest.tcl]

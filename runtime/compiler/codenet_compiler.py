@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..engines import codenet_config as cfg
-from ..engines.codenet_program import LayerSpec, pack_program, unpack_program, validate_layer
+from ..engines.codenet_program import LayerSpec, out_run_bytes, pack_program, unpack_program, validate_layer
 from ..errors import InputError, ModelError
 from ..fileio import write_files_atomically
 from .frontend import Frontend, LayerOp
@@ -35,7 +35,7 @@ from .requant import ScaleError, mult_shift, pow2_shift
 __all__ = ["CompileError", "CompiledModel", "compile_onnx", "load_compiled", "a2q_bits"]
 
 MODEL_FORMAT = "pynq-deploy/codenet-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2       # 2: the beat layout (FORMAT.md "Memory": outputs in whole 16-byte beats)
 PROGRAM_FILE, WEIGHTS_FILE, META_FILE = "program.npy", "weights.npy", "model.json"
 
 OP_LABELS = {"conv1x1": "conv1x1", "patch": "conv3x3(patch)", "dw": "dw3x3", "deform": "dw3x3(deformable)",
@@ -269,6 +269,10 @@ def _lower(fe, outputs, class_names, source, split_wide=True, reuse=True):
     for _, act in outputs:
         for t in fe.tensor_ids(act):
             last[t] = n
+    # the input image stays packed (cs = C, as the host writes it) when only PATCH3X3 layers read
+    # it (they read any stride); else its pixels are padded to whole beats like every other tensor
+    packed_input = all(op.kind == "patch" for op in ops for a in (op.act, op.dil)
+                       if a is not None and inp in fe.tensor_ids(a))
     bufs, choff, gof = [], {}, {}
     for gi, (root, members) in enumerate(sorted(groups.items())):
         members.sort(key=lambda t: -1 if t == inp else index.get(t, n))
@@ -284,7 +288,9 @@ def _lower(fe, outputs, class_names, source, split_wide=True, reuse=True):
                     tensors[members[0]].name, tensors[t].name))
             choff[t] = pos
             gof[t] = gi
-            pos += tensors[t].c
+            # beat layout: every computed tensor's channels start a beat; the input image (written
+            # by the host, only read by the engine) stays packed
+            pos += tensors[t].c if t == inp and packed_input else out_run_bytes(tensors[t].c)
         first = min(-1 if t == inp else index.get(t, n) for t in members)
         lst = max(last.get(t, first) for t in members) if reuse else n
         bufs.append(dict(size=h * w * pos, first=first, last=max(lst, first), cs=pos, h=h, w=w,
@@ -434,8 +440,10 @@ class CompiledModel:
 
     # ---- host side
     def input_bytes(self):
+        """Bytes of the input tensor in the arena: H x W pixels of `cs` bytes (C channels, then
+        zero pad bytes when the input is padded to whole beats)."""
         _, c, h, w = self.input["shape"]
-        return c * h * w
+        return self.input.get("cs", c) * h * w
 
     def quantize_input(self, x, out=None):
         """Float NCHW (1, C, H, W) or (C, H, W) -> the uint8 bytes of the input tensor (NHWC) to put
@@ -456,8 +464,11 @@ class CompiledModel:
         if out is None:
             out = np.empty(self.input_bytes(), np.uint8)
         _, c, h, w = want
-        nhwc = out.reshape(h, w, c).view(np.int8 if self.input["signed"] else np.uint8)
-        np.copyto(nhwc.transpose(2, 0, 1), q, casting="unsafe")     # integral values in range
+        cs = self.input.get("cs", c)
+        pix = out.reshape(h, w, cs).view(np.int8 if self.input["signed"] else np.uint8)
+        if cs > c:
+            pix[:, :, c:] = 0                                        # the pad bytes of whole beats
+        np.copyto(pix[:, :, :c].transpose(2, 0, 1), q, casting="unsafe")     # integral values in range
         return out
 
     def new_arena(self):
@@ -612,3 +623,28 @@ class CompiledModel:
 
 def load_compiled(path):
     return CompiledModel.load(path)
+
+
+def recompile_folder(path):
+    """Recompile a shipped detector folder (model.json + program.npy + weights.npy + its ONNX, named
+    by meta.detector.onnx) in place with this compiler, at the input size and with the class names it
+    has, keeping its metadata (meta: source, detector info such as the evaluation). For a layout or
+    format change of the engine; the ONNX is not touched. model.json of an older format version is
+    read as plain JSON (its program is not loaded). -> the new CompiledModel."""
+    path = Path(path)
+    try:
+        old = json.loads((path / META_FILE).read_text())
+    except (OSError, ValueError) as e:
+        raise ModelError("{}: cannot read {}: {}".format(path, META_FILE, e)) from e
+    meta = old.get("meta") or {}
+    onnx_name = (meta.get("detector") or {}).get("onnx")
+    if not onnx_name or not (path / onnx_name).is_file():
+        raise ModelError("{} has no ONNX beside its compiled program (meta.detector.onnx)".format(path))
+    _, _, h, w = old["input"]["shape"]
+    cm = compile_onnx(str(path / onnx_name), input_size=(int(h), int(w)), class_names=old.get("class_names"))
+    if cm.meta["source"]["sha256"] != meta.get("source", {}).get("sha256", cm.meta["source"]["sha256"]):
+        raise ModelError("{}: {} is not the ONNX the folder was compiled from (sha256 differs)".format(
+            path, onnx_name))
+    cm.meta = {**meta, "n_copy_layers": cm.meta["n_copy_layers"]}
+    cm.save(path)
+    return cm

@@ -24,7 +24,6 @@ LINE_ROWS = 15          # deformable line buffer rows
 MAX_DIL = 7             # max dilation
 TAPS = 9                # taps of a 3x3 window
 REQUANT_STAGES = 1      # requantization stages, shared by both ops
-UPSAMPLE_STORES = 4     # output pixels of one computed pixel under nearest upsample x2
 
 # ---- program format ----
 DESC_WORDS = 32         # uint32 words per layer descriptor
@@ -57,7 +56,10 @@ MAX_K = MAX_CH                               # 1x1 inputs per pixel (PATCH3X3: 9
 CH_TILES = MAX_CH // PE
 ARENA_BUS_BYTES = 16                         # arena / weights m_axi width (128-bit beats)
 PIX_BEATS = 128                              # 1x1 on-chip pixel buffer (beats)
-DIL_BEATS = 256                              # deformable dilation-row buffer (beats)
+STREAM_BEATS = 64                            # stream depth between a DATAFLOW layer's stages (beats)
+PATCH_ROW_BEATS = 256                        # streaming PATCH3X3: one input row in the row buffer (beats)
+LB_COPIES = 2                                # dw line buffer: copies of each row bank (2 ports each)
+TAP_COLS = 3                                 # tap columns of a 3x3 window
 
 # ---- memory system and loop pipeline depths (sources in the header) ----
 AXI_LATENCY = 64        # cycles from a request to its first beat / from the last write beat to its response
@@ -66,6 +68,7 @@ AXI_MAX_BURST = 16      # beats per burst on the HP ports (AXI3 inside the PS)
 PROG_MAX_BURST = DESC_WORDS
 AXI_UNUSED_OUTSTANDING = 1
 AXI_UNUSED_BURST = 2
+DW_SINGLE_BEAT_COST = (AXI_LATENCY + 1) // AXI_OUTSTANDING   # streaming dw: row burst vs one-beat reads
 DEPTH_MEM_LOOP = 3      # estimates until the first csynth report
 DEPTH_XSRC_LOOP = 2
 DEPTH_MAC_LOOP = 12
@@ -88,7 +91,8 @@ MAX_MULT = 32767
 HEADER_REQUIRED = ("PA", "PE", "CLOCK_MHZ", "MAX_CH", "MAX_W", "MAX_H", "MAX_IMG", "W_BUF_BYTES",
                    "MAX_LAYERS", "ACC_BITS", "LINE_ROWS", "MAX_DIL", "DESC_WORDS", "AXI_LATENCY",
                    "AXI_OUTSTANDING", "AXI_MAX_BURST", "DEPTH_MEM_LOOP", "DEPTH_MAC_LOOP", "DEPTH_DW_PIXEL",
-                   "EV_FIELDS", "N_PHASES")
+                   "EV_FIELDS", "N_PHASES", "STREAM_BEATS", "PATCH_ROW_BEATS", "LB_COPIES", "TAP_COLS",
+                   "DW_SINGLE_BEAT_COST", "PIX_BEATS", "ARENA_BUS_BYTES")
 
 
 def header_path():

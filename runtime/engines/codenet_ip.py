@@ -29,8 +29,6 @@ def load_codenet_csim(extra_flags=()):
     lib.codenet_csim_events.argtypes = [u32, ptr, u32]
     lib.codenet_csim_dsp_pack_check.restype = u64
     lib.codenet_csim_dsp_pack_check.argtypes = [ctypes.c_int, ctypes.POINTER(u64)]
-    lib.codenet_csim_raw_hazards.restype = u64
-    lib.codenet_csim_raw_hazards.argtypes = [u32]
     return lib
 
 

@@ -46,7 +46,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from . import codenet_config as cfg
-from .codenet_program import unpack_program, validate_layer
+from .codenet_program import out_run_bytes, unpack_program, validate_layer
 
 F32_EXACT = 1 << 24
 F64_EXACT = 1 << 53
@@ -540,6 +540,11 @@ class _Layer:
         top = int(np.max(s.gather)) + 1
         rows = _strided(arena, s.in_off, self.p_in, top, s.in_cs, "input tensor", self.name).view(self.in_dtype)
         out = _strided(arena, s.out_off + s.out_choff, self.p_out, s.cout, s.out_cs, "output tensor", self.name)
+        npad = out_run_bytes(s.cout) - s.cout        # the zero bytes up to the pixel's last whole beat
+        pad = None
+        if npad:
+            pad = _strided(arena, s.out_off + s.out_choff + s.cout, self.p_out, npad, s.out_cs, "output tensor",
+                           self.name)
         dil = None
         if s.deformable:
             dil = _strided(arena, s.dil_off, self.p_out, 1, s.dil_cs, "dilation map", self.name)[:, 0]
@@ -549,25 +554,28 @@ class _Layer:
             out5 = as_strided(out, shape=(s.in_h, 2, s.in_w, 2, s.cout),
                               strides=(2 * s.out_w * s.out_cs * st, s.out_w * s.out_cs * st,
                                        2 * s.out_cs * st, s.out_cs * st, st), writeable=True)
-        views = (rows, out, dil, out5)
+        views = (rows, out, dil, out5, pad)
         self._bound_arena = (key, views)
         return views
 
     def run(self, arena):
         s = self.spec
-        rows, out, dilv, out5 = self.bind(arena)
+        rows, out, dilv, out5, pad = self.bind(arena)
         if s.op == "conv1x1":
             acc = self._run_conv(rows)
         else:
             acc = self._run_dw(rows, dilv)      # the dilations are read before the output is stored
         self._store(self.requant_values(acc) if self.rq == "wrap" else self.requant_fast(acc), out, out5)
+        if pad is not None:
+            pad.fill(0)                         # the engine writes whole beats: pad bytes are 0
 
 
 def _extents(s):
     """(what, first byte, end) of each arena region the layer reads or writes."""
     top = int(np.max(s.gather)) + 1
     for what, off, n, cs, width in (("input tensor", s.in_off, s.in_h * s.in_w, s.in_cs, top),
-                                    ("output tensor", s.out_off + s.out_choff, s.out_h * s.out_w, s.out_cs, s.cout),
+                                    ("output tensor", s.out_off + s.out_choff, s.out_h * s.out_w, s.out_cs,
+                                     out_run_bytes(s.cout)),
                                     ("dilation map", s.dil_off, s.out_h * s.out_w, s.dil_cs, 1)):
         if what == "dilation map" and not s.deformable:
             continue

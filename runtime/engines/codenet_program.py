@@ -139,9 +139,16 @@ def validate_layer(spec, strict=True):
         fail("dw3x3 needs cin == cout, got cin {} and cout {}".format(spec.cin, spec.cout))
     if spec.in_cs < 1:
         fail("input channel stride {} < 1".format(spec.in_cs))
-    if spec.out_cs < 1 or spec.out_choff < 0 or spec.out_choff + spec.cout > spec.out_cs:
-        fail("output channels {}..{} do not fit the output channel stride {}".format(
-            spec.out_choff, spec.out_choff + spec.cout - 1, spec.out_cs))
+    if spec.out_cs < 1 or spec.out_choff < 0 or spec.out_choff + out_run_bytes(spec.cout) > spec.out_cs:
+        fail("output channels {}..{} and their pad to whole {}-byte beats (to {}) do not fit the output "
+             "channel stride {}".format(spec.out_choff, spec.out_choff + spec.cout - 1, cfg.ARENA_BUS_BYTES,
+                                        spec.out_choff + out_run_bytes(spec.cout) - 1, spec.out_cs))
+    # beat layout (FORMAT.md "Memory"): every output run is whole beats (its pixel's channels start
+    # a beat); the dilation bytes of consecutive pixels sit one beat stride apart
+    for what, v in (("out_off", spec.out_off), ("out_cs", spec.out_cs), ("out_choff", spec.out_choff)):
+        if v % cfg.ARENA_BUS_BYTES:
+            fail("{} {} is not a multiple of {} bytes (ARENA_BUS_BYTES: the engine reads and writes whole "
+                 "beats)".format(what, v, cfg.ARENA_BUS_BYTES))
     # strides and padding
     if conv and not patch:
         if spec.stride not in (1, 2):
@@ -165,6 +172,9 @@ def validate_layer(spec, strict=True):
                  "pad {}".format(spec.stride, spec.pad))
         if spec.dil_cs < 1:
             fail("dilation map channel stride {} < 1".format(spec.dil_cs))
+        if spec.dil_cs % cfg.ARENA_BUS_BYTES:
+            fail("dil_cs {} is not a multiple of {} bytes (ARENA_BUS_BYTES: one dilation byte per beat, a row of "
+                 "them one burst)".format(spec.dil_cs, cfg.ARENA_BUS_BYTES))
     olo, ohi = (-128, 127) if spec.out_signed else (0, 255)
     if not olo <= spec.clamp_lo <= spec.clamp_hi <= ohi:
         fail("clamp {}..{} is not an ordered range inside the {} output range {}..{}".format(
@@ -179,6 +189,7 @@ def validate_layer(spec, strict=True):
         bad = int(gather.max()) if gather.max() >= spec.in_cs else int(gather.min())
         fail("gather table refers to physical channel {} outside the input channel stride {}".format(
             bad, spec.in_cs))
+    _check_stream_input(spec, gather, fail)
     w = np.asarray(spec.weights)
     if w.shape != (spec.cout, spec.k):
         fail("weights have shape {}, needs ({}, {})".format(w.shape, spec.cout, spec.k))
@@ -206,6 +217,31 @@ def validate_layer(spec, strict=True):
              "(max {}, ACC_BITS)".format(bound, cfg.ACC_BITS, (1 << (cfg.ACC_BITS - 1)) - 1))
 
 
+def _check_stream_input(spec, gather, fail):
+    """The input side of the streaming engine (FORMAT.md "Memory"): DW3X3 and direct / x2 CONV1X1
+    read a beat-aligned tensor (in_off, in_cs multiples of ARENA_BUS_BYTES; every tensor the
+    engine writes is), a 1x1 pixel's gathered run within PIX_BEATS beats; PATCH3X3 (the image)
+    gathers channels within one beat's span and its input rows fit PATCH_ROW_BEATS."""
+    b = cfg.ARENA_BUS_BYTES
+    if spec.in_mode == cfg.MODE_PATCH3X3:
+        if int(gather.max()) - int(gather.min()) >= b:
+            fail("patch 3x3 gathers channels {}..{}: the engine takes a span of at most {} bytes".format(
+                int(gather.min()), int(gather.max()), b))
+        if spec.in_w * spec.in_cs + 2 * b - 2 > cfg.PATCH_ROW_BEATS * b:
+            fail("patch 3x3 input row of {} bytes exceeds the row buffer ({} beats, PATCH_ROW_BEATS)".format(
+                spec.in_w * spec.in_cs, cfg.PATCH_ROW_BEATS))
+        return
+    for what, v in (("in_off", spec.in_off), ("in_cs", spec.in_cs)):
+        if v % b:
+            fail("{} {} is not a multiple of {} bytes (ARENA_BUS_BYTES: the engine reads whole-beat pixels; "
+                 "only patch 3x3 reads a packed image)".format(what, v, b))
+    if spec.op == "conv1x1":
+        sb = int(gather.max()) // b - int(gather.min()) // b + 1
+        if sb > cfg.PIX_BEATS:
+            fail("the gathered channels span {} beats of a pixel, the pixel buffer holds {} (PIX_BEATS)".format(
+                sb, cfg.PIX_BEATS))
+
+
 def acc_bound(spec, xmax=None):
     """max over output channels of |bias| + sum_k |w| * xmax (xmax: input type's largest |x|)."""
     if xmax is None:
@@ -223,10 +259,17 @@ def input_extent(spec):
     return spec.in_off, spec.in_off + (spec.in_h * spec.in_w - 1) * spec.in_cs + top + 1
 
 
+def out_run_bytes(cout):
+    """Bytes a layer writes per output pixel: its cout channels and the zero pad bytes up to whole
+    ARENA_BUS_BYTES beats (FORMAT.md "Memory")."""
+    b = cfg.ARENA_BUS_BYTES
+    return (int(cout) + b - 1) // b * b
+
+
 def output_extent(spec):
-    """(first, last + 1) arena bytes the layer writes."""
+    """(first, last + 1) arena bytes the layer writes (pad bytes included)."""
     first = spec.out_off + spec.out_choff
-    return first, spec.out_off + (spec.out_h * spec.out_w - 1) * spec.out_cs + spec.out_choff + spec.cout
+    return first, spec.out_off + (spec.out_h * spec.out_w - 1) * spec.out_cs + spec.out_choff + out_run_bytes(spec.cout)
 
 
 def dil_extent(spec):

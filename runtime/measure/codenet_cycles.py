@@ -9,9 +9,8 @@ proven equal by tests/test_codenet_cycles.py:
     EV_BURST     pipelined loop moving one contiguous run of `beats` beats (an inferred burst)
     EV_SINGLES   pipelined loop issuing `beats` separate one-beat requests (no burst inferred:
                  strided or conditional addresses)
-    EV_BLOCKING  one blocking one-beat access outside any loop (a read-modify-write end beat, the
-                 first beat of a byte reader)
-    EV_STEP      one pass of a loop body that is not pipelined (the depthwise pixel)
+    EV_BLOCKING  one blocking one-beat access outside any loop (the first beat of a byte reader)
+    EV_STEP      one pass of a loop body that is not pipelined (none left in the streaming engine)
 * `layer_cycles(spec)`: the v1 trip counts per phase derived from the events (desc, load, read,
   compute, write; `entries` = pipelined-loop entries).
 
@@ -23,11 +22,14 @@ limit, D the loop's pipeline depth (all in codenet_config.h, each with its sourc
     EV_BLOCKING  L + 1
     EV_STEP      DEPTH_DW_PIXEL
 flow(r) = min(r, N) * b + max(0, r - N) * (L + b) / N with b = beats / r: the first N requests
-stream back to back, each later one waits for a slot, held L + b cycles (Little's law). A write loop is charged the same L for its write responses: the engine, as written, waits
-for them before the next loop (the only thing that makes its partial-beat read-modify-write safe).
-The engine as written has no DATAFLOW: its layer is one sequential stage (the sum of its events),
-a frame the sum of its layers. `published_structure` applies the same costs to the published
-system's structure (a DATAFLOW call per layer with row bursts, plus its host work).
+stream back to back, each later one waits for a slot, held L + b cycles (Little's law). A write
+loop is charged the same L for its write responses (the loop's last responses are awaited before
+it exits). Every layer of the engine is a DATAFLOW region (codenet_dataflow.h): its read, compute
+and write stages (phases PH_READ, PH_COMPUTE, PH_WRITE) run concurrently, so a layer takes its
+descriptor and loads, then its slowest stage plus the longest single event (one row) of each
+other stage (`events_cycles`); a frame the sum of its layers. `published_structure` applies the
+same costs to the published system's structure (a DATAFLOW call per layer with row bursts, plus
+its host work).
 """
 from collections import Counter
 
@@ -47,19 +49,6 @@ def _cdiv(a, b):
 def _beats(addr, n):
     """Bus beats holding the n-byte run at byte address addr (numpy-friendly)."""
     return (np.asarray(addr) % BUS + n + BUS - 1) // BUS
-
-
-def _tap_beats(span):
-    """Pixel-buffer beats reserved per tap: the worst alignment of a span-byte run."""
-    return (span + 2 * BUS - 2) // BUS
-
-
-def conv_wide(spec):
-    """True when a 1x1 pixel's runs fit the on-chip pixel buffer (else the narrow path)."""
-    g = np.asarray(spec.gather, np.int64)
-    span = int(g.max() - g.min()) + 1
-    ntap = 9 if spec.in_mode == cfg.MODE_PATCH3X3 else 1
-    return ntap * _tap_beats(span) <= cfg.PIX_BEATS
 
 
 def section_offsets(layers):
@@ -100,80 +89,115 @@ def _reader(ev, addr, nbytes, trips):
     ev.add(cfg.PH_LOAD, cfg.EV_SINGLES, trips, int(_beats(addr, nbytes)) - 1)
 
 
-def _writes(ev, addr, n):
-    """write_run of n bytes at each address of `addr`: partial end beats read first, then one burst."""
-    a = np.asarray(addr, np.int64).ravel()
-    s = a % BUS
-    nb = (s + n + BUS - 1) // BUS
-    end = (s + n) % BUS
-    partial = ((s != 0) | (nb == 1) & (end != 0)).sum() + ((nb > 1) & (end != 0)).sum()
-    ev.add(cfg.PH_WRITE, cfg.EV_BLOCKING, 1, 1, count=int(partial))
-    ev.add(cfg.PH_WRITE, cfg.EV_BURST, nb, nb)
+def conv_streams(spec):
+    """True when a CONV1X1 layer runs the streaming DATAFLOW path (codenet_dataflow.h
+    conv_streams): direct / x2 input, beat-aligned input tensor, a pixel's gathered run within
+    PIX_BEATS."""
+    if spec.op != "conv1x1":
+        return False
+    g = np.asarray(spec.gather, np.int64)
+    if spec.in_mode == cfg.MODE_PATCH3X3:
+        return int(g.max() - g.min()) < BUS and spec.in_w * spec.in_cs + 2 * BUS - 2 <= cfg.PATCH_ROW_BEATS * BUS
+    sb = int(g.max()) // BUS - int(g.min()) // BUS + 1
+    return spec.in_off % BUS == 0 and spec.in_cs % BUS == 0 and sb <= cfg.PIX_BEATS
+
+
+def _tile_beats(spec):
+    """Per PE-channel tile: the distinct beats of a pixel holding its gathered channels (sorted)."""
+    g = np.asarray(spec.gather, np.int64)
+    return [sorted(set((g[ct * cfg.PE:(ct + 1) * cfg.PE] // BUS).tolist())) for ct in range(_cdiv(spec.cout, cfg.PE))]
+
+
+def dw_streams(spec):
+    """True when a DW3X3 layer runs the streaming DATAFLOW path (codenet_dataflow.h dw_streams)."""
+    return spec.op == "dw3x3" and spec.in_off % BUS == 0 and spec.in_cs % BUS == 0
+
+
+def layer_is_dataflow(spec):
+    """The layer's read / compute / write stages run concurrently (DATAFLOW)."""
+    return conv_streams(spec) or dw_streams(spec)
+
+
+def _dw_rows_needed(spec, y):
+    up = spec.in_mode == cfg.MODE_UPSAMPLE2
+    seen_h = 2 * spec.in_h if up else spec.in_h
+    seen_hi = min(y + cfg.MAX_DIL if spec.deformable else y * spec.stride - spec.pad + 2, seen_h - 1)
+    return ((seen_hi >> 1) if up else seen_hi) + 1
+
+
+def _dw_stream_events(ev, spec):
+    """dw_reader / dw_compute / dw_writer of codenet_dataflow.h, per tile and output row."""
+    cs_beats = spec.in_cs // BUS
+    rows = max([_dw_rows_needed(spec, y) for y in range(spec.out_h)] + [0])   # filled once per tile
+    whole = spec.out_choff == 0 and spec.out_cs == BUS
+    for beats in _tile_beats(spec):
+        nbt, span = len(beats), beats[-1] - beats[0] + 1
+        if rows > 0:
+            nb = (spec.in_w - 1) * cs_beats + span
+            if nb <= spec.in_w * nbt * cfg.DW_SINGLE_BEAT_COST:
+                ev.add(cfg.PH_READ, cfg.EV_BURST, nb, nb, count=rows)
+            else:
+                ev.add(cfg.PH_READ, cfg.EV_SINGLES, spec.in_w * nbt, spec.in_w * nbt, count=rows)
+            ev.add(cfg.PH_COMPUTE, cfg.EV_LOOP, spec.in_w * nbt, 0, count=rows)
+        if spec.deformable:
+            ev.add(cfg.PH_READ, cfg.EV_BURST if spec.dil_cs == BUS else cfg.EV_SINGLES, spec.out_w, spec.out_w,
+                   count=spec.out_h)
+        ev.add(cfg.PH_COMPUTE, cfg.EV_LOOP, spec.out_w, 0, count=spec.out_h)
+        ev.add(cfg.PH_WRITE, cfg.EV_BURST if whole else cfg.EV_SINGLES, spec.out_w, spec.out_w, count=spec.out_h)
+
+
+def _patch_stream_events(ev, spec):
+    """PATCH3X3 on the streaming path: patch_reader (the output row's input rows, one burst each,
+    then 9 tap beats per pixel), conv_mac (9 pops + OT x KT per pixel), conv_writer."""
+    row_bytes = spec.in_w * spec.in_cs
+    for y in range(spec.out_h):
+        for ky in range(3):
+            sy = y * spec.stride - spec.pad + ky
+            if 0 <= sy < spec.in_h:
+                nb = int(_beats(spec.in_off + sy * row_bytes, row_bytes))
+                ev.add(cfg.PH_READ, cfg.EV_BURST, nb, nb)
+    ev.add(cfg.PH_READ, cfg.EV_LOOP, spec.out_w * cfg.TAPS, 0, count=spec.out_h)
+    ot = _cdiv(spec.cout, cfg.PE)
+    kt = _cdiv(spec.row_bytes(), cfg.W_WORD_BYTES)
+    ev.add(cfg.PH_COMPUTE, cfg.EV_LOOP, spec.out_w * (cfg.TAPS + ot * kt), 0, count=spec.out_h)
+    whole = spec.out_choff == 0 and spec.out_cs == ot * BUS
+    ev.add(cfg.PH_WRITE, cfg.EV_BURST if whole else cfg.EV_SINGLES, spec.out_w * ot, spec.out_w * ot,
+           count=spec.out_h)
+
+
+def _conv_stream_events(ev, spec):
+    """conv_reader / conv_mac / conv_writer of codenet_dataflow.h: one loop entry each per output row."""
+    if spec.in_mode == cfg.MODE_PATCH3X3:
+        _patch_stream_events(ev, spec)
+        return
+    g = np.asarray(spec.gather, np.int64)
+    up = spec.in_mode == cfg.MODE_UPSAMPLE2
+    rep = 2 if up and spec.stride == 1 else 1
+    ncx = _cdiv(spec.out_w, 2) if rep == 2 else spec.out_w
+    pstep = 1 if up else spec.stride
+    seen_h, seen_w = (2 * spec.in_h, 2 * spec.in_w) if up else (spec.in_h, spec.in_w)
+    lo_beat = int(g.min()) // BUS
+    sb = int(g.max()) // BUS - lo_beat + 1
+    cs_beats = spec.in_cs // BUS
+    ot = _cdiv(spec.cout, cfg.PE)
+    kt = _cdiv(spec.row_bytes(), cfg.W_WORD_BYTES)
+    nvalid = min((seen_w - 1) // (rep * spec.stride) + 1, ncx)
+    rows_ok = int(sum(1 for y in range(spec.out_h) if y * spec.stride < seen_h))
+    nb = (nvalid - 1) * pstep * cs_beats + sb
+    ev.add(cfg.PH_READ, cfg.EV_BURST, nb, nb, count=rows_ok)
+    ev.add(cfg.PH_COMPUTE, cfg.EV_LOOP, nvalid * sb + ncx * ot * kt, 0, count=rows_ok)
+    ev.add(cfg.PH_COMPUTE, cfg.EV_LOOP, ncx * ot * kt, 0, count=spec.out_h - rows_ok)
+    whole = spec.out_choff == 0 and spec.out_cs == ot * BUS
+    wb = spec.out_w * ot
+    ev.add(cfg.PH_WRITE, cfg.EV_BURST if whole else cfg.EV_SINGLES, wb, wb, count=spec.out_h)
 
 
 def _conv_events(ev, spec):
-    g = np.asarray(spec.gather, np.int64)
-    gmin, span = int(g.min()), int(g.max() - g.min()) + 1
-    patch = spec.in_mode == cfg.MODE_PATCH3X3
-    up = spec.in_mode == cfg.MODE_UPSAMPLE2
-    seen_h, seen_w = (2 * spec.in_h, 2 * spec.in_w) if up else (spec.in_h, spec.in_w)
-    rep = 2 if up and spec.stride == 1 else 1
-    kt = _cdiv(spec.row_bytes(), cfg.W_WORD_BYTES)
-    ot = _cdiv(spec.cout, cfg.PE)
-    nby, nbx = _cdiv(spec.out_h, rep), _cdiv(spec.out_w, rep)
-    blocks = nby * nbx
-    yb, xb = np.meshgrid(np.arange(nby), np.arange(nbx), indexing="ij")
-    yb, xb = yb.ravel(), xb.ravel()
-    if conv_wide(spec):
-        taps = [(ky, kx) for ky in range(3) for kx in range(3)] if patch else [(0, 0)]
-        for ky, kx in taps:
-            if patch:
-                sy = yb * spec.stride - spec.pad + ky
-                sx = xb * spec.stride - spec.pad + kx
-            else:
-                sy, sx = yb * rep * spec.stride, xb * rep * spec.stride
-            ok = (sy >= 0) & (sy < seen_h) & (sx >= 0) & (sx < seen_w)
-            py, px = (sy >> 1, sx >> 1) if up else (sy, sx)
-            nb = _beats(spec.in_off + (py[ok] * spec.in_w + px[ok]) * spec.in_cs + gmin, span)
-            if nb.size:
-                ev.add(cfg.PH_READ, cfg.EV_BURST, nb, nb)
-    else:
-        ev.add(cfg.PH_READ, cfg.EV_SINGLES, spec.k, spec.k, count=blocks)
-    ev.add(cfg.PH_COMPUTE, cfg.EV_LOOP, ot * kt, 0, count=blocks)
-    y, x = np.meshgrid(np.arange(spec.out_h), np.arange(spec.out_w), indexing="ij")
-    _writes(ev, spec.out_off + (y * spec.out_w + x) * spec.out_cs + spec.out_choff, spec.cout)
+    _conv_stream_events(ev, spec)
 
 
 def _dw_events(ev, spec):
-    g = np.asarray(spec.gather, np.int64)
-    up = spec.in_mode == cfg.MODE_UPSAMPLE2
-    seen_h = 2 * spec.in_h if up else spec.in_h
-    # physical input rows each tile pass fills (each once): up to the last one any output row needs
-    y = spec.out_h - 1
-    seen_hi = min(y + cfg.MAX_DIL if spec.deformable else y * spec.stride - spec.pad + 2, seen_h - 1)
-    rows = ((seen_hi >> 1) if up else seen_hi) + 1
-    x_in = np.arange(spec.in_w)
-    r_in = np.arange(rows)[:, None]
-    yy, xx = np.meshgrid(np.arange(spec.out_h), np.arange(spec.out_w), indexing="ij")
-    out_pix = spec.out_off + (yy * spec.out_w + xx) * spec.out_cs + spec.out_choff
-    pix = spec.out_h * spec.out_w
-    if spec.deformable:
-        run = (spec.out_w - 1) * spec.dil_cs + 1
-        nb = _beats(spec.dil_off + np.arange(spec.out_h) * spec.out_w * spec.dil_cs, run)
-        fits = nb <= cfg.DIL_BEATS
-    for ct in range(_cdiv(spec.cout, cfg.PE)):
-        n = min(cfg.PE, spec.cout - ct * cfg.PE)
-        gt = g[ct * cfg.PE:ct * cfg.PE + n]
-        gmin, span = int(gt.min()), int(gt.max() - gt.min()) + 1
-        if rows > 0:
-            per_row = _beats(spec.in_off + (r_in * spec.in_w + x_in) * spec.in_cs + gmin, span).sum(axis=1)
-            ev.add(cfg.PH_READ, cfg.EV_SINGLES, per_row, per_row)
-        if spec.deformable:
-            if fits.any():
-                ev.add(cfg.PH_READ, cfg.EV_BURST, nb[fits], nb[fits])
-            ev.add(cfg.PH_READ, cfg.EV_SINGLES, spec.out_w, spec.out_w, count=int((~fits).sum()))
-        ev.add(cfg.PH_COMPUTE, cfg.EV_STEP, 1, 0, count=pix)
-        _writes(ev, out_pix + ct * cfg.PE, n)
+    _dw_stream_events(ev, spec)
 
 
 def layer_events(spec, offsets):
@@ -187,7 +211,10 @@ def layer_events(spec, offsets):
     _reader(ev, q_off + cfg.RQ_RECORD_BYTES * spec.cout, 2 * spec.cout, spec.cout)
     if spec.op == "conv1x1":
         kt = _cdiv(spec.row_bytes(), cfg.W_WORD_BYTES)
-        _reader(ev, w_off, spec.cout * spec.row_bytes(), spec.cout * kt)
+        # load_conv_weights: one burst of the section's beats feeding the parser (one word a cycle)
+        nb = int(_beats(w_off, spec.cout * spec.row_bytes()))
+        ev.add(cfg.PH_LOAD, cfg.EV_BURST, nb, nb)
+        ev.add(cfg.PH_LOAD, cfg.EV_LOOP, spec.cout * kt, 0)
         ev.add(cfg.PH_LOAD, cfg.EV_LOOP, spec.k, 0)
         _conv_events(ev, spec)
     else:
@@ -212,8 +239,8 @@ def counts_from_events(events):
 
 
 def layer_cycles(spec, offsets=(0, 0, 0)):
-    """{phase: trip count} of one LayerSpec (PHASES) plus `cycles`; the blob offsets change only
-    the beat counts, not these."""
+    """{phase: trip count} of one LayerSpec (PHASES) plus `cycles`, its weights-blob sections at
+    `offsets` (their alignment changes the beats of the weight burst, hence its trips)."""
     return counts_from_events(layer_events(spec, offsets))
 
 
@@ -253,12 +280,30 @@ def _flow(requests, beats, lat, n_out):
     return max(0, requests - n_out) * (lat + per) / n_out + min(requests, n_out) * per
 
 
-def events_cycles(events, axi_latency=None):
-    """(total cycles, cycles per phase name) of one layer's events: one sequential stage."""
+STAGES = (cfg.PH_READ, cfg.PH_COMPUTE, cfg.PH_WRITE)
+
+
+def events_cycles(events, axi_latency=None, dataflow=False):
+    """(total cycles, cycles per phase name) of one layer's events. Sequential layers: the sum of
+    every event. DATAFLOW layers (layer_is_dataflow): desc + load (sequential, before the region),
+    then the read / compute / write stages run concurrently: the slowest stage's sum plus, for
+    each other stage, its longest single event (one row: the pipeline fills before the slowest
+    stage runs at its rate, and drains after it). The 1x1 weight load's burst and parser (a small
+    DATAFLOW of their own) are charged one after the other: conservative by up to the shorter."""
     by_phase = dict.fromkeys(PHASES[:5], 0.0)
+    longest = dict.fromkeys(STAGES, 0.0)
     for (phase, kind, trips, beats), n in events.items():
-        by_phase[PHASES[phase]] += n * event_cycles(phase, kind, trips, beats, axi_latency)
-    return sum(by_phase.values()), by_phase
+        c = event_cycles(phase, kind, trips, beats, axi_latency)
+        by_phase[PHASES[phase]] += n * c
+        if phase in longest:
+            longest[phase] = max(longest[phase], c)
+    if not dataflow:
+        return sum(by_phase.values()), by_phase
+    stage = {p: by_phase[PHASES[p]] for p in STAGES}
+    slowest = max(stage, key=stage.get)
+    fill = sum(longest[p] for p in STAGES if p != slowest)
+    total = by_phase["desc"] + by_phase["load"] + stage[slowest] + fill
+    return total, dict(by_phase, dataflow_slowest=PHASES[slowest], dataflow_fill=fill)
 
 
 def frame_estimate(layers, clock_mhz=None, axi_latency=None, events=None):
@@ -267,8 +312,8 @@ def frame_estimate(layers, clock_mhz=None, axi_latency=None, events=None):
     -> dict with cycles, ms, fps, per-layer rows."""
     clock_mhz = float(clock_mhz or cfg.CLOCK_MHZ)
     rows = []
-    for ev in events if events is not None else program_events(layers):
-        cyc, by_phase = events_cycles(ev, axi_latency)
+    for spec, ev in zip(layers, events if events is not None else program_events(layers)):
+        cyc, by_phase = events_cycles(ev, axi_latency, layer_is_dataflow(spec))
         rows.append({"cycles": cyc, "cycles_by_phase": by_phase, "trip_counts": counts_from_events(ev),
                      "bursts": sum(n * _cdiv(b, cfg.AXI_MAX_BURST) for (p, k, t, b), n in ev.items()
                                    if k == cfg.EV_BURST),

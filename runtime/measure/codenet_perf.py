@@ -7,21 +7,21 @@ Time: cycle model v2 (`runtime/measure/codenet_cycles.py`): every loop entry and
 of the HLS code as written, with its trips and beats (the C simulation logs the same events and a
 test proves them equal), charged the AXI latency L per request stream, the outstanding-request
 limit, the HP-port burst limit and a pipeline depth per loop entry (all in codenet_config.h with
-their sources). The engine as written has no DATAFLOW: a layer is the sum of its events, a frame
-the sum of its layers. `fps_by_axi_latency` shows how much of the latency the design hides.
+their sources). Every layer is a DATAFLOW region of reader, compute and writer: a layer takes
+its loads, then its slowest stage plus one row of each other stage; a frame the sum of its layers. `fps_by_axi_latency` shows how much of the latency the design hides.
 `published_structure` applies the same costs to the published system (one call per layer, its
 host work) to check the model against the one measured figure there is.
 
 Resources (first-order estimates, no synthesis run behind them):
-- DSP: the PA x PE 4b x 8b multipliers of the 1x1 array are packed two per DSP48E2 (two 4-bit
-  weights share one 8-bit activation), the PE x 9 depthwise multipliers likewise, plus PE
-  requantization multipliers (24 x 16 bit, one DSP each);
-- memories: every on-chip array of codenet_engine.h with its partitioning (`on_chip_memories`),
-  in BRAM36 (best aspect ratio) or, up to 64 deep, LUTRAM; the line buffer counted twice (each
-  row bank duplicated so the three column taps of a row are read in one cycle); 8 BRAM36 of AXI
-  burst FIFOs;
-- LUT: adder trees of the 1x1 array (~14 LUT per product), depthwise trees, DSP-packing
-  correction, address generation for the deformable taps, requantization, AXI infrastructure.
+- DSP: the 1x1 products packed two per DSP48E2 (two weights share one activation): PA x PE / 2
+  in the 4-bit datapath, PA / 2 x PE / 2 in the 8-bit one (two template instances); PE
+  requantization multipliers (24 x 16 bit, one shared stage); the run-time row-address products;
+  the depthwise products on LUTs;
+- memories: every on-chip array of codenet_top.cpp / codenet_dataflow.h with its partitioning
+  (`on_chip_memories`), in BRAM36 (best aspect ratio) or, up to 64 deep, LUTRAM; streams as
+  FIFOs of their depth; the m_axi adapter FIFOs;
+- LUT: adder trees of both 1x1 datapaths, DSP-packing correction, depthwise LUT multipliers and
+  trees, the line-buffer row-select muxes, requantization, DATAFLOW control, AXI infrastructure.
 """
 import math
 
@@ -50,12 +50,15 @@ def _macs(spec):
 BRAM18_SHAPES = ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384))
 LUTRAM_MAX_DEPTH = 64            # shallower arrays go to LUTRAM (64 bits per LUT)
 ADDR_MUL_DSP = 3                 # one 32 x 32 -> 32-bit product over DSP48E2 27 x 18 tiles
-# Runtime 32-bit products in the address arithmetic of codenet_engine.h as written (one per
-# `a * b` of two runtime values; the 9 unrolled 1x1 tap addresses have two each).
-ADDRESS_MULTIPLIERS = {"conv1x1 tap addresses (9 taps x 2)": 18, "conv1x1 tap positions (y, x x stride)": 2,
-                       "conv1x1 output address": 2, "fill_line_row row address": 2,
-                       "dw3x3 output row / pixel address": 3, "dw3x3 taps (y, x x stride)": 3,
-                       "deformable dilation row / pixel": 6}
+# Runtime 32-bit products in the address arithmetic of codenet_dataflow.h as written (one per
+# `a * b` of two runtime values; the strided loops step their addresses by addition instead).
+ADDRESS_MULTIPLIERS = {"conv_reader row address (py x in_w x in_cs)": 2,
+                       "conv_writer row address (y x out_w x out_cs)": 2,
+                       "patch_reader row bytes, row address, tap column (sx x in_cs, per cycle)": 3,
+                       "dw_reader row address (row x in_w x in_cs)": 2,
+                       "dw_reader dilation row address (y x out_w x dil_cs)": 2,
+                       "dw_writer row address (y x out_w x out_cs)": 2,
+                       "read_desc / loads (layer x DESC_WORDS, weight word index)": 1}
 # m_axi adapters (UG1399: a read FIFO of num_read_outstanding x max_read_burst_length words, the same
 # for writes): (port width bits, read (outstanding, burst), write (outstanding, burst))
 M_AXI_PORTS = {"program": (32, (cfg.AXI_OUTSTANDING, cfg.PROG_MAX_BURST), (cfg.AXI_UNUSED_OUTSTANDING, cfg.AXI_UNUSED_BURST)),
@@ -78,27 +81,30 @@ def _memory(banks, width, depth):
 
 
 def on_chip_memories():
-    """The on-chip arrays of hls_src/codenet (codenet_top.cpp, codenet_engine.h) with their
-    partitioning, as written: name -> (banks, width bits, depth)."""
+    """The on-chip arrays of hls_src/codenet (codenet_top.cpp, codenet_dataflow.h) with their
+    partitioning, as written: name -> (banks, width bits, depth). Streams are FIFOs of their depth."""
     pe, pa, tiles = cfg.PE, cfg.PA, cfg.CH_TILES
     return {
         "wbuf 1x1 weights [PE][W_WORDS] x (PA/2 bytes), dim 1 complete": (pe, pa * 4, cfg.W_WORDS),
-        "lbuf line buffer [LINE_ROWS][MAX_W] x PE bytes, dim 1 complete": (cfg.LINE_ROWS, pe * 8, cfg.MAX_W),
+        "lbank line buffer [LINE_ROWS][LB_COPIES][MAX_W] x PE bytes, dims 1-2 complete":
+            (cfg.LINE_ROWS * cfg.LB_COPIES, pe * 8, cfg.MAX_W),
         "pbuf 1x1 pixel runs [PA][PIX_BEATS] x 128b, dim 1 complete": (pa, 128, cfg.PIX_BEATS),
-        "xbuf 1x1 extracted inputs [MAX_K/(PA/2)][PA] x 9b, dim 2 complete": (pa, 9, cfg.MAX_K // (pa // 2)),
-        "obuf output pixel [MAX_CH] bytes, cyclic 16": (cfg.ARENA_BUS_BYTES, 8, cfg.MAX_CH // cfg.ARENA_BUS_BYTES),
+        "xrel 1x1 extraction table [PA][MAX_K/(PA/2)] x 16b, dim 1 complete": (pa, 16, cfg.MAX_K // (pa // 2)),
+        "rbuf PATCH3X3 rows [3][PATCH_ROW_BEATS+1] x 128b, dim 1 complete": (3, 128, cfg.PATCH_ROW_BEATS + 1),
         "rq requant [PE][CH_TILES] x 69b, dim 1 complete": (pe, 69, tiles),
         "dww depthwise weights [PE][CH_TILES] x 72b, dim 1 complete": (pe, 72, tiles),
         "gch gather table [MAX_CH] x 16b, cyclic PE": (pe, 16, cfg.MAX_CH // pe),
-        "xsrc extraction table [MAX_K] x 20b, cyclic PA": (pa, 20, cfg.MAX_K // pa),
         "gather tile ranges [CH_TILES] x 2 x 16b": (2, 16, tiles),
-        "dbuf dilation row [DIL_BEATS] x 128b": (1, 128, cfg.DIL_BEATS),
+        "conv_writer held beats [CH_TILES] x 128b (x2 templates)": (2, 128, tiles),
+        "streams conv pix / outb (x2 templates), dw pix / outb, STREAM_BEATS x 128b": (6, 128, cfg.STREAM_BEATS),
+        "stream dw dilation bytes, STREAM_BEATS x 8b": (1, 8, cfg.STREAM_BEATS),
     }
 
 
 def resources():
     """DSP / BRAM36 / LUT of the engine as written (MODELLED; the first csynth report replaces it)."""
-    dsp = {"1x1 MAC, two 4b/8b x 8b products per DSP48E2 (mul2, BIND_OP dsp)": cfg.PA * cfg.PE // 2,
+    dsp = {"1x1 MAC, 4-bit datapath: PA x PE products, two per DSP48E2 (mul2, BIND_OP dsp)": cfg.PA * cfg.PE // 2,
+           "1x1 MAC, 8-bit datapath: PA/2 x PE products, two per DSP48E2": cfg.PA // 2 * cfg.PE // 2,
            "requantization 24 x 16 (one shared stage, BIND_OP dsp)": cfg.REQUANT_STAGES * cfg.PE,
            "address multipliers as written": ADDR_MUL_DSP * sum(ADDRESS_MULTIPLIERS.values()),
            "depthwise 9 x PE products (BIND_OP fabric)": 0}
@@ -115,15 +121,19 @@ def resources():
             bram18, lutram = bram18 + b, lutram + l
     n_dw = 9 * cfg.PE
     logic = {
-        "1x1 adder trees (PE lanes x PA inputs, ~20 LUT per adder)": cfg.PE * (cfg.PA - 1) * 20,
-        "DSP-packing sign correction (18-bit add per DSP)": cfg.PA * cfg.PE // 2 * 18,
-        "weight nibble / byte select (4-bit or 8-bit at run time)": cfg.PA * cfg.PE * 8,
-        "1x1 input pick from the pixel buffer (16:1 byte mux per lane)": cfg.PA * 40,
+        "1x1 adder trees, 4-bit datapath (PE lanes x PA inputs, ~20 LUT per adder)": cfg.PE * (cfg.PA - 1) * 20,
+        "1x1 adder trees, 8-bit datapath (PE lanes x PA/2 inputs)": cfg.PE * (cfg.PA // 2 - 1) * 20,
+        "DSP-packing sign correction (18-bit add per DSP, both datapaths)": (cfg.PA + cfg.PA // 2) * cfg.PE // 2 * 18,
+        "1x1 input pick from the pixel buffer (16:1 byte mux per lane, both datapaths)": (cfg.PA + cfg.PA // 2) * 40,
         "depthwise 8 x 9 LUT multipliers (~60 LUT each)": n_dw * 60,
         "depthwise 9-input adder trees": cfg.PE * 8 * 20,
-        "line-buffer row select (runtime bank: 15:1 mux, 9 taps x PE x 8 bits)": 9 * cfg.PE * 8 * 5,
+        "line-buffer row select (LINE_ROWS:1 data mux, 9 taps x PE x 8 bits, ~5 LUT per bit)": 9 * cfg.PE * 8 * 5,
+        "dw tile beat lists (16 x 16 comparators of 16 bits, reader and compute)": 2 * cfg.PE * cfg.PE * 8,
+        "dw lane assembly (PE lanes take a byte of the popped beat)": cfg.PE * 8 * 3,
+        "PATCH3X3 tap realignment (two beats shifted to lane 0, 128 x 16:1 mux)": 128 * 5,
         "requantization: rounding add, 48-bit barrel shift, zero point, clamp": cfg.REQUANT_STAGES * cfg.PE * 400,
-        "control: descriptor decode, loop bounds (runtime dividers), address adders": 4000,
+        "control: descriptor decode, 4 DATAFLOW regions (FSMs, stream handshakes), loop counters, "
+        "address adders": 7000,
         "m_axi adapters": LUT_M_AXI_ADAPTER * len(M_AXI_PORTS),
         "AXI interconnect and AXI-Lite": LUT_INTERCONNECT,
     }
@@ -199,17 +209,24 @@ def modelled(layers, input_size, clock_mhz=None, axi_latency=None):
                      "bursts": c["bursts"], "single_beat_requests": c["single_beat_requests"]})
     engine_ms = est["ms"] + START_OVERHEAD_US / 1e3
     trips = est["trip_counts"]
+    # the trip-count bound: per layer its loads plus its busiest DATAFLOW stage's trips at II = 1
+    # (no latency, no pipeline depth, no fill)
+    bound = sum(r["trip_counts"]["desc"] + r["trip_counts"]["load"] +
+                max(r["trip_counts"]["read"], r["trip_counts"]["compute"], r["trip_counts"]["write"])
+                for r in est["layers"])
     res = resources()
     pub = published_structure(layers, input_size, clock_mhz, lat)
-    return {"label": "MODELLED (cycle model v2: HLS loop events of the engine as written, AXI latency, "
-                     "outstanding requests, pipeline depths; analytical resources; not measured on a board)",
+    return {"label": "MODELLED (cycle model v2: HLS loop events of the engine as written, per-layer DATAFLOW, "
+                     "AXI latency, outstanding requests, pipeline depths; analytical resources; not synthesized, "
+                     "not measured on a board)",
             "clock_mhz": clock_mhz, "input_size": input_size, "pa": cfg.PA, "pe": cfg.PE,
             "axi_latency_cycles": lat, "axi_outstanding": cfg.AXI_OUTSTANDING, "axi_max_burst": cfg.AXI_MAX_BURST,
             "latency_ms": engine_ms, "fps": 1e3 / engine_ms, "fps_by_axi_latency": by_lat,
             "latency_hidden_fraction": by_lat["128"] / by_lat["0"],
-            "trip_count_fps": clock_mhz * 1e6 / trips["cycles"] if trips["cycles"] else None,
-            "cycles_per_frame": est["cycles"], "cycles_by_phase": {
+            "trip_count_fps": clock_mhz * 1e6 / bound if bound else None,
+            "cycles_per_frame": est["cycles"], "cycles_by_phase_summed_over_stages": {
                 p: sum(r["cycles_by_phase"][p] for r in rows) for p in codenet_cycles.PHASES[:5]},
+            "dataflow_layers": sum(1 for s in layers if codenet_cycles.layer_is_dataflow(s)),
             "loop_entries_per_frame": trips["entries"],
             "bursts_per_frame": sum(r["bursts"] for r in rows),
             "single_beat_requests_per_frame": sum(r["single_beat_requests"] for r in rows),

@@ -358,7 +358,8 @@ def print_bench(r):
               mod["clock_mhz"], mod["pa"], mod["axi_latency_cycles"], mod["fps"], mod["latency_ms"],
               mod["cycles_per_frame"] / 1e6, mod["loop_entries_per_frame"], mod["bursts_per_frame"],
               mod["single_beat_requests_per_frame"]))
-    print("    fps by AXI latency: {}; trip counts alone (no latency, no pipeline depth): {:.1f} fps".format(
+    print("    fps by AXI latency: {}; trip counts alone (busiest DATAFLOW stage per layer; no latency, depth or "
+          "fill): {:.1f} fps".format(
         ", ".join("L={}: {:.1f}".format(k, v) for k, v in mod["fps_by_axi_latency"].items()), mod["trip_count_fps"]))
     print("    DSP {} / 360, BRAM36 {} / 216, LUT {} / 70560".format(mod["dsp"], mod["bram36"], mod["lut"]))
     pc = r.get("published_comparison")
