@@ -102,9 +102,11 @@ def check_codenet_meta(where, meta):
         c.fail("input.name", "must be a string")
     _, ch, h, w = c.shape(inp.get("shape"), "input.shape")
     c.quant(inp, "input")
+    # bytes per input pixel: the channels, padded to whole beats unless the image stays packed
+    cs = c.int(inp["cs"], "input.cs", ch, 1 << 16) if "cs" in inp else ch
     off = c.int(inp.get("offset"), "input.offset", 0, arena)
-    if off + ch * h * w > arena:
-        c.fail("input.offset", "the input ({} bytes at {}) runs past the arena ({} bytes)".format(ch * h * w, off, arena))
+    if off + cs * h * w > arena:
+        c.fail("input.offset", "the input ({} bytes at {}) runs past the arena ({} bytes)".format(cs * h * w, off, arena))
     outs = meta.get("outputs")
     if not isinstance(outs, list) or not outs:
         c.fail("outputs", "must be a non-empty list, got {!r}".format(outs))
