@@ -1,11 +1,6 @@
 """Running the numpy engines on every core: worker threads (numpy releases the GIL), each with a
 single-threaded BLAS so that the threads do not oversubscribe the cores."""
 import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
-
-_pool = None
-_pool_lock = threading.Lock()
 
 
 def default_workers():
@@ -25,27 +20,3 @@ def blas_single_threaded():
     except ImportError:
         return None
     return threadpool_limits(limits=1, user_api="blas")
-
-
-def shared_pool():
-    """The process's one pool of default_workers() threads, created on first use. A pool per call
-    would start new threads on every call, and a new thread can cost the process another malloc
-    arena: RSS that creeps up over a long run (a 1,000,000-image soak grew 6 %)."""
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(default_workers(), thread_name_prefix="numpy-engine")
-        return _pool
-
-
-def run_spread(fn, items, workers):
-    """fn(item) for every item, on at most `workers` threads of the shared pool (item k on
-    worker k % workers); re-raises a worker's exception."""
-    items = list(items)
-    groups = [items[k::workers] for k in range(min(workers, len(items)))]
-
-    def run_group(group):
-        for item in group:
-            fn(item)
-    for f in [shared_pool().submit(run_group, g) for g in groups]:
-        f.result()
