@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install the real detector inputs of DATA.md into a cache folder outside git (idempotent).
+# Install the real detector inputs (vtest.avi and photos from opencv-doc, the scikit-image photos, bikes.mp4)
+# into a cache folder outside git (idempotent).
 #
 #   bash training/fetch_data.sh            # -> ~/.cache/pynq-deploy/data (or $PYNQ_DEPLOY_DATA)
 #

@@ -255,15 +255,7 @@ inline void conv_mac(const Desc d, const ConvGeom c, const chan_t xrel[PA][MAX_K
                     acc[p] = sum[p];
                 }
                 if (kt == c.kt_n - 1) {                     // a tile done: one output beat
-                    byte_t q[PE];
-#pragma HLS ARRAY_PARTITION variable = q complete
-                    requant_tile(sum, rq, ot, d, q);
-                    bus_t o = 0;
-                    for (int p = 0; p < PE; p++) {
-#pragma HLS UNROLL
-                        if (ot * PE + p < d.cout) o.range(8 * p + 7, 8 * p) = q[p];   // pad lanes 0
-                    }
-                    outb.write(o);
+                    outb.write(requant_tile(sum, rq, ot, d));                  // pad lanes 0
                 }
                 if (++kt == c.kt_n) {
                     kt = 0;
@@ -584,15 +576,7 @@ inline void dw_compute(const Desc d, const chan_t gch[MAX_CH], const dwrow_t dww
                         }
                     }
                 }
-                byte_t q[PE];
-#pragma HLS ARRAY_PARTITION variable = q complete
-                requant_tile(accs, rq, ct, d, q);
-                bus_t o = 0;
-                for (int p = 0; p < PE; p++) {
-#pragma HLS UNROLL
-                    if (p < n) o.range(8 * p + 7, 8 * p) = q[p];      // pad lanes 0
-                }
-                outb.write(o);
+                outb.write(requant_tile(accs, rq, ct, d));
             }
         }
     }

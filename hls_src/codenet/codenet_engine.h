@@ -247,15 +247,18 @@ inline byte_t requantize(const acc_t &acc, const Requant &q, const Desc &d) {
     return byte_t(v.range(7, 0));
 }
 
-// The one requantization stage: the PE lanes of channel tile `tile`. CONV1X1 and DW3X3 call it;
-// codenet_top allows REQUANT_STAGES instance of it, so both ops share its PE DSPs.
-inline void requant_tile(const acc_t acc[PE], const Requant rq[PE][CH_TILES], int tile, const Desc &d,
-                         byte_t out[PE]) {
+// The one requantization stage: the PE lanes of channel tile `tile` -> one output beat, the lanes
+// past the layer's last channel written as 0 (pad bytes). CONV1X1 and DW3X3 call it; codenet_top
+// allows REQUANT_STAGES instance of it, so both ops share its PE DSPs.
+static_assert(PE == ARENA_BUS_BYTES, "one channel tile is one output beat");
+inline bus_t requant_tile(const acc_t acc[PE], const Requant rq[PE][CH_TILES], int tile, const Desc &d) {
 #pragma HLS INLINE off
+    bus_t o = 0;
     for (int p = 0; p < PE; p++) {
 #pragma HLS UNROLL
-        out[p] = requantize(acc[p], rq[p][tile], d);
+        if (tile * PE + p < d.cout) o.range(8 * p + 7, 8 * p) = requantize(acc[p], rq[p][tile], d);
     }
+    return o;
 }
 
 // ---------------------------------------------------------------- DSP48E2 packing (Xilinx WP486)

@@ -10,6 +10,7 @@ and with --ship copies both to overlays/codenet/models/NAME/ (the ONNX beside th
 so an engine change needs only `pynq-deploy compile` again).
 """
 import argparse
+import copy
 import json
 import sys
 from pathlib import Path
@@ -149,7 +150,7 @@ def main(argv=None):
     cpu = torch.device("cpu")
     evals = {}
     if state.get("float_model"):                  # the float student it was quantized from
-        float_model = load_qat_model(args.ckpt)[0]
+        float_model = copy.deepcopy(model)
         float_model.load_state_dict(state["float_model"])
         float_model.qs.active = False
         evals["float_eval"] = evaluate_sets(lambda s: predict_torch(float_model, s, model.input_size, cpu), held)
