@@ -66,3 +66,56 @@ def test_bench_bnn_json(tmp_path):
     assert mod["lut"] <= 0.7 * 70560 and mod["bram36"] <= 216
     assert mod["images_per_s"] >= 5311
     assert "MODELLED" in mod["label"]
+
+
+def test_the_numpy_engine_reuses_one_thread_pool():
+    """Batches run on the process's one worker pool: calling predict again and again starts no
+    threads (each new thread can cost another malloc arena: RSS creeping over a long soak), and
+    the predictions do not depend on how the chunks were spread over the workers."""
+    import threading
+    from runtime.classifier import Classifier
+    from runtime.datasets import load_fashion_mnist
+    images, _ = load_fashion_mnist("test")
+    with Classifier(pl="sim") as clf:
+        want = clf.predict(images[:1000])
+        threads = threading.active_count()
+        for _ in range(5):
+            assert np.array_equal(clf.predict(images[:1000]), want)
+        assert threading.active_count() == threads
+        assert any(t.name.startswith("numpy-engine") for t in threading.enumerate())
+    from runtime.engines.parallel import run_spread
+    seen = []
+    run_spread(seen.append, range(10), 3)
+    assert sorted(seen) == list(range(10))
+
+
+def test_a_forked_child_gets_a_pool_of_its_own():
+    """fork() copies the pool object but none of its threads: the child must not submit to it
+    (the work would never run). The child classifies and exits within the timeout."""
+    import multiprocessing
+    from runtime.engines.parallel import run_spread
+    import time
+    run_spread(lambda i: time.sleep(0.05), range(4), 2)   # both of the parent's workers exist
+    time.sleep(0.2)                                        # and are idle
+    ctx = multiprocessing.get_context("fork")
+    p = ctx.Process(target=_spread_in_child)
+    p.start()
+    p.join(60)
+    alive = p.is_alive()
+    if alive:
+        p.kill()
+    assert not alive and p.exitcode == 0
+
+
+def _spread_in_child():
+    from runtime.engines.parallel import run_spread
+    seen = []
+    run_spread(seen.append, range(10), 2)
+    assert sorted(seen) == list(range(10))
+
+
+def test_run_spread_inside_a_pool_thread_runs_serially():
+    from runtime.engines.parallel import run_spread, shared_pool
+    seen = []
+    shared_pool().submit(run_spread, seen.append, range(6), 2).result(timeout=30)
+    assert sorted(seen) == list(range(6))

@@ -22,13 +22,12 @@ Thresholds are first clamped exactly as the HLS loader does (binary: 0 .. K + 1;
 -B .. B + 1 with B = 9 * 255 * Cin), which changes no output; the compare is then
 acc > (integer threshold) - 0.5, a half-integer of magnitude < 2^22, exactly representable.
 """
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from . import bnn_config as cfg
 from .bnn_format import unpack_params, validate_params
-from .parallel import blas_single_threaded, default_workers
+from .parallel import blas_single_threaded, default_workers, run_spread
 
 F32_EXACT = 1 << 24
 DEFAULT_CHUNK = 8           # small chunks keep each layer's im2col in the caches
@@ -227,8 +226,8 @@ class BnnEngineModel:
             for start in starts:
                 run(start)
             return out
-        with limits, ThreadPoolExecutor(min(self.workers, len(starts))) as pool:
-            list(pool.map(run, starts))      # list(): re-raise any worker's exception
+        with limits:
+            run_spread(run, starts, self.workers)
         return out
 
     def _forward(self, x):
