@@ -362,7 +362,8 @@ def descriptor(fe, op, ints, arena):
     ob = arena.gof[out.id]
     spec = LayerSpec(op="conv1x1" if op.kind in ("conv1x1", "patch") else "dw3x3", in_off=in_off,
                      in_h=op.act.h >> up, in_w=op.act.w >> up, in_cs=in_cs, cin=int(op.act.flat.size),
-                     in_mode=cfg.MODE_PATCH3X3 if op.kind == "patch" else (cfg.MODE_UPSAMPLE2 if up else cfg.MODE_DIRECT),
+                     in_mode=cfg.MODE_PATCH3X3 if op.kind == "patch" else (
+                         cfg.MODE_UPSAMPLE2 if up else cfg.MODE_DIRECT),
                      stride=int(op.stride), pad=int(op.pad), in_zp=q_in.zp & 0xFF, in_signed=q_in.signed,
                      out_signed=q_out.signed, deformable=op.kind == "deform",
                      out_off=arena.offsets[ob], out_h=out.h, out_w=out.w, out_cs=arena.bufs[ob].cs,
