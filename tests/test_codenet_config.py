@@ -69,6 +69,8 @@ LITERAL_COPIES = [
     (r"//\s*16\)\s*\*\s*16\b", "the beat size: codenet_config.ARENA_BUS_BYTES"),
     (r"\bMAX_DIL\s*=\s*\d|clamp=\(0,\s*7\)", "the largest dilation: codenet_config.MAX_DIL"),
     (r"\b250(\.0)?e6\b|\b250_000_000\b", "the clock: CLOCK_MHZ of the engine's config"),
+    (r"^\s*(PA|PE|CLOCK_MHZ|MAX_(CH|W|H|IMG|LAYERS|K)|W_BUF_BYTES|W_WORDS|ACC_BITS|LINE_ROWS|TAPS|ARENA_BUS_BYTES|"
+     r"DESC_WORDS|(MODE|OP|FLAG)_[A-Z0-9_]+)\s*=\s*\d", "an engine constant redefined: the engine's config module"),
 ]
 LITERAL_HOMES = {"runtime/engines/codenet_config.py", "runtime/engines/bnn_config.py",
                  "runtime/platform/zu3eg.py", "runtime/platform/ap_ctrl.py",
@@ -105,7 +107,7 @@ def test_the_literal_scan_finds_planted_copies(tmp_path):
     planted = ['print("LUT {} / 70560")', 'assert r["dsp"] <= 360', 'ZU3EG = {"bram36": 216}',
                'assert lut <= 0.7 * ZU3EG["lut"]', "AP_START, AP_DONE = 0x1, 0x2",
                "regs[0] &= ~0x81", "if spec.in_mode == 2:", "return -(-n // 16) * 16", "MAX_DIL = 7",
-               "fps = 250e6 / cycles"]
+               "fps = 250e6 / cycles", "    MODE_UPSAMPLE2 = 1"]
     (tmp_path / "runtime").mkdir()
     f = tmp_path / "runtime" / "planted.py"
     f.write_text("\n".join(planted) + "\n")
