@@ -121,7 +121,8 @@ def draw_layer(draw, lay, op=None, in_mode=None, src=None, cin=None, deformable=
     if deformable is None:
         deformable = (not conv) and draw(st.booleans())
     if in_mode is None:
-        in_mode = draw(st.sampled_from([0, 1, 2] if conv else [0, 1]))
+        in_mode = draw(st.sampled_from([cfg.MODE_DIRECT, cfg.MODE_UPSAMPLE2, cfg.MODE_PATCH3X3] if conv
+                                       else [cfg.MODE_DIRECT, cfg.MODE_UPSAMPLE2]))
     patch = in_mode == cfg.MODE_PATCH3X3
     if stride is not None:
         pass

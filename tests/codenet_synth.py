@@ -6,11 +6,12 @@ import time
 
 import numpy as np
 
+from runtime.engines import codenet_config as cfg
 from runtime.engines.codenet_program import LayerSpec, arena_bytes_needed
 
 
 def _up16(n):
-    return -(-n // 16) * 16
+    return -(-n // cfg.ARENA_BUS_BYTES) * cfg.ARENA_BUS_BYTES
 
 
 class Arena:
@@ -35,19 +36,19 @@ def _requant(rng, cout, k, w_bits, out_lo, out_hi):
     return bias, mult, shift, zp
 
 
-def layer(rng, op, name, src, cin, dst, cout, gather=None, w_bits=4, in_mode=0, stride=1, pad=None,
+def layer(rng, op, name, src, cin, dst, cout, gather=None, w_bits=4, in_mode=cfg.MODE_DIRECT, stride=1, pad=None,
           deformable=False, dil=None, relu=True, clamp=None, in_zp=0):
     """src/dst: dict(off, h, w, cs[, choff]). Unsigned activations throughout."""
     h, w = src["h"], src["w"]
-    eh, ew = (2 * h, 2 * w) if in_mode == 1 else (h, w)
+    eh, ew = (2 * h, 2 * w) if in_mode == cfg.MODE_UPSAMPLE2 else (h, w)
     if pad is None:
-        pad = 1 if (op == "dw3x3" or in_mode == 2) else 0
-    if op == "conv1x1" and in_mode != 2:
+        pad = 1 if (op == "dw3x3" or in_mode == cfg.MODE_PATCH3X3) else 0
+    if op == "conv1x1" and in_mode != cfg.MODE_PATCH3X3:
         oh, ow = (eh - 1) // stride + 1, (ew - 1) // stride + 1
     else:
         oh, ow = (eh + 2 * pad - 3) // stride + 1, (ew + 2 * pad - 3) // stride + 1
     assert (oh, ow) == (dst["h"], dst["w"]), (name, oh, ow, dst)
-    k = 9 if op == "dw3x3" else (9 * cin if in_mode == 2 else cin)
+    k = 9 if op == "dw3x3" else (9 * cin if in_mode == cfg.MODE_PATCH3X3 else cin)
     lo = -(1 << (w_bits - 1))
     weights = rng.integers(lo, -lo, (cout, k)).astype(np.int8)
     clamp_lo, clamp_hi = clamp if clamp else ((128 if relu else 0), 255)
@@ -77,7 +78,7 @@ def shufflenet_codenet(seed=0, size=256, classes=20, stage_units=(4, 8, 4), stag
     img = buf(size, size, 3, packed=True)
     s = size // 4
     x = buf(s, s, 24)
-    layers.append(layer(rng, "conv1x1", "conv1", img, 3, x, 24, w_bits=8, in_mode=2, stride=4, pad=1))
+    layers.append(layer(rng, "conv1x1", "conv1", img, 3, x, 24, w_bits=8, in_mode=cfg.MODE_PATCH3X3, stride=4, pad=1))
     cin, xg = 24, np.arange(24)                     # current logical tensor: buffer x, gather xg
     for si, (units, c) in enumerate(zip(stage_units, stage_ch)):
         half = c // 2
@@ -116,13 +117,13 @@ def shufflenet_codenet(seed=0, size=256, classes=20, stage_units=(4, 8, 4), stag
     # input (the engine's deformable window reads a direct tensor)
     s *= 2
     c5 = buf(s, s, 1024)
-    layers.append(layer(rng, "conv1x1", "conv5", x, cin, c5, 1024, gather=xg, in_mode=1))
+    layers.append(layer(rng, "conv1x1", "conv5", x, cin, c5, 1024, gather=xg, in_mode=cfg.MODE_UPSAMPLE2))
     x, cin = c5, 1024
     # decoder: three blocks at 16, 32, 64 px: dilation 1x1 (C -> 1, clamp 0..7), deformable dw,
     # 1x1 + ReLU (upsampled x2 by its input mode, except in the last block)
     for bi, cout in enumerate((256, 128, 64)):
         dil = buf(s, s, 1)
-        layers.append(layer(rng, "conv1x1", "dec{}.dil".format(bi), x, cin, dil, 1, clamp=(0, 7)))
+        layers.append(layer(rng, "conv1x1", "dec{}.dil".format(bi), x, cin, dil, 1, clamp=(0, cfg.MAX_DIL)))
         d = buf(s, s, cin)
         layers.append(layer(rng, "dw3x3", "dec{}.dcn".format(bi), x, cin, d, cin, deformable=True,
                             dil=dil, relu=False))
@@ -131,7 +132,7 @@ def shufflenet_codenet(seed=0, size=256, classes=20, stage_units=(4, 8, 4), stag
         layers.append(layer(rng, "conv1x1", "dec{}.pw".format(bi), d, cin, y, cout, in_mode=up))
         x, cin, s = y, cout, s << up
     # CenterNet heads at stride 4: 1x1 -> dw3x3 -> 1x1 for heatmap, size, offset
-    out = buf(s, s, _up16(classes) + 2 * 16)
+    out = buf(s, s, _up16(classes) + 2 * cfg.ARENA_BUS_BYTES)
     choff = 0
     for hname, n in (("hm", classes), ("wh", 2), ("reg", 2)):
         a = buf(s, s, 64)

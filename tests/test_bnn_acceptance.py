@@ -3,6 +3,8 @@ import json
 
 import numpy as np
 from runtime.cli import main
+from runtime.engines import bnn_config
+from runtime.platform import zu3eg
 from tests.conftest import require_torch
 
 
@@ -62,8 +64,8 @@ def test_bench_bnn_json(tmp_path):
     for key in ("numpy_images_per_s", "csim_images_per_s", "onnxruntime_images_per_s"):
         assert m[key] > 0
     assert m["onnxruntime_scores_equal_engine"] and m["csim_scores_equal_engine"]
-    assert mod["clock_mhz"] <= 250 and mod["dsp"] == 0
-    assert mod["lut"] <= 0.7 * 70560 and mod["bram36"] <= 216
+    assert mod["clock_mhz"] <= bnn_config.CLOCK_MHZ and mod["dsp"] == 0
+    assert mod["lut"] <= zu3eg.LUT_TARGET_FRACTION * zu3eg.LUT and mod["bram36"] <= zu3eg.BRAM36
     assert mod["images_per_s"] >= 5311
     assert "MODELLED" in mod["label"]
 

@@ -179,7 +179,7 @@ def test_event_costs():
     assert event_cycles(cfg.PH_READ, cfg.EV_SINGLES, 80, 80) == cfg.DEPTH_MEM_LOOP + lat + n_out + (80 - n_out) * (lat + 1) / n_out
 
 
-def _conv_layer(cout, out_cs, out_off, in_mode=0, w=6):
+def _conv_layer(cout, out_cs, out_off, in_mode=cfg.MODE_DIRECT, w=6):
     rng = np.random.default_rng(cout)
     cin = 16
     return LayerSpec(op="conv1x1", in_off=0, in_h=4, in_w=w, in_cs=cin, cin=cin, in_mode=in_mode,
@@ -197,7 +197,7 @@ def test_upsample_to_one_channel_is_hazard_free(lib):
     the C-sim, which aborts on any read of a beat its layer wrote, runs it (and a whole-beat
     output) to the end, bit-exact with the model, pad bytes zero."""
     whole = _conv_layer(cout=16, out_cs=16, out_off=1024)
-    narrow = _conv_layer(cout=1, out_cs=16, out_off=1024, in_mode=1)
+    narrow = _conv_layer(cout=1, out_cs=16, out_off=1024, in_mode=cfg.MODE_UPSAMPLE2)
     for spec in (whole, narrow):
         arena = np.random.default_rng(0).integers(0, 256, arena_bytes_needed([spec]) + 16).astype(np.uint8)
         out = run_both([spec], arena)

@@ -173,7 +173,7 @@ def test_limits_are_refused_without_touching_the_arena(lib):
     arena = np.arange(128, dtype=np.uint8)
     assert run_on_copy(desc(**good), blob, arena)[0] == 0
     bad = [dict(op=2), dict(cin=cfg.MAX_CH + 1), dict(in_w=cfg.MAX_IMG + 1), dict(stride=3),
-           dict(pad=1), dict(in_mode=3), dict(flags=cfg.FLAG_DEFORMABLE), dict(flags=64),
+           dict(pad=1), dict(in_mode=cfg.MODE_PATCH3X3 + 1), dict(flags=cfg.FLAG_DEFORMABLE), dict(flags=64),
            dict(clamp_lo=-1), dict(clamp_hi=256), dict(out_choff=1), dict(out_off=13),
            dict(out_off=72), dict(out_cs=24), dict(in_off=8), dict(in_cs=24), dict(q_off=24), dict(w_off=4), dict(in_cs=0)]
     for change in bad:
@@ -197,7 +197,7 @@ def _spec(rng, op, hmax=12, cmax=40, **fixed):
     h, w = int(rng.integers(1, hmax)), int(rng.integers(1, hmax))
     if op == "conv1x1":
         in_mode = int(rng.choice([0, 1, 2]))
-        if in_mode == 2:
+        if in_mode == cfg.MODE_PATCH3X3:
             stride, pad, cin = int(rng.choice([1, 2, 4])), int(rng.integers(2)), int(rng.integers(1, 8))
             h, w = max(h, 3 - 2 * pad), max(w, 3 - 2 * pad)
         else:
@@ -212,10 +212,10 @@ def _spec(rng, op, hmax=12, cmax=40, **fixed):
             up = 2 if in_mode else 1
             h, w = (3 if h * up + 2 * pad < 3 else h), (3 if w * up + 2 * pad < 3 else w)
         cin = cout = int(rng.integers(1, cmax))
-    if in_mode == 2:                    # the packed image: any stride, a gather within one beat
+    if in_mode == cfg.MODE_PATCH3X3:    # the packed image: any stride, a gather within one beat
         in_cs = cin + int(rng.integers(0, 5))
     else:                               # a tensor the engine wrote: whole-beat pixels
-        in_cs = -(-(cin + int(rng.integers(0, 5))) // 16) * 16
+        in_cs = -(-(cin + int(rng.integers(0, 5))) // cfg.ARENA_BUS_BYTES) * cfg.ARENA_BUS_BYTES
     s = P.LayerSpec(op=op, in_off=16, in_h=h, in_w=w, in_cs=in_cs, cin=cin, in_mode=in_mode,
                     stride=stride, pad=pad, in_zp=int(rng.integers(256)),
                     in_signed=bool(rng.integers(2)), out_signed=bool(rng.integers(2)),
@@ -224,7 +224,7 @@ def _spec(rng, op, hmax=12, cmax=40, **fixed):
         setattr(s, k, v)
     s.out_h, s.out_w = P.expected_out_hw(s)
     s.cout = cout if s.op == "conv1x1" else s.cin
-    up16 = lambda n: -(-n // 16) * 16                     # beat layout: outputs are whole beats
+    up16 = lambda n: -(-n // cfg.ARENA_BUS_BYTES) * cfg.ARENA_BUS_BYTES   # beat layout: whole beats
     s.out_choff = 16 * int(rng.integers(0, 2))
     s.out_cs = s.out_choff + up16(s.cout) + 16 * int(rng.integers(0, 2))
     s.out_off = up16(16 + s.in_h * s.in_w * s.in_cs) + 16 * int(rng.integers(0, 2))
@@ -234,7 +234,7 @@ def _spec(rng, op, hmax=12, cmax=40, **fixed):
         end = s.dil_off + s.out_h * s.out_w * s.dil_cs
     lo, hi = -(1 << (s.w_bits - 1)), (1 << (s.w_bits - 1)) - 1
     s.gather = rng.permutation(s.in_cs)[:s.cin].astype(np.uint16)
-    if s.in_mode == 2:
+    if s.in_mode == cfg.MODE_PATCH3X3:
         s.gather = (rng.permutation(max(s.in_cs, 16))[:s.cin] % min(s.in_cs, 16)).astype(np.uint16)
     s.weights = rng.integers(lo, hi + 1, size=(s.cout, s.k)).astype(np.int8)
     s.bias = rng.integers(-3000, 3000, size=s.cout).astype(np.int32)
@@ -312,7 +312,7 @@ def _chain(rng):
         return s
 
     img, a0, dmap, a1, cat = 0, 1024, 2048, 3072, 4096
-    L.append(fill(P.LayerSpec(op="conv1x1", in_off=img, in_h=h, in_w=w, in_cs=4, cin=3, in_mode=2,
+    L.append(fill(P.LayerSpec(op="conv1x1", in_off=img, in_h=h, in_w=w, in_cs=4, cin=3, in_mode=cfg.MODE_PATCH3X3,
                               stride=2, pad=1, in_zp=128, out_off=a0, out_h=oh, out_w=ow, out_cs=16,
                               cout=8, gather=np.array([2, 1, 0], np.uint16), clamp_lo=0,
                               clamp_hi=255, name="first"), wb=8, wmax=20, shift=15))
@@ -329,7 +329,7 @@ def _chain(rng):
                               out_h=oh, out_w=ow, out_cs=16, cout=8,
                               gather=np.array([7, 6, 5, 4, 3, 2, 1, 0], np.uint16), clamp_lo=0,
                               clamp_hi=255, name="deform")))
-    L.append(fill(P.LayerSpec(op="conv1x1", in_off=a1, in_h=oh, in_w=ow, in_cs=16, cin=8, in_mode=1,
+    L.append(fill(P.LayerSpec(op="conv1x1", in_off=a1, in_h=oh, in_w=ow, in_cs=16, cin=8, in_mode=cfg.MODE_UPSAMPLE2,
                               out_off=cat, out_h=2 * oh, out_w=2 * ow, out_cs=32, out_choff=16,
                               cout=5, gather=np.arange(8, dtype=np.uint16), out_signed=True,
                               clamp_lo=-128, clamp_hi=127, name="up")))

@@ -31,13 +31,13 @@ def _single(data, dil_max=cfg.MAX_DIL, strict=True, **kw):
 @SETTINGS
 @given(st.data())
 def test_conv1x1_direct_and_upsample(csim, data):
-    _single(data, op="conv1x1", in_mode=data.draw(st.sampled_from([0, 1])))
+    _single(data, op="conv1x1", in_mode=data.draw(st.sampled_from([cfg.MODE_DIRECT, cfg.MODE_UPSAMPLE2])))
 
 
 @SETTINGS
 @given(st.data())
 def test_conv1x1_patch3x3(csim, data):
-    _single(data, op="conv1x1", in_mode=2)
+    _single(data, op="conv1x1", in_mode=cfg.MODE_PATCH3X3)
 
 
 @SETTINGS
@@ -86,7 +86,7 @@ def test_conv1x1_shuffled_gather(csim, data):
     if draw(st.booleans()):                      # a few long runs instead of a random order
         cut = draw(st.integers(1, k - 1))
         perm = np.concatenate([np.arange(cut, k), np.arange(cut)])
-    spec = draw_layer(draw, lay, op="conv1x1", in_mode=draw(st.sampled_from([0, 1])),
+    spec = draw_layer(draw, lay, op="conv1x1", in_mode=draw(st.sampled_from([cfg.MODE_DIRECT, cfg.MODE_UPSAMPLE2])),
                       src={**x, "gather": perm}, max_ch=24)     # (PATCH3X3 gathers within one beat)
     arena = fill_arena(draw, arena_bytes_needed([spec]) + 2, [spec])
     run_both([spec], arena, strict=False)
@@ -130,13 +130,13 @@ def test_zero_copy_split_concat_shuffle(csim, data):
     ca = draw(st.integers(1, 8))
     cat_cs = up16(ca) + up16(k)                 # beat layout: each producer's channels start a beat
     cat = dict(off=lay.alloc(h * w * cat_cs), h=h, w=w, cs=cat_cs)
-    a = draw_layer(draw, lay, op="conv1x1", in_mode=0, src={**x, "gather": np.arange(k)}, cout=ca,
+    a = draw_layer(draw, lay, op="conv1x1", in_mode=cfg.MODE_DIRECT, src={**x, "gather": np.arange(k)}, cout=ca,
                    dst={**cat, "choff": 0}, stride=1, pad=0)
-    b = draw_layer(draw, lay, op="dw3x3", in_mode=0, deformable=False, src={**x, "gather": np.arange(k, 2 * k)},
+    b = draw_layer(draw, lay, op="dw3x3", in_mode=cfg.MODE_DIRECT, deformable=False, src={**x, "gather": np.arange(k, 2 * k)},
                    dst={**cat, "choff": up16(ca)}, stride=1, pad=1)
     set_out_signed(b, a.out_signed)
     perm = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1))).permutation(cat_cs).astype(np.uint16)
-    c = draw_layer(draw, lay, op="conv1x1", in_mode=0, src={**cat, "signed": a.out_signed, "gather": perm},
+    c = draw_layer(draw, lay, op="conv1x1", in_mode=cfg.MODE_DIRECT, src={**cat, "signed": a.out_signed, "gather": perm},
                    stride=1, pad=0)
     arena = fill_arena(draw, arena_bytes_needed([a, b, c]), [a, b, c])
     out = run_both([a, b, c], arena)

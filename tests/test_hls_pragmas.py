@@ -80,12 +80,14 @@ def test_bnn_dataflow_finishes_every_image_in_order():
 
 
 def test_bnn_modelled_rate_includes_the_fifos():
+    from runtime.engines.bnn_config import CLOCK_MHZ
     from runtime.measure.bnn_perf import modelled
+    from runtime.platform.zu3eg import BRAM36, LUT, LUT_TARGET_FRACTION
     m = modelled()
-    assert m["images_per_s"] == pytest.approx(250e6 / 21412) and m["images_per_s"] >= 10000
-    assert m["images_per_s_with_depth_2_fifos"] == pytest.approx(250e6 / 26796)
+    assert m["images_per_s"] == pytest.approx(CLOCK_MHZ * 1e6 / 21412) and m["images_per_s"] >= 10000
+    assert m["images_per_s_with_depth_2_fifos"] == pytest.approx(CLOCK_MHZ * 1e6 / 26796)
     assert sum(f["bram36"] for f in m["fifo_resources"].values()) > 0
-    assert m["bram36"] <= 216 and m["lut"] <= 0.7 * 70560
+    assert m["bram36"] <= BRAM36 and m["lut"] <= LUT_TARGET_FRACTION * LUT
 
 
 def test_codenet_resource_model_follows_the_code():
@@ -93,7 +95,7 @@ def test_codenet_resource_model_follows_the_code():
     on DSPs in a 4-bit and an 8-bit datapath, LUT multipliers in the depthwise array, one
     requantization stage with its product on a DSP, every layer a DATAFLOW region, and the arrays
     partitioned as listed."""
-    from runtime.measure.codenet_perf import on_chip_memories, resources
+    from runtime.measure.codenet_perf import ZU3EG, on_chip_memories, resources
     engine = (HLS / "codenet" / "codenet_engine.h").read_text()
     flow = (HLS / "codenet" / "codenet_dataflow.h").read_text()
     top = (HLS / "codenet" / "codenet_top.cpp").read_text()
@@ -109,7 +111,7 @@ def test_codenet_resource_model_follows_the_code():
     assert "variable = lbank complete dim = 1" in top and "variable = lbank complete dim = 2" in top
     r = resources()
     assert r["detail"]["dsp"]["1x1 MAC, 4-bit datapath: PA x PE products, two per DSP48E2 (mul2, BIND_OP dsp)"] == 128
-    assert r["dsp"] <= 360 and r["bram36"] <= 216
+    assert r["dsp"] <= ZU3EG["dsp"] and r["bram36"] <= ZU3EG["bram36"]
     assert len(on_chip_memories()) == 12
 
 

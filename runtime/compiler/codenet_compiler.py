@@ -17,7 +17,9 @@ import json
 import math
 import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Dict, List
 
 import numpy as np
 
@@ -25,11 +27,11 @@ from ..engines import codenet_config as cfg
 from ..engines.codenet_program import LayerSpec, out_run_bytes, pack_program, unpack_program, validate_layer
 from ..errors import InputError, ModelError
 from ..fileio import write_files_atomically
-from .frontend import Frontend, LayerOp
+from .frontend import Act, Frontend, LayerOp, RawQ
 from .model_files import check_codenet_meta, check_model_sha256, load_npy, with_model_sha256
 from .onnx_checks import check_onnx, compile_errors_named, read_onnx
 from .onnx_graph import CompileError, load_model
-from .planner import plan_arena
+from .planner import Buffer, plan_arena
 from .requant import ScaleError, mult_shift, pow2_shift
 
 __all__ = ["CompileError", "CompiledModel", "compile_onnx", "load_compiled", "a2q_bits"]
@@ -38,6 +40,7 @@ MODEL_FORMAT = "pynq-deploy/codenet-model"
 FORMAT_VERSION = 2       # 2: the beat layout (FORMAT.md "Memory": outputs in whole 16-byte beats)
 PROGRAM_FILE, WEIGHTS_FILE, META_FILE = "program.npy", "weights.npy", "model.json"
 
+WEIGHT_BITS = (4, 8)      # the engine's weight widths, narrowest first (FORMAT.md; FLAG_W8 selects 8)
 OP_LABELS = {"conv1x1": "conv1x1", "patch": "conv3x3(patch)", "dw": "dw3x3", "deform": "dw3x3(deformable)",
              "copy": "requant copy (dw3x3 identity)"}
 
@@ -63,7 +66,56 @@ def a2q_bits(w, bias, in_signed, acc_bits=cfg.ACC_BITS):
                 a2q_l1_budget=((1 << (acc_bits - 1)) - 1) * 2.0 ** ((1 if in_signed else 0) - 8))
 
 
-# ------------------------------------------------------------------------ lowering
+# ------------------------------------------------------------------------ lowering IR
+# compile_onnx runs these passes, in this order (runtime/compiler/README.md, "Passes"):
+#   Frontend.run         ONNX graph -> LayerOps / RequantOps on engine Tensors (frontend.py)
+#   fold_requants        RequantOps -> folded into their producer, or copy LayerOps
+#   group_buffers        tensors read together -> shared Buffers (zero-copy concat), lifetimes
+#   place_buffers        Buffers -> ArenaPlan (byte offsets, planner.py)
+#   lower_layers         per LayerOp: integer_layer -> descriptor -> split_wide_rows -> check
+#   pack                 engine limits, LayerSpecs -> program words + weights blob
+#   input_info / output_info / probes: where the host finds its tensors in the arena
+
+@dataclass(eq=False)
+class IntLayer:
+    """A layer's real numbers as the engine's integers (integer_layer's result): the LayerSpec
+    fields of the requantization, plus the accumulator proof for the report."""
+    weights: np.ndarray      # (cout, K) int8, sign of a negative requant factor folded in
+    bias: np.ndarray         # (cout,) int32, zero-point correction included
+    mult: np.ndarray         # (cout,) int16 M
+    shift: np.ndarray        # (cout,) uint8 S
+    zp_out: np.ndarray       # (cout,) int16
+    clamp_lo: int
+    clamp_hi: int
+    shift_only: bool
+    w_bits: int
+    acc: dict                # a2q_bits(...) of the layer
+    worst_scale_error: float
+
+
+@dataclass(eq=False)
+class ArenaPlan:
+    """Where every engine tensor lives (place_buffers' result): its buffer (`gof`: tensor id ->
+    buffer index) and the byte of its first channel in a pixel (`choff`), the buffers' offsets in
+    the arena and the arena size."""
+    bufs: List[Buffer]
+    offsets: List[int]
+    size: int
+    choff: Dict[int, int]
+    gof: Dict[int, int]
+
+    def phys(self, fe, g):
+        """Global channel id -> its byte within a pixel of its buffer."""
+        t = fe.g_tensor[int(g)]
+        return self.choff[t] + int(g) - fe.tensors[t].base
+
+    def view(self, fe, act):
+        """An Act -> (buffer offset, pixel stride cs, byte of each logical channel in a pixel)."""
+        ts = fe.tensor_ids(act)
+        b = self.gof[ts[0]]
+        return self.offsets[b], self.bufs[b].cs, np.array([self.phys(fe, g) for g in act.flat], np.int64)
+
+
 class _UF:
     def __init__(self):
         self.p = {}
@@ -85,9 +137,17 @@ def _fail(op, reason):
     raise CompileError("node {!r} ({}): {}".format(op.name, op.onnx_op, reason))
 
 
-def _fold_requants(fe, outputs):
-    """Fold each RequantOp into its producer when it is the producer's only reader, else turn it
-    into a copy layer. Returns the final op list (LayerOps only)."""
+def _reads(op):
+    """The activations a layer reads: its input, and the dilation map of a deformable layer."""
+    return [a for a in (op.act, op.dil) if a is not None]
+
+
+# ------------------------------------------------------------------------ pass: fold_requants
+def fold_requants(fe, outputs):
+    """Consumes the front end's ops (LayerOps and RequantOps, fe.ops) and the graph outputs.
+    Produces the engine layers (LayerOps only): each RequantOp folded into its producer when it is
+    the producer's only reader (one rounding, both clamps kept), else a copy layer; layers whose
+    output nothing reads dropped (repeatedly)."""
     uses = {}
 
     def count(op, d):
@@ -119,7 +179,7 @@ def _fold_requants(fe, outputs):
             post = p1.affine(qpost.a, qpost.b).clamp(qpost.lo, qpost.hi)
             lay.w, lay.ws, lay.bias, lay.post = lay.w[perm], lay.ws[perm], lay.bias[perm], post
             if lay.kind in ("dw", "deform", "copy"):
-                lay.act = type(lay.act)(lay.act.ch[perm], lay.act.h, lay.act.w, lay.act.up)
+                lay.act = Act(lay.act.ch[perm], lay.act.h, lay.act.w, lay.act.up)
             lay.out = r
             r.producer = lay
             lay.name = lay.name if op.name in lay.name.split(" + ") else "{} + {}".format(lay.name, op.name)
@@ -148,8 +208,84 @@ def _fold_requants(fe, outputs):
     return final
 
 
-def _int_layer(op, q_in, q_out):
-    """Real layer -> engine integers. Returns (fields dict, report extras)."""
+# ------------------------------------------------------------------------ pass: group_buffers
+def group_buffers(fe, ops, outputs, reuse=True):
+    """Consumes the engine layers and the graph outputs. Produces the arena Buffers: tensors whose
+    channels one consumer (or an output) reads together share a buffer, each at a channel offset
+    (zero-copy concat), in write order; each buffer's lifetime is the step of its first write to
+    the step of its last read (reuse=False: alive to the end). Returns (buffers, choff, gof) with
+    choff / gof per tensor id as in ArenaPlan."""
+    tensors = fe.tensors
+    uf = _UF()
+    live = set()
+    for op in ops:
+        live.add(op.out.id)
+        for a in _reads(op):
+            ts = fe.tensor_ids(a)
+            live.update(ts)
+            for t in ts[1:]:
+                uf.union(ts[0], t)
+    for name, act in outputs:
+        ts = fe.tensor_ids(act)
+        live.update(ts)
+        for t in ts[1:]:
+            uf.union(ts[0], t)
+    live.add(fe.input_tensor.id)
+    groups = {}
+    for t in sorted(live):
+        groups.setdefault(uf.find(t), []).append(t)
+    index = {op.out.id: i for i, op in enumerate(ops)}
+    inp = fe.input_tensor.id
+    n = len(ops)
+    last = {}
+    for i, op in enumerate(ops):
+        for a in _reads(op):
+            for t in fe.tensor_ids(a):
+                last[t] = i
+    for _, act in outputs:
+        for t in fe.tensor_ids(act):
+            last[t] = n
+    # the input image stays packed (cs = C, as the host writes it) when only PATCH3X3 layers read
+    # it (they read any stride); else its pixels are padded to whole beats like every other tensor
+    packed_input = all(op.kind == "patch" for op in ops for a in _reads(op) if inp in fe.tensor_ids(a))
+    bufs, choff, gof = [], {}, {}
+    for gi, (root, members) in enumerate(sorted(groups.items())):
+        members.sort(key=lambda t: -1 if t == inp else index.get(t, n))
+        if inp in members and len(members) > 1:
+            other = tensors[[m for m in members if m != inp][0]]
+            raise CompileError("the network input {!r} is concatenated with computed tensors ({!r}); the engine "
+                               "keeps the input image in its own buffer".format(tensors[inp].name, other.name))
+        h, w = tensors[members[0]].h, tensors[members[0]].w
+        pos = 0
+        for t in members:
+            if (tensors[t].h, tensors[t].w) != (h, w):
+                raise CompileError("tensors {!r} and {!r} share a buffer but have different sizes".format(
+                    tensors[members[0]].name, tensors[t].name))
+            choff[t] = pos
+            gof[t] = gi
+            # beat layout: every computed tensor's channels start a beat; the input image (written
+            # by the host, only read by the engine) stays packed
+            pos += tensors[t].c if t == inp and packed_input else out_run_bytes(tensors[t].c)
+        first = min(-1 if t == inp else index.get(t, n) for t in members)
+        lst = max(last.get(t, first) for t in members) if reuse else n
+        bufs.append(Buffer(h=h, w=w, cs=pos, first=first, last=max(lst, first),
+                           fixed=0 if inp in members else None, members=members))
+    return bufs, choff, gof
+
+
+# ------------------------------------------------------------------------ pass: place_buffers
+def place_buffers(bufs, choff, gof):
+    """Consumes group_buffers' result. Produces the ArenaPlan (buffer offsets: planner.plan_arena)."""
+    offsets, arena_size = plan_arena(bufs)
+    return ArenaPlan(bufs=bufs, offsets=offsets, size=arena_size, choff=choff, gof=gof)
+
+
+# ------------------------------------------------------------------------ pass: lower_layers
+def integer_layer(op, q_in, q_out):
+    """Consumes one LayerOp (real weight scales, bias, post-op) and its input / output
+    quantization. Produces its IntLayer: per output channel M, S (or shift only), int32 bias with
+    the zero-point correction, one output clamp; refuses what the engine cannot represent (scale,
+    clamp, weight range, accumulator width)."""
     w = np.asarray(op.w, np.int64)
     cout = w.shape[0]
     post = op.post
@@ -196,10 +332,9 @@ def _int_layer(op, q_in, q_out):
     if int(lo[0]) > int(hi[0]):
         _fail(op, "empty output range {}..{}".format(int(lo[0]), int(hi[0])))
     wmin, wmax = (int(w2.min()), int(w2.max())) if w2.size else (0, 0)
-    if -8 <= wmin and wmax <= 7:
-        w_bits = 4
-    elif -128 <= wmin and wmax <= 127:
-        w_bits = 8
+    fits = [b for b in WEIGHT_BITS if -(1 << (b - 1)) <= wmin and wmax <= (1 << (b - 1)) - 1]
+    if fits:
+        w_bits = fits[0]
     else:
         _fail(op, "weights span {}..{}: more than the engine's 8 bits".format(wmin, wmax))
     acc = a2q_bits(w2, bias, q_in.signed)
@@ -209,15 +344,43 @@ def _int_layer(op, q_in, q_out):
                   "{} * {} + {} = {} needs {} bits, the engine accumulates in {} bits (ACC_BITS)".format(
                       o, int(acc["l1"][o]), abs(int(bias[o])), int(acc["l1"][o]), acc["xmax"], abs(int(bias[o])),
                       int(acc["worst"][o]), int(acc["bits_needed"][o]), cfg.ACC_BITS))
-    fields = dict(weights=w2.astype(np.int8), bias=bias.astype(np.int32), mult=mult.astype(np.int16),
-                  shift=shift.astype(np.uint8), zp_out=zp_out.astype(np.int16), clamp_lo=int(lo[0]),
-                  clamp_hi=int(hi[0]), shift_only=shift_only, w_bits=w_bits)
-    return fields, acc, float(errs.max()) if cout else 0.0
+    return IntLayer(weights=w2.astype(np.int8), bias=bias.astype(np.int32), mult=mult.astype(np.int16),
+                    shift=shift.astype(np.uint8), zp_out=zp_out.astype(np.int16), clamp_lo=int(lo[0]),
+                    clamp_hi=int(hi[0]), shift_only=shift_only, w_bits=w_bits, acc=acc,
+                    worst_scale_error=float(errs.max()) if cout else 0.0)
 
 
-def _split_rows(spec):
-    """A 1x1 layer whose weights exceed the on-chip buffer -> several layers, each computing a
-    slice of the output channels into the same buffer (exact: output channels are independent)."""
+def descriptor(fe, op, ints, arena):
+    """Consumes one LayerOp, its IntLayer and the ArenaPlan. Produces its engine LayerSpec: op
+    and input mode from the layer kind, input / output / dilation-map addresses from the plan, the
+    gather table (byte of each logical input channel)."""
+    q_in = fe.tensors[fe.tensor_ids(op.act)[0]].quant
+    q_out = op.out.quant
+    in_off, in_cs, gather = arena.view(fe, op.act)
+    up = op.act.up
+    out = op.out
+    ob = arena.gof[out.id]
+    spec = LayerSpec(op="conv1x1" if op.kind in ("conv1x1", "patch") else "dw3x3", in_off=in_off,
+                     in_h=op.act.h >> up, in_w=op.act.w >> up, in_cs=in_cs, cin=int(op.act.flat.size),
+                     in_mode=cfg.MODE_PATCH3X3 if op.kind == "patch" else (
+                         cfg.MODE_UPSAMPLE2 if up else cfg.MODE_DIRECT),
+                     stride=int(op.stride), pad=int(op.pad), in_zp=q_in.zp & 0xFF, in_signed=q_in.signed,
+                     out_signed=q_out.signed, deformable=op.kind == "deform",
+                     out_off=arena.offsets[ob], out_h=out.h, out_w=out.w, out_cs=arena.bufs[ob].cs,
+                     out_choff=arena.choff[out.id], cout=out.c, gather=gather.astype(np.uint16), name=op.name,
+                     weights=ints.weights, bias=ints.bias, mult=ints.mult, shift=ints.shift, zp_out=ints.zp_out,
+                     clamp_lo=ints.clamp_lo, clamp_hi=ints.clamp_hi, shift_only=ints.shift_only,
+                     w_bits=ints.w_bits)
+    if op.dil is not None:
+        d_off, d_cs, d_ch = arena.view(fe, op.dil)
+        spec.dil_off, spec.dil_cs = d_off + int(d_ch[0]), d_cs
+    return spec
+
+
+def split_wide_rows(spec):
+    """Consumes a 1x1 LayerSpec whose weights exceed the on-chip buffer (W_BUF_BYTES). Produces
+    several LayerSpecs, each computing a slice of the output channels into the same buffer (exact:
+    output channels are independent); slices are whole PE groups where possible."""
     rows = max(1, cfg.W_BUF_BYTES // spec.row_bytes())
     if rows >= cfg.PE:
         rows -= rows % cfg.PE
@@ -234,101 +397,29 @@ def _split_rows(spec):
     return parts
 
 
-def _lower(fe, outputs, class_names, source, split_wide=True, reuse=True):
-    ops = _fold_requants(fe, outputs)
-    tensors = fe.tensors
-    uf = _UF()
-    live = set()
-    for op in ops:
-        live.add(op.out.id)
-        for a in (op.act, op.dil):
-            if a is None:
-                continue
-            ts = fe.tensor_ids(a)
-            live.update(ts)
-            for t in ts[1:]:
-                uf.union(ts[0], t)
-    for name, act in outputs:
-        ts = fe.tensor_ids(act)
-        live.update(ts)
-        for t in ts[1:]:
-            uf.union(ts[0], t)
-    live.add(fe.input_tensor.id)
-    groups = {}
-    for t in sorted(live):
-        groups.setdefault(uf.find(t), []).append(t)
-    index = {op.out.id: i for i, op in enumerate(ops)}
-    inp = fe.input_tensor.id
-    n = len(ops)
-    last = {}
-    for i, op in enumerate(ops):
-        for a in (op.act, op.dil):
-            if a is not None:
-                for t in fe.tensor_ids(a):
-                    last[t] = i
-    for _, act in outputs:
-        for t in fe.tensor_ids(act):
-            last[t] = n
-    # the input image stays packed (cs = C, as the host writes it) when only PATCH3X3 layers read
-    # it (they read any stride); else its pixels are padded to whole beats like every other tensor
-    packed_input = all(op.kind == "patch" for op in ops for a in (op.act, op.dil)
-                       if a is not None and inp in fe.tensor_ids(a))
-    bufs, choff, gof = [], {}, {}
-    for gi, (root, members) in enumerate(sorted(groups.items())):
-        members.sort(key=lambda t: -1 if t == inp else index.get(t, n))
-        if inp in members and len(members) > 1:
-            other = tensors[[m for m in members if m != inp][0]]
-            raise CompileError("the network input {!r} is concatenated with computed tensors ({!r}); the engine "
-                               "keeps the input image in its own buffer".format(tensors[inp].name, other.name))
-        h, w = tensors[members[0]].h, tensors[members[0]].w
-        pos = 0
-        for t in members:
-            if (tensors[t].h, tensors[t].w) != (h, w):
-                raise CompileError("tensors {!r} and {!r} share a buffer but have different sizes".format(
-                    tensors[members[0]].name, tensors[t].name))
-            choff[t] = pos
-            gof[t] = gi
-            # beat layout: every computed tensor's channels start a beat; the input image (written
-            # by the host, only read by the engine) stays packed
-            pos += tensors[t].c if t == inp and packed_input else out_run_bytes(tensors[t].c)
-        first = min(-1 if t == inp else index.get(t, n) for t in members)
-        lst = max(last.get(t, first) for t in members) if reuse else n
-        bufs.append(dict(size=h * w * pos, first=first, last=max(lst, first), cs=pos, h=h, w=w,
-                         fixed=0 if inp in members else None, members=members))
-    offsets, arena_size = plan_arena(bufs)
+def report_row(op, ints, parts):
+    """One line of the compile report (model.json "report") for a LayerOp lowered to `parts`."""
+    acc, out = ints.acc, op.out
+    return dict(name=op.name, onnx_op=op.onnx_op, op=OP_LABELS[op.kind],
+                in_shape=[int(op.act.flat.size), op.act.h, op.act.w], out_shape=[out.c, out.h, out.w],
+                w_bits=ints.w_bits, l1_max=int(acc["l1"].max()),
+                acc_bits_needed=int(acc["bits_needed"].max()), acc_bits=cfg.ACC_BITS,
+                margin_bits=int(acc["margin_bits"]), worst_scale_error=ints.worst_scale_error,
+                shift_only=bool(ints.shift_only), engine_layers=len(parts))
 
-    def phys(g):
-        t = fe.g_tensor[int(g)]
-        return choff[t] + int(g) - tensors[t].base
 
-    def view(act):
-        ts = fe.tensor_ids(act)
-        b = gof[ts[0]]
-        return offsets[b], bufs[b]["cs"], np.array([phys(g) for g in act.flat], np.int64)
-
+def lower_layers(fe, ops, arena, split_wide=True):
+    """Consumes the engine layers (LayerOps) and the ArenaPlan. Produces (LayerSpecs, report rows):
+    per layer integer_layer -> descriptor -> split_wide_rows (a too-wide 1x1 layer; split_wide=False
+    leaves it to the engine-limit check) -> validate_layer, whose refusal names the ONNX node."""
     layers, report = [], []
     for op in ops:
-        q_in = tensors[fe.tensor_ids(op.act)[0]].quant   # one quantization: the front end checked
-        q_out = op.out.quant
-        fields, acc, err = _int_layer(op, q_in, q_out)
-        in_off, in_cs, gather = view(op.act)
-        up = op.act.up
-        out = op.out
-        ob = gof[out.id]
-        spec = LayerSpec(op="conv1x1" if op.kind in ("conv1x1", "patch") else "dw3x3", in_off=in_off,
-                         in_h=op.act.h >> up, in_w=op.act.w >> up, in_cs=in_cs, cin=int(op.act.flat.size),
-                         in_mode=cfg.MODE_PATCH3X3 if op.kind == "patch" else (cfg.MODE_UPSAMPLE2 if up else 0),
-                         stride=int(op.stride), pad=int(op.pad), in_zp=q_in.zp & 0xFF, in_signed=q_in.signed,
-                         out_signed=q_out.signed, deformable=op.kind == "deform",
-                         out_off=offsets[ob], out_h=out.h, out_w=out.w, out_cs=bufs[ob]["cs"],
-                         out_choff=choff[out.id], cout=out.c, gather=gather.astype(np.uint16), name=op.name,
-                         **fields)
-        if op.dil is not None:
-            d_off, d_cs, d_ch = view(op.dil)
-            spec.dil_off, spec.dil_cs = d_off + int(d_ch[0]), d_cs
+        q_in = fe.tensors[fe.tensor_ids(op.act)[0]].quant   # one quantization: the front end checked
+        ints = integer_layer(op, q_in, op.out.quant)
+        spec = descriptor(fe, op, ints, arena)
         parts = [spec]
         if split_wide and spec.op == "conv1x1" and spec.weight_bytes() > cfg.W_BUF_BYTES:
-            parts = _split_rows(spec)
+            parts = split_wide_rows(spec)
         for part in parts:
             try:
                 validate_layer(part)
@@ -337,21 +428,35 @@ def _lower(fe, outputs, class_names, source, split_wide=True, reuse=True):
                 pre = "layer {!r}: ".format(part.label())
                 _fail(op, "engine limit: " + (msg[len(pre):] if msg.startswith(pre) else msg))
         layers.extend(parts)
-        report.append(dict(name=op.name, onnx_op=op.onnx_op, op=OP_LABELS[op.kind],
-                           in_shape=[int(op.act.flat.size), op.act.h, op.act.w], out_shape=[out.c, out.h, out.w],
-                           w_bits=spec.w_bits, l1_max=int(acc["l1"].max()),
-                           acc_bits_needed=int(acc["bits_needed"].max()), acc_bits=cfg.ACC_BITS,
-                           margin_bits=int(acc["margin_bits"]), worst_scale_error=err,
-                           shift_only=bool(spec.shift_only), engine_layers=len(parts)))
+        report.append(report_row(op, ints, parts))
+    return layers, report
+
+
+# ------------------------------------------------------------------------ pass: pack
+def pack(layers):
+    """Consumes the LayerSpecs. Produces (program words, weights blob) (FORMAT.md), after the
+    program-level limits (MAX_LAYERS, at least one layer)."""
     if len(layers) > cfg.MAX_LAYERS:
         raise CompileError("the network needs {} engine layers, the engine runs at most {} (MAX_LAYERS)".format(
             len(layers), cfg.MAX_LAYERS))
     if not layers:
         raise CompileError("the network has no layer the engine runs")
-    program, weights = pack_program(layers)
-    t_in = tensors[inp]
-    input_info = dict(name=fe.input_name, shape=[1, t_in.c, t_in.h, t_in.w], offset=offsets[gof[inp]],
-                      cs=bufs[gof[inp]]["cs"], **t_in.quant.as_dict())
+    return pack_program(layers)
+
+
+# ------------------------------------------------------------------------ pass: host tensors
+def input_info(fe, arena):
+    """model.json "input": the network input's name, shape, arena offset, pixel stride, quantization."""
+    inp = fe.input_tensor.id
+    t_in = fe.tensors[inp]
+    return dict(name=fe.input_name, shape=[1, t_in.c, t_in.h, t_in.w], offset=arena.offsets[arena.gof[inp]],
+                cs=arena.bufs[arena.gof[inp]].cs, **t_in.quant.as_dict())
+
+
+def output_info(fe, outputs, arena):
+    """model.json "outputs": per graph output its shape, buffer offset, pixel stride, channel bytes,
+    upsample flag and quantization (one per output: refused if its channels mix two)."""
+    tensors = fe.tensors
     outs = []
     for name, act in outputs:
         ts = fe.tensor_ids(act)
@@ -359,26 +464,27 @@ def _lower(fe, outputs, class_names, source, split_wide=True, reuse=True):
         for t in ts[1:]:
             if not tensors[t].quant.same(q):
                 raise CompileError("graph output {!r} mixes channels quantized differently".format(name))
-        off, cs, ch = view(act)
+        off, cs, ch = arena.view(fe, act)
         outs.append(dict(name=name, shape=[1, int(act.flat.size), act.h, act.w], offset=int(off), cs=int(cs),
                          channels=[int(c) for c in ch], up=int(act.up), **q.as_dict()))
-    meta = dict(source=source, n_copy_layers=sum(op.kind == "copy" for op in ops))
-    cm = CompiledModel(program, weights, layers, arena_size, input_info, outs, class_names, report, meta)
-    # where every quantized ONNX value lives in the arena after a run (debugging aid, not saved;
-    # a buffer may have been reused by a later layer)
-    probes = {}
+    return outs
+
+
+def probes(fe, arena):
+    """Where every quantized ONNX value lives in the arena after a run (debugging aid, not saved;
+    a buffer may have been reused by a later layer)."""
+    found = {}
     for name, v in fe.values.items():
-        act = getattr(v, "act", v) if type(v).__name__ == "RawQ" else v
-        if type(act).__name__ != "Act" or act.ch.ndim != 1:
+        act = v.act if isinstance(v, RawQ) else v
+        if not isinstance(act, Act) or act.ch.ndim != 1:
             continue
         ts = fe.tensor_ids(act)
-        if not all(t in gof for t in ts) or len({gof[t] for t in ts}) != 1:
+        if not all(t in arena.gof for t in ts) or len({arena.gof[t] for t in ts}) != 1:
             continue
-        off, cs, ch = view(act)
-        probes[name] = dict(name=name, shape=[1, int(act.flat.size), act.h, act.w], offset=int(off), cs=int(cs),
-                            channels=[int(c) for c in ch], up=int(act.up), **tensors[ts[0]].quant.as_dict())
-    cm.probes = probes
-    return cm
+        off, cs, ch = arena.view(fe, act)
+        found[name] = dict(name=name, shape=[1, int(act.flat.size), act.h, act.w], offset=int(off), cs=int(cs),
+                           channels=[int(c) for c in ch], up=int(act.up), **fe.tensors[ts[0]].quant.as_dict())
+    return found
 
 
 def compile_onnx(model, input_size=None, class_names=None, float_weight_bits=None, split_wide=True,
@@ -394,13 +500,21 @@ def compile_onnx(model, input_size=None, class_names=None, float_weight_bits=Non
     m = read_onnx(model)
     src = model if isinstance(model, (str, os.PathLike)) else getattr(m.graph, "name", "")
     check_onnx(m, str(src) or "the model")
+    source = dict(model=str(src), producer=m.producer_name, sha256=hashlib.sha256(m.SerializeToString()).hexdigest())
     fe = Frontend(m, input_size=input_size, float_weight_bits=float_weight_bits)
     with compile_errors_named(fe):
         outputs = fe.run()
         names = list(class_names) if class_names is not None else None
-        return _lower(fe, outputs, names, dict(model=str(src), producer=m.producer_name,
-                                               sha256=hashlib.sha256(m.SerializeToString()).hexdigest()),
-                      split_wide=split_wide, reuse=reuse_memory)
+        ops = fold_requants(fe, outputs)
+        arena = place_buffers(*group_buffers(fe, ops, outputs, reuse=reuse_memory))
+        layers, report = lower_layers(fe, ops, arena, split_wide=split_wide)
+        program, weights = pack(layers)
+        inp = input_info(fe, arena)
+        outs = output_info(fe, outputs, arena)
+        meta = dict(source=source, n_copy_layers=sum(op.kind == "copy" for op in ops))
+        cm = CompiledModel(program, weights, layers, arena.size, inp, outs, names, report, meta)
+        cm.probes = probes(fe, arena)
+        return cm
 
 
 # ------------------------------------------------------------------------ compiled model

@@ -15,54 +15,82 @@ Every ONNX value becomes one of:
   offset = d * A + B).
 A quantizer applied to an `Act` (requantization, e.g. QDQ around a Concat) becomes a
 `RequantOp`; the lowering folds it into the producing layer when it can, else it is a copy layer.
+
+The IR classes are dataclasses (frozen where they are values; `LayerOp` / `RequantOp` / `Tensor`
+are mutable because the lowering folds requantizations into them). A `Pending` layer's linear
+part is a `LayerSrc` (or an `IdentitySrc`: post-ops on an existing activation); a quantized
+constant's integers are an `IntQ`. Each ONNX op is handled by the function OP_HANDLERS names for
+its (domain, op type); see `Frontend.dispatch`.
 """
+from dataclasses import dataclass, replace
+from typing import Optional, Union
+
 import numpy as np
 
 from ..engines.codenet_config import MAX_DIL
 from .onnx_graph import CompileError, QONNX_DOMAINS, attrs, eval_constant_node, node_label, opset_version
 
 INF = float("inf")
+ONNX_DOMAINS = ("", "ai.onnx")            # the standard operator set (both spellings)
 _QTYPES = {2: "uint8", 3: "int8", 21: "uint4", 22: "int4"}   # QuantizeLinear output_dtype codes
 
 
+@dataclass(frozen=True, repr=False)
 class Quant:
     """Per-tensor activation quantization: real = scale * (q - zp), q int8 (signed) or uint8."""
+    scale: float
+    zp: int
+    signed: bool
 
-    def __init__(self, scale, zp, signed):
-        self.scale, self.zp, self.signed = float(scale), int(zp), bool(signed)
+    def __post_init__(self):
+        object.__setattr__(self, "scale", float(self.scale))
+        object.__setattr__(self, "zp", int(self.zp))
+        object.__setattr__(self, "signed", bool(self.signed))
 
     @property
-    def qmin(self):
+    def qmin(self) -> int:
         return -128 if self.signed else 0
 
     @property
-    def qmax(self):
+    def qmax(self) -> int:
         return 127 if self.signed else 255
 
-    def same(self, o):
+    def same(self, o: "Quant") -> bool:
         return (self.zp == o.zp and self.signed == o.signed
                 and abs(self.scale - o.scale) <= 1e-6 * max(abs(self.scale), abs(o.scale)))
 
-    def as_dict(self):
+    def as_dict(self) -> dict:
         return dict(scale=self.scale, zp=self.zp, signed=self.signed)
 
     def __repr__(self):
         return "Quant({:.6g}, {}, {})".format(self.scale, self.zp, "int8" if self.signed else "uint8")
 
 
+def _f64(v):
+    return np.asarray(v, np.float64).copy()
+
+
+@dataclass(frozen=True, eq=False)
 class Post:
-    """Per-channel f(y) = clamp(a * y + b, lo, hi) applied to a layer's real-valued output."""
+    """Per-channel f(y) = clamp(a * y + b, lo, hi) applied to a layer's real-valued output
+    (float64 arrays of one length; `Post.identity(c)` is f(y) = y)."""
+    a: np.ndarray
+    b: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
 
-    def __init__(self, c, a=None, b=None, lo=None, hi=None):
-        self.a = np.ones(c) if a is None else np.asarray(a, np.float64).copy()
-        self.b = np.zeros(c) if b is None else np.asarray(b, np.float64).copy()
-        self.lo = np.full(c, -INF) if lo is None else np.asarray(lo, np.float64).copy()
-        self.hi = np.full(c, INF) if hi is None else np.asarray(hi, np.float64).copy()
+    def __post_init__(self):
+        for f in ("a", "b", "lo", "hi"):
+            object.__setattr__(self, f, _f64(getattr(self, f)))
 
-    def take(self, idx):
-        return Post(len(idx), self.a[idx], self.b[idx], self.lo[idx], self.hi[idx])
+    @classmethod
+    def identity(cls, c: int) -> "Post":
+        return cls(np.ones(c), np.zeros(c), np.full(c, -INF), np.full(c, INF))
 
-    def affine(self, A, B):
+    def take(self, idx) -> "Post":
+        return Post(self.a[idx], self.b[idx], self.lo[idx], self.hi[idx])
+
+    def affine(self, A, B) -> "Post":
         """Compose g(v) = A * v + B after f."""
         A = np.broadcast_to(np.asarray(A, np.float64), self.a.shape)
         B = np.broadcast_to(np.asarray(B, np.float64), self.a.shape)
@@ -75,113 +103,201 @@ class Post:
         # a zero A makes the result the constant B whatever the clamp was
         lo = np.where(np.isnan(lo), -INF, lo)
         hi = np.where(np.isnan(hi), INF, hi)
-        return Post(len(a), a, b, lo, hi)
+        return Post(a, b, lo, hi)
 
-    def clamp(self, lo, hi):
+    def clamp(self, lo, hi) -> "Post":
         lo = np.broadcast_to(np.asarray(lo, np.float64), self.a.shape)
         hi = np.broadcast_to(np.asarray(hi, np.float64), self.a.shape)
-        return Post(len(self.a), self.a, self.b, np.maximum(self.lo, lo), np.minimum(self.hi, hi))
+        return Post(self.a, self.b, np.maximum(self.lo, lo), np.minimum(self.hi, hi))
 
-    def is_identity(self):
+    def without_clamp(self) -> "Post":
+        return Post(self.a, self.b, np.full(len(self.a), -INF), np.full(len(self.a), INF))
+
+    def is_identity(self) -> bool:
         return bool(np.all(self.a == 1) and np.all(self.b == 0) and np.all(self.lo == -INF)
                     and np.all(self.hi == INF))
 
 
+@dataclass(eq=False)
 class Tensor:
-    """One engine tensor: `c` channels on an h x w grid, written by one layer (or the input)."""
+    """One engine tensor: `c` channels on an h x w grid, written by one layer (or the input).
+    Its channels have the global ids base .. base + c - 1."""
+    id: int
+    base: int
+    c: int
+    h: int
+    w: int
+    quant: Quant
+    name: str
+    producer: Optional[Union["LayerOp", "RequantOp"]] = None     # None for the network input
 
-    def __init__(self, tid, base, c, h, w, quant, name):
-        self.id, self.base, self.c, self.h, self.w, self.quant, self.name = tid, base, c, h, w, quant, name
-        self.producer = None        # LayerOp / RequantOp, None for the network input
+
+@dataclass(frozen=True, eq=False)
+class IntQ:
+    """The integers behind a quantized constant: value = (ints - zp) * scale (broadcastable)."""
+    ints: np.ndarray
+    scale: np.ndarray
+    zp: np.ndarray
 
 
+@dataclass(frozen=True, eq=False)
 class Const:
-    def __init__(self, value, q=None, onnx_type=None):
-        self.value = np.asarray(value)
-        self.q = q                  # dict(int=, scale=, zp=) broadcastable to value; None = float
-        self.onnx_type = onnx_type  # "int4" / "uint4" when the value was widened to 8 bits
+    """A constant value; quantized weights carry their integers (`q`), None = float."""
+    value: np.ndarray
+    q: Optional[IntQ] = None
+    onnx_type: Optional[str] = None      # "int4" / "uint4" when the value was widened to 8 bits
+
+    def __post_init__(self):
+        object.__setattr__(self, "value", np.asarray(self.value))
 
     @property
-    def shape(self):
+    def shape(self) -> tuple:
         return tuple(self.value.shape)
 
 
+@dataclass(frozen=True, eq=False)
 class Act:
-    def __init__(self, ch, h, w, up=0):
-        self.ch = np.asarray(ch, np.int64)
-        self.h, self.w, self.up = int(h), int(w), int(up)
+    """A quantized activation in the arena: per logical channel a global channel id (`ch`, 1-D
+    for NCHW, more dimensions inside a channel shuffle); `up` = 1: nearest x2 upsample of the
+    stored (h/2, w/2) tensor."""
+    ch: np.ndarray
+    h: int
+    w: int
+    up: int = 0
+
+    def __post_init__(self):
+        object.__setattr__(self, "ch", np.asarray(self.ch, np.int64))
+        object.__setattr__(self, "h", int(self.h))
+        object.__setattr__(self, "w", int(self.w))
+        object.__setattr__(self, "up", int(self.up))
 
     @property
-    def shape(self):
+    def shape(self) -> tuple:
         return (1,) + tuple(self.ch.shape) + (self.h, self.w)
 
     @property
-    def flat(self):
+    def flat(self) -> np.ndarray:
         return self.ch.reshape(-1)
 
 
+@dataclass(frozen=True, eq=False)
+class LayerSrc:
+    """The linear part of an engine layer (convolution + bias) read from one ONNX node.
+    kind: conv1x1 | patch | dw | deform (| copy for the lowering's requant copies)."""
+    kind: str
+    act: Act
+    w: np.ndarray            # (cout, K) integer weights, zero point removed
+    ws: np.ndarray           # (cout,) weight scale
+    bias: np.ndarray         # (cout,) real bias
+    stride: int
+    pad: int
+    name: str
+    onnx_op: str
+    dil: Optional[Act] = None
+
+
+@dataclass(frozen=True, eq=False)
+class IdentitySrc:
+    """An activation used as a linear layer's input (element-wise post-ops on an Act)."""
+    act: Act
+
+
+@dataclass(frozen=True, eq=False)
 class Pending:
-    def __init__(self, src, c, h, w, post=None):
-        self.src, self.c, self.h, self.w = src, int(c), int(h), int(w)
-        self.post = post if post is not None else Post(c)
+    """The real-valued result of a linear layer (`src`) and its post-ops, not yet quantized."""
+    src: Union[LayerSrc, IdentitySrc]
+    c: int
+    h: int
+    w: int
+    post: Optional[Post] = None
+
+    def __post_init__(self):
+        for f in ("c", "h", "w"):
+            object.__setattr__(self, f, int(getattr(self, f)))
+        if self.post is None:
+            object.__setattr__(self, "post", Post.identity(self.c))
 
     @property
-    def shape(self):
+    def shape(self) -> tuple:
         return (1, self.c, self.h, self.w)
 
-    def with_post(self, post):
-        return Pending(self.src, self.c, self.h, self.w, post)
+    def with_post(self, post: Post) -> "Pending":
+        return replace(self, post=post)
 
 
+@dataclass(frozen=True, eq=False)
 class RawQ:
-    def __init__(self, act, quant):
-        self.act, self.quant = act, quant
+    """The integer output of a QuantizeLinear (its DequantizeLinear gives `act` back)."""
+    act: Act
+    quant: Quant
 
     @property
-    def shape(self):
+    def shape(self) -> tuple:
         return self.act.shape
 
 
+@dataclass(frozen=True, eq=False)
 class GraphInput:
-    def __init__(self, name, shape):
-        self.name, self.shape_ = name, tuple(shape)
+    """The float network input before its quantizer."""
+    name: str
+    shape: tuple
 
-    @property
-    def shape(self):
-        return self.shape_
+    def __post_init__(self):
+        object.__setattr__(self, "shape", tuple(self.shape))
 
 
+@dataclass(frozen=True, eq=False)
 class RoundV:
-    def __init__(self, src):
-        self.src = src
+    """Round(x) of an activation: the dilation predictor before its Clip."""
+    src: Union[Pending, Act]
 
     @property
-    def shape(self):
+    def shape(self) -> tuple:
         return self.src.shape
 
 
+@dataclass(frozen=True, eq=False)
 class OffsetV:
-    def __init__(self, act, A, B=None):
-        self.act, self.A, self.B = act, A, B
+    """DeformConv offsets d * A + B (B None until the Add) of a per-pixel dilation d (`act`)."""
+    act: Act
+    A: np.ndarray
+    B: Optional[np.ndarray] = None
 
     @property
-    def shape(self):
+    def shape(self) -> tuple:
         return (1, int(np.size(self.A)), self.act.h, self.act.w)
 
 
+@dataclass(eq=False)
 class LayerOp:
-    """An engine layer before lowering. kind: conv1x1 | patch | dw | deform | copy."""
+    """An engine layer before lowering (mutable: the lowering folds requantizations into it).
+    kind: conv1x1 | patch | dw | deform | copy."""
+    kind: str
+    act: Act
+    w: np.ndarray
+    ws: np.ndarray
+    bias: np.ndarray
+    stride: int
+    pad: int
+    post: Post
+    out: Tensor
+    name: str
+    onnx_op: str
+    dil: Optional[Act] = None
 
-    def __init__(self, kind, act, w, ws, bias, stride, pad, post, out, name, onnx_op, dil=None):
-        self.kind, self.act, self.w, self.ws, self.bias = kind, act, w, ws, bias
-        self.stride, self.pad, self.post, self.out = stride, pad, post, out
-        self.name, self.onnx_op, self.dil = name, onnx_op, dil
 
-
+@dataclass(eq=False)
 class RequantOp:
-    def __init__(self, act, post, out, qlo, qhi, name, onnx_op, force_copy=False):
-        self.act, self.post, self.out, self.qlo, self.qhi = act, post, out, qlo, qhi
-        self.name, self.onnx_op, self.force_copy = name, onnx_op, force_copy
+    """A quantizer on an already quantized activation: out = clamp(round(post(act) / s) + zp,
+    qlo, qhi). Folded into the producer when possible, else a copy layer (force_copy: always)."""
+    act: Act
+    post: Post
+    out: Tensor
+    qlo: int
+    qhi: int
+    name: str
+    onnx_op: str
+    force_copy: bool = False
 
 
 def _ints(v):
@@ -249,18 +365,17 @@ class Frontend:
             self.input_tensor = t
             return Act(np.arange(t.base, t.base + c), h, w)
         if isinstance(v, Pending):
-            if v.src["kind"] == "identity":
-                return self.requant(v.src["act"], v.post, quant, qlo, qhi)
+            if isinstance(v.src, IdentitySrc):
+                return self.requant(v.src.act, v.post, quant, qlo, qhi)
             t = self.new_tensor(v.c, v.h, v.w, quant, self.label)
             s = v.src
             post = v.post.clamp((qlo - quant.zp) * quant.scale, (qhi - quant.zp) * quant.scale)
-            op = LayerOp(s["kind"], s["act"], s["w"], s["ws"], s["bias"], s["stride"], s["pad"], post, t,
-                         s["name"], s["onnx_op"], dil=s.get("dil"))
+            op = LayerOp(s.kind, s.act, s.w, s.ws, s.bias, s.stride, s.pad, post, t, s.name, s.onnx_op, dil=s.dil)
             t.producer = op
             self.ops.append(op)
             return self.whole(t)
         if isinstance(v, Act):
-            return self.requant(v, Post(v.flat.size), quant, qlo, qhi)
+            return self.requant(v, Post.identity(v.flat.size), quant, qlo, qhi)
         if isinstance(v, RawQ):
             self.fail("QuantizeLinear applied to an already quantized (integer) tensor")
         self.fail("cannot quantize this value ({})".format(type(v).__name__))
@@ -293,7 +408,7 @@ class Frontend:
     def materialize(self, act):
         """Copy an upsampled view into a tensor of its own (for consumers without upsample mode)."""
         q = self.act_quant(act)
-        return self.requant(act, Post(act.flat.size), q, q.qmin, q.qmax, force_copy=True)
+        return self.requant(act, Post.identity(act.flat.size), q, q.qmin, q.qmax, force_copy=True)
 
     # ---------------------------------------------------------------- walk
     def run(self):
@@ -354,19 +469,16 @@ class Frontend:
         return outputs
 
     def dispatch(self, node, ins):
+        """Run the handler OP_HANDLERS names for the node's (domain, op type); a standard op
+        without a handler is folded when all its inputs are constants, else refused."""
         op = node.op_type
-        if node.domain in QONNX_DOMAINS:
-            fn = getattr(self, "qonnx_" + op, None)
-            if fn is None:
-                self.fail("QONNX op {} is not supported (Quant and BipolarQuant on weights are)".format(op))
-            return fn(node, ins, attrs(node))
-        if node.domain == "com.microsoft" and op in ("QuantizeLinear", "DequantizeLinear"):
-            pass        # onnxruntime's contrib Q/DQ (4/16-bit before opset 21): same semantics
-        elif node.domain not in ("", "ai.onnx"):
-            self.fail("op {} of domain {!r} is not supported".format(op, node.domain))
-        fn = getattr(self, "op_" + op, None)
+        fn = handler_for(node.domain, op)
         if fn is not None:
-            return fn(node, ins, attrs(node))
+            return fn(self, node, ins, attrs(node))
+        if node.domain in QONNX_DOMAINS:
+            self.fail("QONNX op {} is not supported (Quant and BipolarQuant on weights are)".format(op))
+        if node.domain not in ONNX_DOMAINS:
+            self.fail("op {} of domain {!r} is not supported".format(op, node.domain))
         if all(isinstance(v, Const) or v is None for v in ins):
             return self.fold(node, ins)
         self.fail("op type {} is not supported by the CoDeNet engine".format(op))
@@ -419,7 +531,7 @@ class Frontend:
         if isinstance(v, Pending):
             return v
         if isinstance(v, Act) and v.ch.ndim == 1:
-            return Pending({"kind": "identity", "act": v}, v.flat.size, v.h, v.w)
+            return Pending(IdentitySrc(v), v.flat.size, v.h, v.w)
         return None
 
     # ---------------------------------------------------------------- QDQ
@@ -470,7 +582,7 @@ class Frontend:
             zb = np.asarray(zp_arr, np.int64).reshape(shp) if np.size(zp_arr) > 1 else np.asarray(
                 zp_arr, np.int64).reshape(())
             val = (qi.astype(np.int64) - zb) * sb
-            return Const(val.astype(np.float32), q=dict(int=qi.astype(np.int64), scale=sb, zp=zb))
+            return Const(val.astype(np.float32), q=IntQ(qi.astype(np.int64), sb, zb))
         if not isinstance(x, RawQ):
             self.fail("DequantizeLinear of a value that no QuantizeLinear produced")
         if scale.size != 1:
@@ -506,7 +618,7 @@ class Frontend:
             if r is None:
                 self.fail("rounding_mode {} is not supported".format(mode))
             qi = np.clip(r(v), lo, hi).astype(np.int64)
-            return Const(((qi - zp) * scale).astype(np.float32), q=dict(int=qi, scale=scale, zp=zp.astype(np.int64)))
+            return Const(((qi - zp) * scale).astype(np.float32), q=IntQ(qi, scale, zp.astype(np.int64)))
         if nb != 8:
             self.fail("activations must be quantized to 8 bits, got {}".format(nb))
         if mode.upper() != "ROUND":
@@ -526,7 +638,7 @@ class Frontend:
             self.fail("bipolar (1-bit) activations are not supported by the CoDeNet engine")
         self._check_scale(scale)
         qi = np.where(np.asarray(x.value) >= 0, 1, -1).astype(np.int64)
-        return Const((qi * scale).astype(np.float32), q=dict(int=qi, scale=scale, zp=np.zeros((), np.int64)))
+        return Const((qi * scale).astype(np.float32), q=IntQ(qi, scale, np.zeros((), np.int64)))
 
     # ---------------------------------------------------------------- convolutions
     def weights(self, W, cout, what="weights"):
@@ -545,9 +657,9 @@ class Frontend:
             qi = np.clip(np.rint(w / ws.reshape((-1,) + (1,) * (w.ndim - 1))), -qmax - 1, qmax).astype(np.int64)
             return qi, ws
         shape = W.value.shape
-        qi = np.asarray(W.q["int"], np.int64)
-        zp = np.broadcast_to(np.asarray(W.q["zp"], np.int64), shape)
-        sc = np.broadcast_to(np.asarray(W.q["scale"], np.float64), shape).reshape(cout, -1)
+        qi = np.asarray(W.q.ints, np.int64)
+        zp = np.broadcast_to(np.asarray(W.q.zp, np.int64), shape)
+        sc = np.broadcast_to(np.asarray(W.q.scale, np.float64), shape).reshape(cout, -1)
         if np.any(sc.max(axis=1) != sc.min(axis=1)):
             self.fail("its {} have a scale varying inside an output channel (per-output-channel or per-tensor "
                       "scales only)".format(what))
@@ -593,7 +705,6 @@ class Frontend:
         bias = self._bias(ins[2] if len(ins) > 2 else None, cout)
         h, w = x.h, x.w
         self.act_quant(x)         # one quantization over all input channels
-        src = dict(act=x, ws=wsc, bias=bias, stride=stride, name=self.label, onnx_op=self.op_type)
         if (kh, kw) == (1, 1):
             if group != 1:
                 self.fail("group {} is not supported for 1x1 convolutions (group 1 only)".format(group))
@@ -601,7 +712,7 @@ class Frontend:
                 self.fail("pads {} are not supported for 1x1 convolutions".format(pads))
             if stride not in (1, 2):
                 self.fail("stride {} is not supported for 1x1 convolutions (1 or 2)".format(stride))
-            src.update(kind="conv1x1", w=wi.reshape(cout, cin), pad=0)
+            kind, wmat, pad = "conv1x1", wi.reshape(cout, cin), 0
             oh, ow = (h - 1) // stride + 1, (w - 1) // stride + 1
         else:
             if pads != [1, 1, 1, 1]:
@@ -609,17 +720,17 @@ class Frontend:
             if group == cin and cout == cin and cin_g == 1:
                 if stride not in (1, 2):
                     self.fail("stride {} is not supported for depthwise 3x3 (1 or 2)".format(stride))
-                src.update(kind="dw", w=wi.reshape(cout, 9), pad=1)
+                kind, wmat, pad = "dw", wi.reshape(cout, 9), 1
             elif group == 1:
                 if stride not in (1, 2, 4):
                     self.fail("stride {} is not supported for dense 3x3 (1, 2 or 4)".format(stride))
                 if x.up:
                     x = self.materialize(x)
-                    src["act"] = x
-                src.update(kind="patch", w=wi.transpose(0, 2, 3, 1).reshape(cout, 9 * cin), pad=1)
+                kind, wmat, pad = "patch", wi.transpose(0, 2, 3, 1).reshape(cout, 9 * cin), 1
             else:
                 self.fail("group {} is not supported (1, or {} for depthwise)".format(group, cin))
             oh, ow = (h + 2 - 3) // stride + 1, (w + 2 - 3) // stride + 1
+        src = LayerSrc(kind, x, wmat, wsc, bias, stride, pad, self.label, self.op_type)
         return Pending(src, cout, oh, ow)
 
     def op_DeformConv(self, node, ins, a):
@@ -673,8 +784,7 @@ class Frontend:
             x = self.materialize(x)
         wi, wsc = self.weights(W, cout)
         bias = self._bias(ins[3] if len(ins) > 3 else None, cout)
-        src = dict(kind="deform", act=x, w=wi.reshape(cout, 9), ws=wsc, bias=bias, stride=1, pad=1,
-                   name=self.label, onnx_op=self.op_type, dil=dact)
+        src = LayerSrc("deform", x, wi.reshape(cout, 9), wsc, bias, 1, 1, self.label, self.op_type, dil=dact)
         return Pending(src, cout, x.h, x.w)
 
     # ---------------------------------------------------------------- element-wise post-ops
@@ -722,7 +832,7 @@ class Frontend:
         if isinstance(src, Act):
             if src.flat.size != 1:
                 self.fail("the dilation predictor must have 1 output channel, got {}".format(src.flat.size))
-            return self.requant(src, Post(1), q, lo, hi)
+            return self.requant(src, Post.identity(1), q, lo, hi)
         self.fail("Round of a value that is not an activation")
 
     def op_Round(self, node, ins, a):
@@ -732,7 +842,7 @@ class Frontend:
         if isinstance(x, Pending) and np.all(x.post.lo >= 0) and np.all(x.post.hi <= MAX_DIL):
             lo, hi = float(x.post.lo.min()), float(x.post.hi.max())
             if lo == round(lo) and hi == round(hi):
-                p = x.with_post(Post(x.c, x.post.a, x.post.b))
+                p = x.with_post(x.post.without_clamp())
                 return self.dilation(p, int(lo), int(hi))
         if isinstance(x, (Pending, Act)):
             return RoundV(x)
@@ -969,3 +1079,46 @@ def _nearest_index(n_out, n_in, ctm, nm):
     else:
         return None
     return np.clip(r, 0, n_in - 1).astype(np.int64)
+
+
+# ONNX op handlers, keyed by (domain, op type); the standard domain is "" ("ai.onnx" is looked up
+# as ""). A handler is called as handler(frontend, node, input values, attributes) and returns the
+# node's output value(s).
+OP_HANDLERS = {
+    # quantizers (onnxruntime's com.microsoft Q/DQ, 4/16-bit before opset 21: same semantics)
+    ("", "QuantizeLinear"): Frontend.op_QuantizeLinear,
+    ("", "DequantizeLinear"): Frontend.op_DequantizeLinear,
+    ("com.microsoft", "QuantizeLinear"): Frontend.op_QuantizeLinear,
+    ("com.microsoft", "DequantizeLinear"): Frontend.op_DequantizeLinear,
+    **{(d, "Quant"): Frontend.qonnx_Quant for d in QONNX_DOMAINS},
+    **{(d, "BipolarQuant"): Frontend.qonnx_BipolarQuant for d in QONNX_DOMAINS},
+    # convolutions
+    ("", "Conv"): Frontend.op_Conv,
+    ("", "DeformConv"): Frontend.op_DeformConv,
+    # element-wise post-ops (folded into the layer's requantization) and the dilation predictor
+    ("", "BatchNormalization"): Frontend.op_BatchNormalization,
+    ("", "Relu"): Frontend.op_Relu,
+    ("", "Clip"): Frontend.op_Clip,
+    ("", "Round"): Frontend.op_Round,
+    ("", "Mul"): Frontend.op_Mul,
+    ("", "Add"): Frontend.op_Add,
+    ("", "Sub"): Frontend.op_Sub,
+    ("", "Div"): Frontend.op_Div,
+    # data movement (index arithmetic on channel ids) and folded shape arithmetic
+    ("", "Cast"): Frontend.op_Cast,
+    ("", "Identity"): Frontend.op_Identity,
+    ("", "Shape"): Frontend.op_Shape,
+    ("", "Concat"): Frontend.op_Concat,
+    ("", "Split"): Frontend.op_Split,
+    ("", "Slice"): Frontend.op_Slice,
+    ("", "Gather"): Frontend.op_Gather,
+    ("", "Reshape"): Frontend.op_Reshape,
+    ("", "Transpose"): Frontend.op_Transpose,
+    ("", "Resize"): Frontend.op_Resize,
+    ("", "Constant"): Frontend.op_Constant,
+}
+
+
+def handler_for(domain, op_type):
+    """The handler of an ONNX op, or None (see OP_HANDLERS)."""
+    return OP_HANDLERS.get(("" if domain in ONNX_DOMAINS else domain, op_type))

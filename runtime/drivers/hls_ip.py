@@ -4,8 +4,7 @@ import time
 from pynq import DefaultIP
 
 from ..errors import EngineBusyError, EngineTimeoutError, OverlayError
-
-AP_START, AP_DONE, AP_IDLE = 0x1, 0x2, 0x4
+from ..platform.ap_ctrl import AP_DONE, AP_IDLE, AP_START, CTRL_OFFSET
 
 
 class HlsIP(DefaultIP):
@@ -56,20 +55,20 @@ class HlsIP(DefaultIP):
 
     @property
     def idle(self):
-        return bool(self.mmio.read(0) & AP_IDLE)
+        return bool(self.mmio.read(CTRL_OFFSET) & AP_IDLE)
 
     def start(self):
         if not self.idle:
             raise EngineBusyError("{}: cannot start, the engine is still busy from an earlier "
                                      "start (ap_idle = 0); reload the overlay to reset it".format(self.name))
-        self.mmio.write(0, AP_START)
+        self.mmio.write(CTRL_OFFSET, AP_START)
 
     def wait(self, timeout_s):
         """Poll ap_done (clear-on-read) until it rises or timeout_s passes."""
         deadline = time.monotonic() + timeout_s
         delay = 0.0
         while True:
-            ctrl = self.mmio.read(0)
+            ctrl = self.mmio.read(CTRL_OFFSET)
             if ctrl & AP_DONE:
                 return
             if time.monotonic() > deadline:

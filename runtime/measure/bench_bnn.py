@@ -6,6 +6,7 @@ import platform
 import numpy as np
 
 from ..engines import bnn_config as cfg
+from ..platform.zu3eg import budget_line
 from . import bnn_perf
 from .timing import best_rate
 
@@ -76,5 +77,4 @@ def print_bench(r):
     print("  MODELLED Ultra96-V2 (analytical model, not measured on a board):")
     print("    {:.0f} MHz: {:.0f} images/s, latency {:.3f} ms, bottleneck {}".format(
         mod["clock_mhz"], mod["images_per_s"], mod["latency_ms"], mod["bottleneck_layer"]))
-    print("    DSP {} / 360, BRAM36 {} / 216, LUT {} / 70560 ({:.0%})".format(
-        mod["dsp"], mod["bram36"], mod["lut"], mod["lut_fraction_of_zu3eg"]))
+    print("    {} ({:.0%})".format(budget_line(mod), mod["lut_fraction_of_zu3eg"]))

@@ -24,9 +24,9 @@ Resources (first-order estimates, calibrated on nothing; a Vivado run replaces t
 import math
 
 from ..engines import bnn_config as cfg
+from ..platform.zu3eg import ZU3EG  # noqa: F401 - the resource budget, re-exported
 from . import bnn_dataflow
 
-ZU3EG = {"lut": 70560, "bram36": 216, "dsp": 360}
 PLATFORM_LUT, PLATFORM_BRAM36 = 6000, 6
 BRAM36_SHAPES = ((72, 512), (36, 1024), (18, 2048), (9, 4096), (4, 8192), (2, 16384), (1, 32768))
 

@@ -26,6 +26,7 @@ Resources (first-order estimates, no synthesis run behind them):
 import math
 
 from ..engines import codenet_config as cfg
+from ..platform.zu3eg import ZU3EG  # noqa: F401 - the resource budget, re-exported
 from . import codenet_cycles
 
 START_OVERHEAD_US = 20.0            # one start: a few AXI-Lite writes and the ap_done poll
@@ -39,7 +40,6 @@ PUBLISHED_HOST_MS = {
 }
 PUBLISHED_CALL_MS = 0.15
 PUBLISHED_FPS = {256: 32.2, 512: 9.3}
-ZU3EG = {"lut": 70560, "bram36": 216, "dsp": 360}
 
 
 def _macs(spec):

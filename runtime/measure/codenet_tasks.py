@@ -17,6 +17,7 @@ from .timing import best_rate
 
 from ..errors import ModelError
 from ..paths import cache_root, repo_root
+from ..platform.zu3eg import budget_line
 
 
 def _cache_root():
@@ -361,7 +362,7 @@ def print_bench(r):
     print("    fps by AXI latency: {}; trip counts alone (busiest DATAFLOW stage per layer; no latency, depth or "
           "fill): {:.1f} fps".format(
         ", ".join("L={}: {:.1f}".format(k, v) for k, v in mod["fps_by_axi_latency"].items()), mod["trip_count_fps"]))
-    print("    DSP {} / 360, BRAM36 {} / 216, LUT {} / 70560".format(mod["dsp"], mod["bram36"], mod["lut"]))
+    print("    " + budget_line(mod))
     pc = r.get("published_comparison")
     if pc:
         print("    published system: {} fps measured; its structure under this model: {:.1f} fps; "

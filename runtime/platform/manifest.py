@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..errors import OverlayError
 from ..paths import overlays_root
+from .ap_ctrl import CTRL_FIELDS
 from .manifest_schema import validate_manifest_data
 
 MANIFEST_NAME = "manifest.json"
@@ -105,9 +106,7 @@ class Manifest:
 
 
 def _ctrl_fields():
-    names = [("AP_START", 0, "read-write"), ("AP_DONE", 1, "read-only"), ("AP_IDLE", 2, "read-only"),
-             ("AP_READY", 3, "read-only"), ("AUTO_RESTART", 7, "read-write")]
-    return {n: {"bit_offset": o, "bit_width": 1, "access": a, "description": n} for n, o, a in names}
+    return {n: {"bit_offset": o, "bit_width": 1, "access": a, "description": n} for n, o, a in CTRL_FIELDS}
 
 
 def load_manifest(overlay_dir):

@@ -5,6 +5,7 @@ import math
 import numbers
 
 from ..errors import OverlayError
+from .ap_ctrl import CTRL_OFFSET
 
 # VLNV -> (engine, registers its driver writes): the IP cores this runtime has drivers for
 KNOWN_IPS = {
@@ -117,8 +118,9 @@ def _registers(path, field, regs, addr_range, needed):
             _fail(path, "{}.{}.offset".format(field, bn),
                   "overlaps register {} (0x{:X}..0x{:X})".format(an, a0, a1 - 1))
     ctrl = regs.get("CTRL")
-    if ctrl is None or _int(path, field + ".CTRL.offset", ctrl["offset"], 0, 0) != 0:
-        _fail(path, field + ".CTRL", "the ap_ctrl_hs control register CTRL at offset 0 is required")
+    if ctrl is None or _int(path, field + ".CTRL.offset", ctrl["offset"], 0, 0) != CTRL_OFFSET:
+        _fail(path, field + ".CTRL", "the ap_ctrl_hs control register CTRL at offset {} is required".format(
+            CTRL_OFFSET))
     for reg_name in needed:
         if reg_name not in regs:
             _fail(path, "{}.{}".format(field, reg_name), "is missing (the driver writes it)")

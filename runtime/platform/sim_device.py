@@ -27,9 +27,9 @@ from pynq.buffer import PynqBuffer
 from pynq.pl_server.device import Device
 
 from ..errors import AllocationError, OverlayError, SimulationError
+from .ap_ctrl import AP_DONE, AP_IDLE, AP_READY, AP_START, HOST_WRITABLE
 from .manifest import load_manifest
 
-AP_START, AP_DONE, AP_IDLE, AP_READY = 0x1, 0x2, 0x4, 0x8
 CMA_BASE = 0x6000_0000
 DEFAULT_CMA_BYTES = 512 * 1024 * 1024
 PAGE = 4096
@@ -287,7 +287,7 @@ class SimulatedPL(Device):
 
     # ---- internals -------------------------------------------------------------------------
     def _write_ctrl(self, ip, value):
-        ip.regs[0] = (ip.regs[0] & ~np.uint32(0x81)) | np.uint32(value & 0x81)
+        ip.regs[0] = (ip.regs[0] & ~np.uint32(HOST_WRITABLE)) | np.uint32(value & HOST_WRITABLE)
         if not value & AP_START:
             return
         if not ip.regs[0] & AP_IDLE:
