@@ -25,6 +25,10 @@
 #       DATAFLOW messages of conv1x1_stream<true/false>, dw3x3_stream and load_conv_weights
 #       (codenet_dataflow.h, codenet_engine.h): each layer's reader and writer share the one
 #       `arena` m_axi port (read and write channels).
+#   the per-layer profile (FORMAT.md "Profile region"): the schedule of codenet_top should show the
+#       two reads of the ap_none `timestamp` port (sample_clock) at each layer's boundaries, not
+#       hoisted or merged; C/RTL co-simulation sees a constant timestamp (the testbench's), so it
+#       checks the region's layout, not its values.
 
 set src_dir [file dirname [file normalize [info script]]]
 source [file join $src_dir .. common pd_manifest.tcl]
