@@ -149,3 +149,19 @@ def test_cli_profile_bad_size_is_a_one_line_error(size, capsys):
     rc = main(["profile", "codenet", "--size", size])
     out, err = capsys.readouterr()
     assert rc == 2 and err.count("\n") == 1 and "--size must be 256 or 512" in err and "Traceback" not in err
+
+
+def test_detector_exposes_the_last_frames_profile():
+    from runtime.detector import Detector
+    from runtime.vision.samples import samples_dir
+    import cv2
+    img = cv2.imread(str(sorted(samples_dir().glob("*.jpg"))[0]))
+    with Detector(pl="sim") as d:
+        d.detect(img)
+        assert d.last_profile is None                         # profiling is off by default
+    with Detector(pl="sim", profile=True) as d:
+        assert d.last_profile is None                         # no frame yet
+        d.detect(img)
+        prof = d.last_profile
+    assert prof["source"] == "modelled" and len(prof["layers"]) == d.model.n_layers
+    assert [(r["start"], r["end"]) for r in prof["layers"]] == [tuple(map(int, s)) for s in modelled_profile(d.model.layers)]
