@@ -77,6 +77,19 @@ proc pd_build_overlay {overlay_dir masters ip_repo {jobs 4}} {
                           Master /$ip/m_axi_$bundle Slave /$PD_PS/S_AXI_${hp}_FPD intc_ip Auto master_apm 0] \
             [get_bd_intf_pins $PD_PS/S_AXI_${hp}_FPD]
     }
+    # free-running cycle counters: each ap_none input of the IP named in PD_TIMESTAMP_PORTS (set by
+    # the overlay's block_design.tcl) is driven by a 64-bit Binary Counter (LogiCORE c_counter_binary,
+    # PG121) on the engine's clock, counting every cycle from the bitstream load (no CE, no reset:
+    # the engine only takes differences; 2^64 cycles at 250 MHz do not wrap in 2,000 years)
+    if {[info exists ::PD_TIMESTAMP_PORTS]} {
+        foreach port $::PD_TIMESTAMP_PORTS {
+            set counter ${ip}_${port}_counter
+            create_bd_cell -type ip -vlnv xilinx.com:ip:c_counter_binary $counter
+            set_property -dict [list CONFIG.Output_Width 64] [get_bd_cells $counter]
+            connect_bd_net [get_bd_pins $clk] [get_bd_pins $counter/CLK]
+            connect_bd_net [get_bd_pins $counter/Q] [get_bd_pins $ip/$port]
+        }
+    }
     # address map: the registers where the manifest (and so the runtime) expects them
     assign_bd_address -offset $phys_addr -range [expr {$addr_range / 1024}]K \
         -target_address_space [get_bd_addr_spaces $PD_PS/Data] [get_bd_addr_segs $ip/s_axi_control/Reg] -force

@@ -196,6 +196,39 @@ def cmd_verify(args):
     return 0 if result["mismatching_outputs"] == 0 else 1
 
 
+# ---- profile --------------------------------------------------------------------------------
+def cmd_profile(args):
+    """One real frame through the CoDeNet engine with the per-layer profile on: a table of the
+    engine's per-layer cycle counters (measured on a board, the cycle model's in simulation)."""
+    from .codenet_runner import CodenetRunner
+    from .errors import InputError
+    from .measure.codenet_tasks import real_frames, resolve_model
+    if args.size not in ("256", "512"):
+        raise InputError("--size must be 256 or 512, got {!r}".format(args.size))
+    compiled_dir, _ = resolve_model(args.model, int(args.size))
+    with CodenetRunner(compiled_dir, pl=args.pl, engine=args.engine, profile=True) as net:
+        _, _, h, w = net.model.input["shape"]
+        net.run(real_frames(1, (h, w)))
+        prof = net.profile()
+    prof["input_size"] = int(h)
+    label = prof["source"].upper()
+    print("per-layer profile, {} ({}x{}, {} layers, {:g} MHz): {}".format(
+        label, h, w, len(prof["layers"]), prof["clock_mhz"],
+        "the engine's cycle counter" if prof["source"] == "measured" else
+        "the cycle model's counts (simulated PL; nothing measured)"))
+    print("{:>4}  {:<40} {:<8} {:>10} {:>10} {:>6}".format("#", "layer", "op", "cycles", "us", "share"))
+    total = prof["total_cycles"] or 1
+    for r in prof["layers"]:
+        print("{:>4}  {:<40} {:<8} {:>10,} {:>10.1f} {:>5.1f}%".format(
+            r["index"], r["name"][:40], r["op"], r["cycles"], r["us"], 100.0 * r["cycles"] / total))
+    print("total ({}): {:,} cycles = {:.3f} ms = {:.1f} fps at {:g} MHz".format(
+        prof["source"], prof["total_cycles"], prof["total_us"] / 1e3,
+        1e6 / prof["total_us"] if prof["total_us"] else float("inf"), prof["clock_mhz"]))
+    if args.json:
+        write_json(args.json, prof)
+    return prof
+
+
 # ---- bench ----------------------------------------------------------------------------------
 def cmd_bench(args):
     if args.target == "detector":
@@ -360,6 +393,17 @@ def build_parser():
     s.add_argument("--model", default=None)
     s.add_argument("--json", default=None, metavar="FILE")
     s.set_defaults(func=cmd_verify)
+
+    s = sub.add_parser("profile", help="per-layer cycles of one frame on the CoDeNet engine (measured on a "
+                                       "board, modelled in simulation)")
+    s.add_argument("target", choices=["codenet"])
+    s.add_argument("--size", default="256", help="input size of the default network: 256 or 512")
+    s.add_argument("--model", default=None, help="a compiled model folder instead of the default network")
+    s.add_argument("--pl", choices=["auto", "board", "sim"], default="auto")
+    s.add_argument("--engine", choices=["numpy", "csim"], default="numpy",
+                   help="simulated PL: bit-exact numpy model or C-simulation of the HLS code")
+    s.add_argument("--json", default=None, metavar="FILE")
+    s.set_defaults(func=cmd_profile)
 
     s = sub.add_parser("bench", help="measured host throughput and modelled Ultra96 figures")
     s.add_argument("target", choices=["bnn", "codenet", "detector"])

@@ -11,6 +11,8 @@ import numpy as np
 import pynq
 
 from .compiler.codenet_compiler import CompiledModel
+from .engines import codenet_config as cfg
+from .measure.codenet_cycles import PROFILE_BEAT_BYTES, unpack_profile
 from .errors import InputError, OverlayError
 from .platform.buffers import BufferOwner
 from .platform.overlay import load_overlay
@@ -30,8 +32,13 @@ class CodenetRunner(SharedIP, BufferOwner):
     _buffer_names = ("_program", "_weights", "_arena", "_arena_1", "_arena_2")
     ARENA_NAMES = ("_arena", "_arena_1", "_arena_2")
 
-    def __init__(self, model, overlay="codenet", pl="auto", engine="numpy", timeout_s=TIMEOUT_S, n_arenas=1):
+    def __init__(self, model, overlay="codenet", pl="auto", engine="numpy", timeout_s=TIMEOUT_S, n_arenas=1,
+                 profile=False):
         self.model = model if isinstance(model, CompiledModel) else CompiledModel.load(model)
+        # per-layer profile: each arena gets the region past the model's tensors (FORMAT.md
+        # "Profile region"); the engine writes one beat per layer there, read after each frame
+        self.profile_off = -(-self.model.arena_size // PROFILE_BEAT_BYTES) * PROFILE_BEAT_BYTES if profile else 0
+        self._last_index = None
         self.overlay, self.manifest, self.pl = load_overlay(overlay, pl=pl, engine=engine)
         self.engine = engine if self.pl == "sim" else "fpga"
         self.timeout_s = float(timeout_s)
@@ -49,7 +56,8 @@ class CodenetRunner(SharedIP, BufferOwner):
             self._program = pynq.allocate(self.model.program.shape, np.uint32, target=dev)
             self._weights = pynq.allocate(self.model.weights.shape, np.uint8, target=dev)
             for name in self.ARENA_NAMES[:int(n_arenas)]:
-                arena = pynq.allocate((self.model.arena_size,), np.uint8, target=dev)
+                size = self.profile_off + self.model.n_layers * PROFILE_BEAT_BYTES if profile else self.model.arena_size
+                arena = pynq.allocate((size,), np.uint8, target=dev)
                 setattr(self, name, arena)
                 arena[:] = 0
                 arena.flush()          # once: a frame then flushes only the input it writes
@@ -64,6 +72,7 @@ class CodenetRunner(SharedIP, BufferOwner):
     def _configure(self):
         """Point the engine at this runner's program and weights (under the IP's lock)."""
         self.ip.set_model(self._program, self._weights, self.model.n_layers)
+        self.ip.set_profile(self.profile_off)
 
     def _check(self, x):
         if self._arena is None:
@@ -81,8 +90,33 @@ class CodenetRunner(SharedIP, BufferOwner):
     def _start(self, index):
         off, n = self.model.input["offset"], self.model.input_bytes()
         arena = self.arena(index)
-        self.ip.run(arena, timeout_s=self.timeout_s, written=[(off, n)], read=self.model.output_regions())
+        read = list(self.model.output_regions())
+        if self.profile_off:
+            read.append((self.profile_off, self.model.n_layers * PROFILE_BEAT_BYTES))
+        self.ip.run(arena, timeout_s=self.timeout_s, written=[(off, n)], read=read)
+        self._last_index = index
         return np.asarray(arena)
+
+    def profile(self, index=None):
+        """The per-layer profile of the last frame run on arena `index` (default: the last frame
+        of this runner) -> {"source": "measured" (board) | "modelled" (simulated PL: the cycle
+        model's counts), "clock_mhz", "total_cycles", "total_us", "layers": [{"index", "name",
+        "op", "start", "end", "cycles", "us"}]}. start / end are the engine's cycle counter; a
+        layer's interval runs from its descriptor read to its last write (FORMAT.md "Profile
+        region"). Needs CodenetRunner(..., profile=True) and a frame run."""
+        if not self.profile_off:
+            raise RuntimeError("profiling is off: create the runner with profile=True")
+        index = self._last_index if index is None else index
+        if index is None:
+            raise RuntimeError("no frame has run yet")
+        n = self.model.n_layers
+        stamps = unpack_profile(np.asarray(self.arena(index))[self.profile_off:], n).astype(np.int64)
+        mhz = float(cfg.CLOCK_MHZ)
+        layers = [{"index": i, "name": spec.name, "op": spec.op, "start": int(s), "end": int(e),
+                   "cycles": int(e - s), "us": (e - s) / mhz} for i, (spec, (s, e)) in enumerate(zip(self.model.layers, stamps))]
+        total = int(stamps[-1, 1] - stamps[0, 0]) if n else 0
+        return {"source": "modelled" if self.pl == "sim" else "measured", "clock_mhz": mhz,
+                "total_cycles": total, "total_us": total / mhz, "layers": layers}
 
     def arena(self, index=0):
         """The arena PynqBuffer number `index`."""

@@ -122,7 +122,7 @@ class Detector:
     "csim" (the HLS C-simulation); on a board the bitstream runs whatever backend says."""
 
     def __init__(self, model=None, pl="auto", backend="numpy", score_threshold=DEFAULT_SCORE,
-                 top_k=DEFAULT_TOP_K, timeout_s=None):
+                 top_k=DEFAULT_TOP_K, timeout_s=None, profile=False):
         self.model = load_detector_model(model)
         self.class_names = list(self.model.class_names or self.model.meta["detector"]["classes"])
         self.input_size = int(self.model.input["shape"][2])
@@ -132,13 +132,22 @@ class Detector:
             raise ValueError("top_k must be >= 1, got {}".format(top_k))
         self.score_threshold, self.top_k = float(score_threshold), int(top_k)
         kw = {} if timeout_s is None else {"timeout_s": timeout_s}
-        self.runner = CodenetRunner(self.model, pl=pl, engine=backend, n_arenas=2, **kw)
+        self.runner = CodenetRunner(self.model, pl=pl, engine=backend, n_arenas=2, profile=profile, **kw)
         self.pl, self.backend = self.runner.pl, self.runner.engine
         self._outs = {o["name"]: o for o in self.model.outputs}
         self._busy = threading.Lock()
         self._workers = None               # the stream pipeline's threads and queues, once started
         # the last TIMINGS_KEPT frames' stage times (bounded: a camera may run for days)
         self.timings = {k: collections.deque(maxlen=TIMINGS_KEPT) for k in ("pre_ms", "pl_ms", "post_ms")}
+
+    @property
+    def last_profile(self):
+        """The engine's per-layer profile of the last frame (CodenetRunner.profile: "source" is
+        "measured" on a board, "modelled" in simulation), or None before the first frame or
+        without Detector(..., profile=True)."""
+        if not self.runner.profile_off or self.runner._last_index is None:
+            return None
+        return self.runner.profile()
 
     # ---- stages (each works on one of the runner's arenas)
     def preprocess(self, image, index=0):

@@ -123,6 +123,25 @@ def test_block_design_names_match_the_source_and_manifest(overlay):
                                                   (manifest.bitstream_path, manifest.hwh_path)])
 
 
+def test_block_design_drives_every_ap_none_input_with_a_free_running_counter(overlay):
+    """The HLS top's ap_none inputs (codenet: the profile clock `timestamp`, FORMAT.md "Profile
+    region") are each driven by a Binary Counter of the input's width on the engine's clock."""
+    name, manifest, ip_name, ip = overlay
+    src = HlsSource(name)
+    ports = re.findall(r"INTERFACE mode = ap_none port = (\w+)", src.text)
+    rec = record(manifest.dir / "block_design.tcl", "/ip/repo")
+    counters = [c[-1] for c in calls(rec, "create_bd_cell") if "xilinx.com:ip:c_counter_binary" in c]
+    assert len(counters) == len(ports) == (1 if name == "codenet" else 0)
+    for port, cell in zip(ports, counters):
+        width = re.search(r"volatile ap_uint<(\d+)> \*{}\b".format(port), src.text).group(1)
+        i = rec.index(["get_bd_cells", cell])
+        assert rec[i + 1][:3] == ["set_property", "-dict", "CONFIG.Output_Width {}".format(width)]
+        clk = rec.index(["get_bd_pins", "{}/CLK".format(cell)])
+        assert rec[clk - 1] == ["get_bd_pins", "/zynq_ultra_ps_e_0/pl_clk0"]
+        q = rec.index(["get_bd_pins", "{}/Q".format(cell)])
+        assert rec[q + 1] == ["get_bd_pins", "{}/{}".format(ip_name, port)] and rec[q + 2][0] == "connect_bd_net"
+
+
 def _make_n(overlay_dir, target):
     r = subprocess.run(["make", "-n", "-C", str(overlay_dir), target], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr

@@ -172,3 +172,54 @@ def test_streams_and_dataflow_regions_use_named_depths():
     flow = (HLS / "codenet" / "codenet_dataflow.h").read_text()
     depths = re.findall(r"#pragma HLS STREAM variable = \w+ depth = (\w+)", flow)
     assert depths and set(depths) == {"STREAM_BEATS"}
+
+
+def _top_arguments(engine):
+    """[(type text, name)] of <engine>_top's parameters, in order."""
+    text = (HLS / engine / "{}_top.cpp".format(engine)).read_text()
+    params = re.search(r"^void {}_top\((.*?)\)\s*\{{".format(engine), text, re.S | re.M).group(1)
+    return text, [tuple(p.strip().rsplit(None, 1)) for p in re.sub(r"\s+", " ", params).split(",")]
+
+
+@pytest.mark.parametrize("engine", ["bnn", "codenet"])
+def test_every_top_argument_has_an_interface_and_the_register_map_follows_it(engine):
+    """Each argument of the top: a pointer on m_axi + s_axilite (its 64-bit offset), a scalar on
+    s_axilite, or an ap_none wire (not in the register map). The manifest's registers are the
+    Vitis HLS s_axilite layout of those arguments in order: from 0x10, a 64-bit offset takes 0xC
+    bytes (two data words and a reserved one), a 32-bit scalar 0x8 (data + reserved)."""
+    import json
+    text, args = _top_arguments(engine)
+    manifest = json.loads((HLS.parent / "overlays" / engine / "manifest.json").read_text())
+    (ip,) = manifest["ips"].values()
+    regs = {n: int(r["offset"], 16) for n, r in ip["registers"].items()}
+    offset, seen = 0x10, []
+    for typ, name in args:
+        pointer, name = name.startswith("*") or typ.endswith("*"), name.lstrip("*")
+        lite = re.search(r"INTERFACE s_axilite port = {} bundle = control".format(name), text)
+        wire = re.search(r"INTERFACE mode = ap_none port = {}\b".format(name), text)
+        assert bool(lite) != bool(wire), "{}: exactly one of s_axilite / ap_none".format(name)
+        if wire:
+            assert typ.startswith("volatile") and pointer, "{}: a sampled wire is a volatile pointer".format(name)
+            assert name not in regs
+            continue
+        if pointer:
+            assert re.search(r"INTERFACE m_axi port = {} offset = slave".format(name), text), name
+        assert regs[name] == offset, "{}: manifest 0x{:X}, Vitis layout 0x{:X}".format(name, regs[name], offset)
+        offset += 0xC if pointer else 0x8
+        seen.append(name)
+    assert set(seen) == set(regs) - {"CTRL", "GIER", "IP_IER", "IP_ISR"}
+
+
+def test_codenet_profile_clock_is_sampled_in_a_fixed_protocol_region():
+    """The per-layer profile (FORMAT.md "Profile region"): `timestamp` is read only by
+    sample_clock (volatile read + ap_wait in a PROTOCOL fixed region, UG1399), once before and
+    once after each layer, and the entry is written as one whole beat when profile_off != 0."""
+    text, args = _top_arguments("codenet")
+    assert ("volatile ap_uint<64>", "*timestamp") in args and ("ap_uint<32>", "profile_off") in args
+    body = text[text.index("s_axilite port = return"):]
+    assert body.count("timestamp") == 2 == body.count("codenet::sample_clock(timestamp)")
+    assert "if (profile) codenet::write_profile(arena, prof_beat + codenet::addr_t(l), t_start, t_end);" in body
+    engine = (HLS / "codenet" / "codenet_engine.h").read_text()
+    fn = engine[engine.index("inline ap_uint<64> sample_clock"):]
+    fn = fn[:fn.index("\n}\n")]
+    assert re.search(r"#pragma HLS PROTOCOL mode = fixed\n\s*t = \*timestamp;\n#ifdef __SYNTHESIS__\n\s*ap_wait\(\);", fn)

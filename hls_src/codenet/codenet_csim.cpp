@@ -8,6 +8,12 @@
 //       (CSIM_ERR_*) with a message on stderr (and in codenet_csim_last_error()); nothing is
 //       written to the arena then. program holds n_layers * DESC_WORDS words, weights
 //       weights_bytes bytes, arena arena_bytes bytes.
+//   int codenet_csim_run_profiled(program, weights, arena, n_layers, arena_bytes, weights_bytes,
+//                                 uint64_t profile_off, uint64_t timestamp0);
+//       The same with the per-layer profile on (FORMAT.md "Profile region"): layer l's
+//       {start, end} beat at arena byte profile_off + 16 * l (profile_off: a non-zero multiple of
+//       16, the n_layers beats inside the arena, else code 2 / 5); the timestamp input holds
+//       timestamp0 (the C simulation's clock adds the trip counts so far, sample_clock).
 //   int codenet_csim_check(const uint32_t *program, const uint8_t *weights, uint32_t n_layers,
 //                          uint64_t arena_bytes, uint64_t weights_bytes);
 //       The checks alone (same codes).
@@ -209,17 +215,28 @@ extern "C" int codenet_csim_check(const uint32_t *program, const uint8_t *weight
     return 0;
 }
 
-extern "C" int codenet_csim_run(const uint32_t *program, const uint8_t *weights, uint8_t *arena,
-                                uint32_t n_layers, uint64_t arena_bytes, uint64_t weights_bytes) {
+extern "C" int codenet_csim_run_profiled(const uint32_t *program, const uint8_t *weights, uint8_t *arena,
+                                         uint32_t n_layers, uint64_t arena_bytes, uint64_t weights_bytes,
+                                         uint64_t profile_off, uint64_t timestamp0) {
     const int err = codenet_csim_check(program, weights, n_layers, arena_bytes, weights_bytes);
     if (err) return err;
+    if (profile_off % ARENA_BUS_BYTES != 0 || profile_off >= (1ULL << 32))
+        return fail(CSIM_ERR_FIELD, -1, "profile_off not a 32-bit multiple of 16", (long long)profile_off);
+    if (profile_off && profile_off + (uint64_t)n_layers * ARENA_BUS_BYTES > arena_bytes)
+        return fail(CSIM_ERR_ARENA_RANGE, -1, "profile region past the arena", (long long)profile_off);
     std::vector<ap_uint<32> > prog(program, program + (uint64_t)n_layers * DESC_WORDS);
     if (prog.empty()) prog.push_back(0);  // a valid pointer even for an empty program
     std::vector<codenet_host::beat_t> wts = codenet_host::to_beats(weights, weights_bytes);
     std::vector<codenet_host::beat_t> mem = codenet_host::to_beats(arena, arena_bytes);
-    codenet_top(prog.data(), wts.data(), mem.data(), ap_uint<32>(n_layers));
+    volatile ap_uint<64> timestamp = timestamp0;
+    codenet_top(prog.data(), wts.data(), mem.data(), ap_uint<32>(n_layers), ap_uint<32>(profile_off), &timestamp);
     codenet_host::from_beats(mem, arena, arena_bytes);
     return 0;
+}
+
+extern "C" int codenet_csim_run(const uint32_t *program, const uint8_t *weights, uint8_t *arena,
+                                uint32_t n_layers, uint64_t arena_bytes, uint64_t weights_bytes) {
+    return codenet_csim_run_profiled(program, weights, arena, n_layers, arena_bytes, weights_bytes, 0, 0);
 }
 
 extern "C" uint32_t codenet_csim_cycles(uint64_t *out, uint32_t max_layers) {

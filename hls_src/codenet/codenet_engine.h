@@ -28,6 +28,9 @@
 #endif
 
 #include "pd_ap_types.h"
+#ifdef __SYNTHESIS__
+#include <ap_utils.h>   // ap_wait (sample_clock)
+#endif
 #include "codenet_config.h"
 
 namespace codenet {
@@ -219,6 +222,48 @@ inline Desc read_desc(const ap_uint<32> *program, int layer) {
         w[i] = program[layer * DESC_WORDS + i];
     }
     return decode_desc(w);
+}
+
+// ---------------------------------------------------------------- per-layer profile
+// The cycle counter at this point of the program. On hardware `timestamp` is the block design's
+// free-running 64-bit counter on an ap_none input: a volatile read is a read of the port each
+// time (UG1399 "Volatile": no access of a volatile is merged or removed), and the PROTOCOL fixed
+// region with ap_wait() keeps the read where it is written in the schedule, after the layer's
+// calls before it and before the ones after it (UG1399 "Specifying a Protocol Region"). The first
+// csynth schedule should be checked for that order. Under C simulation the counter does not move
+// during a call, so the engine adds a deterministic clock: every pipelined-loop iteration and
+// one-beat access logged so far (the trip counts of the cycle accounting, all layers up to this
+// one): monotone, and larger after any layer than before it.
+inline ap_uint<64> sample_clock(volatile ap_uint<64> *timestamp) {
+#pragma HLS INLINE
+    ap_uint<64> t;
+    {
+#pragma HLS PROTOCOL mode = fixed
+        t = *timestamp;
+#ifdef __SYNTHESIS__
+        ap_wait();
+#endif
+    }
+#ifndef __SYNTHESIS__
+    const CycleLog &log = cycle_log();
+    for (int l = 0; l <= log.layer && l < MAX_LAYERS; l++)
+        for (int p = 0; p < PH_ENTRIES; p++) t += log.count[l][p];
+#endif
+    return t;
+}
+
+// One profile entry (FORMAT.md "Profile region"): a whole beat, start in bytes 0..7, end in
+// bytes 8..15 (little-endian), written with one blocking request after the layer (counted as a
+// descriptor-phase event: it is on the sequential path between two layers, like the descriptor).
+static_assert(ARENA_BUS_BYTES == 16, "a profile entry (two u64) is one beat");
+inline void write_profile(bus_t *arena, addr_t beat, ap_uint<64> start, ap_uint<64> end) {
+#pragma HLS INLINE
+    bus_t v;
+    v.range(63, 0) = start;
+    v.range(127, 64) = end;
+    CODENET_BLOCKING(PH_DESC);
+    CODENET_WROTE(beat);
+    arena[beat] = v;
 }
 
 // A stored activation byte as a value: int8 if signed, else uint8.

@@ -15,7 +15,8 @@ constexpr int COSIM_ARENA_BEATS = (1 << 22) / ARENA_BUS_BYTES;
 }  // namespace
 
 void codenet_top(const ap_uint<32> *program, const ap_uint<8 * ARENA_BUS_BYTES> *weights,
-                 ap_uint<8 * ARENA_BUS_BYTES> *arena, ap_uint<32> n_layers) {
+                 ap_uint<8 * ARENA_BUS_BYTES> *arena, ap_uint<32> n_layers,
+                 ap_uint<32> profile_off, volatile ap_uint<64> *timestamp) {
     // every m_axi setting from codenet_config.h ("memory system"): the cycle model charges the same
 #pragma HLS INTERFACE m_axi port = program offset = slave bundle = gmem_prog depth = MAX_LAYERS * DESC_WORDS latency = AXI_LATENCY num_read_outstanding = AXI_OUTSTANDING num_write_outstanding = AXI_UNUSED_OUTSTANDING max_read_burst_length = PROG_MAX_BURST max_write_burst_length = AXI_UNUSED_BURST
 #pragma HLS INTERFACE m_axi port = weights offset = slave bundle = gmem_weights depth = COSIM_WEIGHT_BEATS latency = AXI_LATENCY num_read_outstanding = AXI_OUTSTANDING num_write_outstanding = AXI_UNUSED_OUTSTANDING max_read_burst_length = AXI_MAX_BURST max_write_burst_length = AXI_UNUSED_BURST
@@ -24,6 +25,10 @@ void codenet_top(const ap_uint<32> *program, const ap_uint<8 * ARENA_BUS_BYTES> 
 #pragma HLS INTERFACE s_axilite port = weights bundle = control
 #pragma HLS INTERFACE s_axilite port = arena bundle = control
 #pragma HLS INTERFACE s_axilite port = n_layers bundle = control
+#pragma HLS INTERFACE s_axilite port = profile_off bundle = control
+    // the free-running counter of the block design (overlays/codenet/block_design.tcl): a plain
+    // wire, no handshake; volatile so that every read is a read of the port (UG1399 "Volatile")
+#pragma HLS INTERFACE mode = ap_none port = timestamp
 #pragma HLS INTERFACE s_axilite port = return bundle = control
 
     // On-chip buffers, refilled at the start of every layer.
@@ -47,6 +52,8 @@ void codenet_top(const ap_uint<32> *program, const ap_uint<8 * ARENA_BUS_BYTES> 
     // one requantization stage shared by both ops (its PE DSPs counted once)
 #pragma HLS ALLOCATION function instances = codenet::requant_tile limit = REQUANT_STAGES
     const int n = n_layers.to_int();
+    const bool profile = profile_off != 0;
+    const codenet::addr_t prof_beat = codenet::beat_of(profile_off);
 #ifndef __SYNTHESIS__
     codenet::cycle_log().open_layer = -1;   // every run ends with commit(): nothing is pending
     codenet::cycle_log().n_layers = n;
@@ -60,6 +67,7 @@ void codenet_top(const ap_uint<32> *program, const ap_uint<8 * ARENA_BUS_BYTES> 
         codenet::cycle_log().events[l].clear();
         codenet::cycle_log().epoch++;          // a new layer: no beat read or written yet
 #endif
+        const ap_uint<64> t_start = codenet::sample_clock(timestamp);
         const codenet::Desc d = codenet::read_desc(program, l);
         codenet::load_gather(weights, d, gch, gather);
         codenet::load_requant(weights, d, rq);
@@ -77,6 +85,8 @@ void codenet_top(const ap_uint<32> *program, const ap_uint<8 * ARENA_BUS_BYTES> 
             codenet::load_dw_weights(weights, d, dww);
             codenet::dw3x3_stream(arena, d, gch, dww, rq, lbank);
         }
+        const ap_uint<64> t_end = codenet::sample_clock(timestamp);
+        if (profile) codenet::write_profile(arena, prof_beat + codenet::addr_t(l), t_start, t_end);
     }
 #ifndef __SYNTHESIS__
     codenet::cycle_log().commit();

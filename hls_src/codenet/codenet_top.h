@@ -11,7 +11,11 @@
 // to the `arena`. The host (or codenet_csim_run) has checked every descriptor against the limits.
 // weights and arena are ARENA_BUS_BYTES-wide ports over byte-addressed buffers (FORMAT.md):
 // both start 16-byte aligned and are allocated to a whole number of beats.
+// Per-layer profile (FORMAT.md "Profile region"): `timestamp` is a free-running cycle counter
+// (ap_none wire, sampled before and after each layer); when profile_off != 0 the engine writes
+// layer l's {start, end} as one beat at arena byte offset profile_off + 16 * l.
 void codenet_top(const ap_uint<32> *program, const ap_uint<8 * ARENA_BUS_BYTES> *weights,
-                 ap_uint<8 * ARENA_BUS_BYTES> *arena, ap_uint<32> n_layers);
+                 ap_uint<8 * ARENA_BUS_BYTES> *arena, ap_uint<32> n_layers,
+                 ap_uint<32> profile_off, volatile ap_uint<64> *timestamp);
 
 #endif  // CODENET_TOP_H

@@ -25,6 +25,11 @@
 #       DATAFLOW messages of conv1x1_stream<true/false>, dw3x3_stream and load_conv_weights
 #       (codenet_dataflow.h, codenet_engine.h): each layer's reader and writer share the one
 #       `arena` m_axi port (read and write channels).
+#   the per-layer profile (FORMAT.md "Profile region"): the schedule of codenet_top should show the
+#       two reads of the ap_none `timestamp` port (sample_clock) at each layer's boundaries, not
+#       hoisted or merged. The testbench (codenet_tb.cpp) runs with profile_off = 0: neither C
+#       simulation here nor a co-simulation of it exercises the region (tests/test_codenet_profile.py
+#       does, through codenet_csim_run_profiled).
 
 set src_dir [file dirname [file normalize [info script]]]
 source [file join $src_dir .. common pd_manifest.tcl]

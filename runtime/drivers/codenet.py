@@ -16,6 +16,14 @@ class CodenetDriver(HlsIP):
         self.write_reg("weights", weights.physical_address)
         self.write_reg("n_layers", n_layers)
 
+    def set_profile(self, profile_off):
+        """Per-layer profile (FORMAT.md "Profile region"): the engine writes layer l's
+        {start, end} cycle counter beat at arena byte profile_off + 16 * l; 0 turns it off. Kept
+        between frames like the model's registers."""
+        if profile_off % 16 or not 0 <= profile_off < 1 << 32:
+            raise ValueError("profile_off must be a 32-bit multiple of 16, got {}".format(profile_off))
+        self.write_reg("profile_off", profile_off)
+
     def run(self, arena, timeout_s=2.0, written=None, read=None):
         """One frame: the arena (uint8 PynqBuffer) holds the quantized input on entry and every
         output on return. Exactly one ap_start. `written` / `read`: the (byte offset, size) regions

@@ -6,6 +6,7 @@ import ctypes
 import numpy as np
 
 from ..errors import SimulationError
+from ..measure.codenet_cycles import PROFILE_BEAT_BYTES, modelled_profile, pack_profile
 from . import codenet_config as cfg
 
 
@@ -17,6 +18,8 @@ def load_codenet_csim(extra_flags=()):
     ptr, u32, u64 = ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint64
     lib.codenet_csim_run.restype = ctypes.c_int
     lib.codenet_csim_run.argtypes = [ptr, ptr, ptr, u32, u64, u64]
+    lib.codenet_csim_run_profiled.restype = ctypes.c_int
+    lib.codenet_csim_run_profiled.argtypes = [ptr, ptr, ptr, u32, u64, u64, u64, u64]
     lib.codenet_csim_check.restype = ctypes.c_int
     lib.codenet_csim_check.argtypes = [ptr, ptr, u32, u64, u64]
     lib.codenet_csim_last_error.restype = ctypes.c_char_p
@@ -32,6 +35,17 @@ def load_codenet_csim(extra_flags=()):
     return lib
 
 
+def _profile_region(arena, profile_off, n):
+    """The arena bytes of the profile region (FORMAT.md "Profile region"), checked as the C-sim
+    checks it (a multiple of 16, n beats inside the arena)."""
+    end = profile_off + n * PROFILE_BEAT_BYTES
+    if profile_off % PROFILE_BEAT_BYTES or end > arena.size or profile_off >= 1 << 32:
+        raise SimulationError("codenet IP: profile_off = {} (+ {} layers x {} bytes) is not a beat-aligned "
+                              "region inside the {}-byte arena".format(profile_off, n, PROFILE_BEAT_BYTES,
+                                                                       arena.size))
+    return arena[profile_off:end]
+
+
 class CodenetIPModel:
     def __init__(self, engine="numpy", manifest=None):
         # manifest: the simulated device passes it to every IP model; this one needs nothing from it
@@ -39,6 +53,7 @@ class CodenetIPModel:
             raise ValueError("engine must be 'numpy' or 'csim', not {!r}".format(engine))
         self.engine = engine
         self._lib = load_codenet_csim() if engine == "csim" else None
+        self._profile_cache = (None, None)       # (program + weights digest, modelled region bytes)
         self.reset()
 
     def reset(self):
@@ -56,18 +71,34 @@ class CodenetIPModel:
         weights = device.dma_extent(reg("weights"), "codenet weights")
         arena = device.dma_extent(reg("arena"), "codenet arena")
         words = np.frombuffer(program.tobytes(), "<u4")
+        profile_off = reg("profile_off") or 0           # 0: the profile is off
+        region = _profile_region(arena, profile_off, n) if profile_off else None
         if self.engine == "numpy":
             from .codenet_model import run_program
             try:
                 run_program(words, weights, arena)
             except ValueError as exc:
                 raise SimulationError("codenet IP: the engine refuses the program: {}".format(exc)) from None
-            return
-        weights_c = np.ascontiguousarray(weights)
-        if not arena.flags.c_contiguous:
-            raise SimulationError("codenet IP: the arena view is not contiguous")
-        rc = self._lib.codenet_csim_run(words.ctypes.data, weights_c.ctypes.data, arena.ctypes.data,
-                                        n, arena.size, weights_c.size)
-        if rc != 0:
-            msg = self._lib.codenet_csim_last_error().decode("utf-8", "replace")
-            raise SimulationError("codenet IP (C simulation) refused the program, code {}: {}".format(rc, msg))
+        else:
+            weights_c = np.ascontiguousarray(weights)
+            if not arena.flags.c_contiguous:
+                raise SimulationError("codenet IP: the arena view is not contiguous")
+            # the C simulation writes the region itself (its own clock, sample_clock); the
+            # simulated device then puts the cycle model's numbers there, as for the numpy engine
+            rc = self._lib.codenet_csim_run_profiled(words.ctypes.data, weights_c.ctypes.data, arena.ctypes.data,
+                                                     n, arena.size, weights_c.size, profile_off, 0)
+            if rc != 0:
+                msg = self._lib.codenet_csim_last_error().decode("utf-8", "replace")
+                raise SimulationError("codenet IP (C simulation) refused the program, code {}: {}".format(rc, msg))
+        if region is not None:
+            region[:] = self._modelled_region(words, weights)
+
+    def _modelled_region(self, words, weights):
+        """The profile region a board would hold, from the cycle model (MODELLED): per layer
+        {start, end} of a counter at 0 when the frame starts. Cached per program and weights."""
+        import hashlib
+        from .codenet_program import unpack_program
+        key = hashlib.sha1(words.tobytes() + np.ascontiguousarray(weights).tobytes()).digest()
+        if self._profile_cache[0] != key:
+            self._profile_cache = (key, pack_profile(modelled_profile(unpack_program(words, weights))))
+        return self._profile_cache[1]

@@ -200,12 +200,15 @@ def _dw_events(ev, spec):
     _dw_stream_events(ev, spec)
 
 
-def layer_events(spec, offsets):
+def layer_events(spec, offsets, profile=False):
     """Counter {(phase, kind, trips, beats): count} of one layer; offsets = its (gather, weights,
-    requant) blob offsets (section_offsets)."""
+    requant) blob offsets (section_offsets). profile: the per-layer profile is on (profile_off
+    != 0): the layer's {start, end} beat, one blocking write after it (write_profile)."""
     g_off, w_off, q_off = offsets
     ev = _Events()
     ev.add(cfg.PH_DESC, cfg.EV_BURST, cfg.DESC_WORDS, cfg.DESC_WORDS)
+    if profile:
+        ev.add(cfg.PH_DESC, cfg.EV_BLOCKING, 1, 1)
     _reader(ev, g_off, 2 * spec.cin, spec.cin)
     _reader(ev, q_off, cfg.RQ_RECORD_BYTES * spec.cout, spec.cout)
     _reader(ev, q_off + cfg.RQ_RECORD_BYTES * spec.cout, 2 * spec.cout, spec.cout)
@@ -223,8 +226,8 @@ def layer_events(spec, offsets):
     return ev.c
 
 
-def program_events(layers):
-    return [layer_events(s, o) for s, o in zip(layers, section_offsets(layers))]
+def program_events(layers, profile=False):
+    return [layer_events(s, o, profile) for s, o in zip(layers, section_offsets(layers))]
 
 
 def counts_from_events(events):
@@ -306,13 +309,13 @@ def events_cycles(events, axi_latency=None, dataflow=False):
     return total, dict(by_phase, dataflow_slowest=PHASES[slowest], dataflow_fill=fill)
 
 
-def frame_estimate(layers, clock_mhz=None, axi_latency=None, events=None):
+def frame_estimate(layers, clock_mhz=None, axi_latency=None, events=None, profile=False):
     """The engine as written on one frame: per layer cycles (events at AXI latency L) and the v1
-    trip counts; frame = sum of layers. events: program_events(layers), if already computed.
-    -> dict with cycles, ms, fps, per-layer rows."""
+    trip counts; frame = sum of layers. events: program_events(layers, profile), if already
+    computed. profile: with the per-layer profile on. -> dict with cycles, ms, fps, per-layer rows."""
     clock_mhz = float(clock_mhz or cfg.CLOCK_MHZ)
     rows = []
-    for spec, ev in zip(layers, events if events is not None else program_events(layers)):
+    for spec, ev in zip(layers, events if events is not None else program_events(layers, profile)):
         cyc, by_phase = events_cycles(ev, axi_latency, layer_is_dataflow(spec))
         rows.append({"cycles": cyc, "cycles_by_phase": by_phase, "trip_counts": counts_from_events(ev),
                      "bursts": sum(n * _cdiv(b, cfg.AXI_MAX_BURST) for (p, k, t, b), n in ev.items()
@@ -325,3 +328,39 @@ def frame_estimate(layers, clock_mhz=None, axi_latency=None, events=None):
             "axi_latency_cycles": cfg.AXI_LATENCY if axi_latency is None else axi_latency,
             "trip_counts": {p: sum(r["trip_counts"][p] for r in rows) for p in PHASES + ("cycles",)},
             "layers": rows}
+
+
+# ------------------------------------------------------------------------------ per-layer profile
+PROFILE_BEAT_BYTES = 16       # one {start u64, end u64} entry per layer (FORMAT.md "Profile region")
+
+
+def profile_write_cycles(axi_latency=None):
+    """Cycles of one profile entry's write (the blocking one-beat write after each layer)."""
+    return event_cycles(cfg.PH_DESC, cfg.EV_BLOCKING, 1, 1, axi_latency)
+
+
+def modelled_profile(layers, axi_latency=None, start=0):
+    """The profile region the engine would write for `layers`, from this model: (n, 2) uint64
+    {start, end} counter values per layer, the counter at `start` when the frame begins. As on the
+    board, layer l's interval runs from before its descriptor read to after its last stage, and
+    its own profile write lies between its end and the next layer's start. MODELLED."""
+    write = profile_write_cycles(axi_latency)
+    est = frame_estimate(layers, axi_latency=axi_latency, profile=True)
+    out = np.zeros((len(layers), 2), np.uint64)
+    t = float(start)
+    for i, row in enumerate(est["layers"]):
+        end = t + row["cycles"] - write
+        out[i] = (int(round(t)), int(round(end)))
+        t = end + write
+    return out
+
+
+def pack_profile(stamps):
+    """(n, 2) {start, end} -> the region's bytes (little-endian u64 pairs, one 16-byte beat each)."""
+    return np.ascontiguousarray(np.asarray(stamps, np.uint64).astype("<u8")).view(np.uint8).ravel()
+
+
+def unpack_profile(region, n_layers):
+    """The region's first n_layers beats -> (n, 2) uint64 {start, end}."""
+    raw = np.ascontiguousarray(np.asarray(region, np.uint8)[:n_layers * PROFILE_BEAT_BYTES])
+    return raw.view("<u8").reshape(n_layers, 2).astype(np.uint64)
