@@ -195,6 +195,8 @@ inline void conv_mac(const Desc d, const ConvGeom c, const chan_t xrel[PA][MAX_K
                      const wword_t wbuf[PE][W_WORDS], const Requant rq[PE][CH_TILES], pix_buf_t &pbuf,
                      hls::stream<bus_t> &pix, hls::stream<bus_t> &outb) {
     constexpr int PER = W8 ? PA / 2 : PA;                   // inputs per weight word
+    constexpr int CHAIN = W8 ? CHAIN_8BIT : CHAIN_4BIT;     // products per DSP cascade
+    static_assert(PER % CHAIN == 0, "a weight word's inputs are whole DSP cascades");
     const act_t zp = act_value(d.in_zp, d.in_signed);
     const int nvalid = conv_valid_pixels(d, c);
     const int mac_n = c.ot_n * c.kt_n;
@@ -234,6 +236,9 @@ inline void conv_mac(const Desc d, const ConvGeom c, const chan_t xrel[PA][MAX_K
                                           : zp;
                     x[j] = used ? v : act_t(0);
                 }
+                // per lane pair: PER / CHAIN packed DSP cascades (mac_chain: the adds in the DSP
+                // post-adders), each separated once at its end; then one add per chain and lane
+                // onto the bias / running accumulator
                 acc_t sum[PE];
 #pragma HLS ARRAY_PARTITION variable = sum complete
                 for (int p = 0; p < PE; p += 2) {
@@ -241,11 +246,22 @@ inline void conv_mac(const Desc d, const ConvGeom c, const chan_t xrel[PA][MAX_K
                     const wword_t w_lo = wbuf[p][ot * c.kt_n + kt], w_hi = wbuf[p + 1][ot * c.kt_n + kt];
                     acc_t s_lo = kt == 0 ? acc_t(rq[p][ot].bias) : acc[p];
                     acc_t s_hi = kt == 0 ? acc_t(rq[p + 1][ot].bias) : acc[p + 1];
-                    for (int j = 0; j < PER; j++) {
+                    for (int ch = 0; ch < PER / CHAIN; ch++) {
 #pragma HLS UNROLL
-                        const ProductPair pr = mul2(weight_at(w_lo, j, W8), weight_at(w_hi, j, W8), x[j]);
-                        s_lo += pr.lo;
-                        s_hi += pr.hi;
+                        wgt_t wl[CHAIN], wh[CHAIN];
+                        act_t xc[CHAIN];
+#pragma HLS ARRAY_PARTITION variable = wl complete
+#pragma HLS ARRAY_PARTITION variable = wh complete
+#pragma HLS ARRAY_PARTITION variable = xc complete
+                        for (int j = 0; j < CHAIN; j++) {
+#pragma HLS UNROLL
+                            wl[j] = weight_at(w_lo, ch * CHAIN + j, W8);
+                            wh[j] = weight_at(w_hi, ch * CHAIN + j, W8);
+                            xc[j] = x[ch * CHAIN + j];
+                        }
+                        const ChainPair cp = mac_chain<CHAIN>(wl, wh, xc);
+                        s_lo += cp.lo;
+                        s_hi += cp.hi;
                     }
                     sum[p] = s_lo;
                     sum[p + 1] = s_hi;
