@@ -568,12 +568,9 @@ inline void dw_compute(const Desc d, const chan_t gch[MAX_CH], const dwrow_t dww
                         col[kx][r] = lb[r][kx >> 1][px];   // copy 0: columns 0, 1; copy 1: column 2
                     }
                 }
-                acc_t accs[PE];
-#pragma HLS ARRAY_PARTITION variable = accs complete
-                for (int p = 0; p < PE; p++) {
-#pragma HLS UNROLL
-                    accs[p] = acc_t(rq[p][ct].bias);
-                }
+                // the 9 tap values of every lane (row select: a data mux over the banks)
+                act_t tv[TAPS][PE];
+#pragma HLS ARRAY_PARTITION variable = tv complete dim = 0
                 for (int ky = 0; ky < 3; ky++) {
 #pragma HLS UNROLL
                     const int sy = base_y + ky * dl;
@@ -585,12 +582,34 @@ inline void dw_compute(const Desc d, const chan_t gch[MAX_CH], const dwrow_t dww
                         const bool ok = row_ok && col_ok[kx];
                         for (int p = 0; p < PE; p++) {
 #pragma HLS UNROLL
-                            const act_t v = ok ? act_value(byte_t(w.range(8 * p + 7, 8 * p)), d.in_signed) : zp;
-                            const half_t prod = wgt_t(dww[p][ct].range(8 * (ky * 3 + kx) + 7, 8 * (ky * 3 + kx))) * v;
-#pragma HLS BIND_OP variable = prod op = mul impl = fabric
-                            accs[p] += prod;
+                            tv[ky * 3 + kx][p] = ok ? act_value(byte_t(w.range(8 * p + 7, 8 * p)), d.in_signed) : zp;
                         }
                     }
+                }
+                // per lane: taps DW_DSP_TAPS .. 8 on LUT multipliers summed onto the bias, that sum
+                // into the C port of a cascade of DW_DSP_TAPS DSP48E2 (P = PCIN + A x B, taps
+                // 0 .. DW_DSP_TAPS - 1): the adds of the DSP taps in the post-adders. Integer sums
+                // in any order are the same (FORMAT.md: the accumulator never overflows).
+                acc_t accs[PE];
+#pragma HLS ARRAY_PARTITION variable = accs complete
+                for (int p = 0; p < PE; p++) {
+#pragma HLS UNROLL
+                    const dwrow_t wr = dww[p][ct];
+                    acc_t s = acc_t(rq[p][ct].bias);
+                    for (int t = DW_DSP_TAPS; t < TAPS; t++) {
+#pragma HLS UNROLL
+                        const half_t prod = wgt_t(wr.range(8 * t + 7, 8 * t)) * tv[t][p];
+#pragma HLS BIND_OP variable = prod op = mul impl = fabric
+                        s += prod;
+                    }
+                    pack_acc_t cas = pack_acc_t(s);                  // the first slice's C input
+                    for (int t = 0; t < DW_DSP_TAPS; t++) {
+#pragma HLS UNROLL
+                        const pack_p_t dprod = pack_a_t(wgt_t(wr.range(8 * t + 7, 8 * t))) * pack_b_t(tv[t][p]);
+#pragma HLS BIND_OP variable = dprod op = mul impl = dsp
+                        cas = cas + pack_acc_t(dprod);               // PCIN + A x B
+                    }
+                    accs[p] = acc_t(cas);
                 }
                 outb.write(requant_tile(accs, rq, ct, d));
             }

@@ -26,6 +26,7 @@ TAPS = 9                # taps of a 3x3 window
 REQUANT_STAGES = 1      # requantization stages, shared by both ops
 CHAIN_4BIT = PA         # 1x1 MAC: packed DSPs per PCOUT -> PCIN cascade, 4-bit weights
 CHAIN_8BIT = 4          # 1x1 MAC: packed DSPs per cascade, 8-bit weights (two per weight word)
+DW_DSP_TAPS = 5         # depthwise: taps per channel on a DSP48E2 cascade (the rest on LUTs)
 
 # ---- program format ----
 DESC_WORDS = 32         # uint32 words per layer descriptor
@@ -94,7 +95,8 @@ HEADER_REQUIRED = ("PA", "PE", "CLOCK_MHZ", "MAX_CH", "MAX_W", "MAX_H", "MAX_IMG
                    "MAX_LAYERS", "ACC_BITS", "LINE_ROWS", "MAX_DIL", "DESC_WORDS", "AXI_LATENCY",
                    "AXI_OUTSTANDING", "AXI_MAX_BURST", "DEPTH_MEM_LOOP", "DEPTH_MAC_LOOP", "DEPTH_DW_PIXEL",
                    "EV_FIELDS", "N_PHASES", "STREAM_BEATS", "PATCH_ROW_BEATS", "LB_COPIES", "TAP_COLS",
-                   "DW_SINGLE_BEAT_COST", "PIX_BEATS", "ARENA_BUS_BYTES", "CHAIN_4BIT", "CHAIN_8BIT")
+                   "DW_SINGLE_BEAT_COST", "PIX_BEATS", "ARENA_BUS_BYTES", "CHAIN_4BIT", "CHAIN_8BIT",
+                   "DW_DSP_TAPS")
 
 
 def header_path():
