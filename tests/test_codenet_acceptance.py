@@ -141,7 +141,7 @@ def test_modelled_lut_target(model256):
     assert mod["dsp"] <= ZU3EG["dsp"]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 target NOT reached (modelled): fps at L = 128 is 0.52x "
+@pytest.mark.xfail(strict=True, reason="issue 9 target NOT reached (modelled): fps at L = 128 is 0.53x "
                                        "the fps at L = 0 (target 0.8x: one latency per row and stage, "
                                        "one-beat strided writes into concatenated buffers)")
 def test_modelled_latency_hiding_target(model256):
