@@ -101,6 +101,8 @@ def test_codenet_resource_model_follows_the_code():
     top = (HLS / "codenet" / "codenet_top.cpp").read_text()
     assert "#pragma HLS BIND_OP variable = m op = mul impl = dsp" in engine            # mac_chain
     assert "p = p + pack_acc_t(m);" in engine                  # a chain (PCIN + A x B), not a tree
+    assert "#pragma HLS BIND_OP variable = p op = add impl = dsp" in engine          # in the post-adders
+    assert "#pragma HLS BIND_OP variable = cas op = add impl = dsp" in flow
     assert "mul2(" not in engine + flow                        # no per-DSP separation left
     assert "#pragma HLS BIND_OP variable = prod op = mul impl = fabric" in flow        # depthwise LUT taps
     assert "#pragma HLS BIND_OP variable = dprod op = mul impl = dsp" in flow          # depthwise DSP taps

@@ -603,6 +603,7 @@ inline void dw_compute(const Desc d, const chan_t gch[MAX_CH], const dwrow_t dww
                         s += prod;
                     }
                     pack_acc_t cas = pack_acc_t(s);                  // the first slice's C input
+#pragma HLS BIND_OP variable = cas op = add impl = dsp
                     for (int t = 0; t < DW_DSP_TAPS; t++) {
 #pragma HLS UNROLL
                         const pack_p_t dprod = pack_a_t(wgt_t(wr.range(8 * t + 7, 8 * t))) * pack_b_t(tv[t][p]);

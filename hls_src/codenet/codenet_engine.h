@@ -306,6 +306,7 @@ template <int N>
 inline ChainPair mac_chain(const wgt_t w_lo[N], const wgt_t w_hi[N], const act_t x[N]) {
 #pragma HLS INLINE
     pack_acc_t p = 0;
+#pragma HLS BIND_OP variable = p op = add impl = dsp
     for (int j = 0; j < N; j++) {
 #pragma HLS UNROLL
         const pack_a_t a = (pack_a_t(w_hi[j]) << PACK_SHIFT) + pack_a_t(w_lo[j]);   // pre-adder
