@@ -152,8 +152,9 @@ constexpr int DEPTH_XSRC_LOOP = 2;     // loops without memory access outside th
 // DEPTH_MAC_LOOP: weight word read (1), first packed DSP (A/B, M, P registers: 3), one P register
 // per further DSP of the longest cascade (CHAIN_4BIT - 1: the systolic PCOUT -> PCIN chain; was a
 // 4-level LUT adder tree), field separation / sign correction (1), accumulate (1), requant multiply
-// (3; shift and clamp in its last stage). The 8-bit datapath's cascades are shorter (CHAIN_8BIT)
-// plus one add: the one constant takes the longer 4-bit chain.
+// (3; shift and clamp in its last stage). The 8-bit datapath's cascades (CHAIN_8BIT plus one add)
+// and the depthwise pixel loop (LUT taps, then a DW_DSP_TAPS cascade) are shorter: the one
+// constant takes the longest, the 4-bit chain.
 constexpr int DEPTH_MAC_LOOP = 1 + 3 + CHAIN_4BIT - 1 + 1 + 1 + 3;
 constexpr int DEPTH_DW_PIXEL = 13;     // a pass of a non-pipelined loop body (EV_STEP; the streaming
                                        // engine has none left: its depthwise pixel loop is pipelined)
