@@ -92,26 +92,51 @@ def test_bnn_modelled_rate_includes_the_fifos():
 
 def test_codenet_resource_model_follows_the_code():
     """What runtime/measure/codenet_perf.resources assumes is what the code says: packed 1x1 MACs
-    on DSPs in a 4-bit and an 8-bit datapath, LUT multipliers in the depthwise array, one
-    requantization stage with its product on a DSP, every layer a DATAFLOW region, and the arrays
-    partitioned as listed."""
+    on DSPs summed in DSP cascades (no LUT adder tree: one add per cascade and lane) in a 4-bit and
+    an 8-bit datapath, DW_DSP_TAPS depthwise taps on a DSP cascade and the rest on LUT multipliers,
+    one requantization stage with its product on a DSP, every layer a DATAFLOW region, and the
+    arrays partitioned as listed."""
+    from runtime.engines import codenet_config as cfg
     from runtime.measure.codenet_perf import ZU3EG, on_chip_memories, resources
+    from runtime.platform.zu3eg import LUT_TARGET_FRACTION
     engine = (HLS / "codenet" / "codenet_engine.h").read_text()
     flow = (HLS / "codenet" / "codenet_dataflow.h").read_text()
     top = (HLS / "codenet" / "codenet_top.cpp").read_text()
-    assert "#pragma HLS BIND_OP variable = p op = mul impl = dsp" in engine            # mul2
-    assert "#pragma HLS BIND_OP variable = prod op = mul impl = fabric" in flow        # depthwise
+    assert "#pragma HLS BIND_OP variable = m op = mul impl = dsp" in engine            # mac_chain
+    assert "p = p + pack_acc_t(m);" in engine                  # a chain (PCIN + A x B), not a tree
+    assert "#pragma HLS BIND_OP variable = p op = add impl = dsp" in engine          # in the post-adders
+    assert "#pragma HLS BIND_OP variable = cas op = add impl = dsp" in flow
+    assert "mul2(" not in engine + flow                        # no per-DSP separation left
+    assert "#pragma HLS BIND_OP variable = prod op = mul impl = fabric" in flow        # depthwise LUT taps
+    assert "#pragma HLS BIND_OP variable = dprod op = mul impl = dsp" in flow          # depthwise DSP taps
+    assert "for (int t = DW_DSP_TAPS; t < TAPS; t++)" in flow and "for (int t = 0; t < DW_DSP_TAPS; t++)" in flow
+    assert "cas = cas + pack_acc_t(dprod);" in flow
     assert "#pragma HLS BIND_OP variable = t op = mul impl = dsp" in engine            # requant
     assert "instances = codenet::requant_tile limit = REQUANT_STAGES" in top
     assert flow.count("requant_tile(") == 2                    # the 1x1 MAC (both datapaths) and dw
-    assert "mul2(" in flow and flow.count(" * x[j]") == 0      # no unpacked 1x1 product
+    # the 1x1 products only in mac_chain, one accumulate add per cascade and lane
+    assert "mac_chain<CHAIN>(" in flow and flow.count(" * x[j]") == 0
+    assert flow.count("s_lo += cp.lo;") == 1 and flow.count("s_hi += cp.hi;") == 1
+    assert "for (int ch = 0; ch < PER / CHAIN; ch++)" in flow
     assert "conv1x1_stream<true>" in top and "conv1x1_stream<false>" in top
     assert flow.count("#pragma HLS DATAFLOW") == 2 and "conv1x1(" not in top and "dw3x3(" not in top
     assert "typedef lrow_t line_buf_t[LINE_ROWS][LB_COPIES][MAX_W];" in engine
     assert "variable = lbank complete dim = 1" in top and "variable = lbank complete dim = 2" in top
     r = resources()
-    assert r["detail"]["dsp"]["1x1 MAC, 4-bit datapath: PA x PE products, two per DSP48E2 (mul2, BIND_OP dsp)"] == 128
+    dsp = r["detail"]["dsp"]
+    assert dsp["1x1 MAC, 4-bit datapath: PA x PE products, two per DSP48E2 (mac_chain, BIND_OP dsp)"] == 128
+    assert dsp["1x1 MAC, 8-bit datapath: PA/2 x PE products, two per DSP48E2 (mac_chain)"] == 64
+    dw_key = "depthwise: DW_DSP_TAPS x PE products on DSP cascades (BIND_OP dsp), the rest BIND_OP fabric"
+    assert dsp[dw_key] == cfg.DW_DSP_TAPS * cfg.PE == 80
+    logic = r["detail"]["lut_logic"]
+    assert not any("adder tree" in k for k in logic)           # the 1x1 trees are in the DSP post-adders
+    # one separation per cascade and lane pair: 1 (4-bit) + 2 (8-bit) cascades x 8 pairs x 18 bits
+    assert logic["1x1 cascade-end field separation + sign correction (18-bit add per cascade and lane pair)"] == \
+        (cfg.PA // cfg.CHAIN_4BIT + cfg.PA // 2 // cfg.CHAIN_8BIT) * cfg.PE // 2 * 18 == 432
+    assert logic["depthwise 8 x 9 LUT multipliers (~60 LUT each), taps DW_DSP_TAPS..8"] == \
+        (cfg.TAPS - cfg.DW_DSP_TAPS) * cfg.PE * 60
     assert r["dsp"] <= ZU3EG["dsp"] and r["bram36"] <= ZU3EG["bram36"]
+    assert r["lut"] <= LUT_TARGET_FRACTION * ZU3EG["lut"]
     assert len(on_chip_memories()) == 12
 
 

@@ -42,6 +42,17 @@ constexpr int LINE_ROWS = 15;          // line buffer rows (dilation 0..7 each s
 constexpr int MAX_DIL = 7;
 constexpr int TAPS = 9;                // taps of a 3x3 window
 constexpr int REQUANT_STAGES = 1;     // requantization stages (PE lanes each), shared by both ops
+// 1x1 MAC: packed DSP48E2 products (two output lanes share an input) summed along PCOUT -> PCIN
+// cascades, each separated once at its end (codenet_engine.h mac_chain). The low field of a
+// cascade (18 bits signed) holds CHAIN products: 4-bit weights 16 x 8 x 255 < 2^17 (the whole
+// weight word's PA inputs), 8-bit weights 4 x 128 x 255 < 2^17 (the PA / 2 inputs as two cascades).
+constexpr int CHAIN_4BIT = PA;         // packed DSPs per cascade, 4-bit weights
+constexpr int CHAIN_8BIT = 4;          // packed DSPs per cascade, 8-bit weights
+// Depthwise: taps 0 .. DW_DSP_TAPS - 1 of each of the PE channels on a DSP48E2 cascade (one product
+// per DSP: the taps share no operand, so no packing), the rest on LUT multipliers. The DSP budget
+// sets it: 360 - (1x1 PA x PE / 2 + PA / 2 x PE / 2 = 192, requant PE = 16, address 42) = 110 left,
+// at most 6 taps (96); 5 (80 DSP, 330 in all) leaves margin for csynth's own DSP use.
+constexpr int DW_DSP_TAPS = 5;
 
 // ---- derived sizes of the on-chip buffers ----
 // The 1x1 weight buffer holds PE lanes of W_WORDS words of W_WORD_BYTES bytes (one word: PA
@@ -138,8 +149,13 @@ constexpr int DW_SINGLE_BEAT_COST = (AXI_LATENCY + 1) / AXI_OUTSTANDING;        
 constexpr int DEPTH_MEM_LOOP = 3;      // address, request, data register (+ AXI_LATENCY when it reads)
 constexpr int DEPTH_XSRC_LOOP = 2;     // loops without memory access outside the MAC / pixel loops
                                        // (tables, the weight parser, the PATCH3X3 tap emission)
-constexpr int DEPTH_MAC_LOOP = 12;     // weight word read, packed DSP (3), 16-input adder tree (4),
-                                       // accumulate, requant multiply (3) + shift + clamp
+// DEPTH_MAC_LOOP: weight word read (1), first packed DSP (A/B, M, P registers: 3), one P register
+// per further DSP of the longest cascade (CHAIN_4BIT - 1: the systolic PCOUT -> PCIN chain; was a
+// 4-level LUT adder tree), field separation / sign correction (1), accumulate (1), requant multiply
+// (3; shift and clamp in its last stage). The 8-bit datapath's cascades (CHAIN_8BIT plus one add)
+// and the depthwise pixel loop (LUT taps, then a DW_DSP_TAPS cascade) are shorter: the one
+// constant takes the longest, the 4-bit chain.
+constexpr int DEPTH_MAC_LOOP = 1 + 3 + CHAIN_4BIT - 1 + 1 + 1 + 3;
 constexpr int DEPTH_DW_PIXEL = 13;     // a pass of a non-pipelined loop body (EV_STEP; the streaming
                                        // engine has none left: its depthwise pixel loop is pipelined)
 

@@ -249,8 +249,8 @@ extern "C" uint32_t codenet_csim_cycles(uint64_t *out, uint32_t max_layers) {
 
 extern "C" int codenet_csim_cycle_phases(void) { return N_PHASES; }
 
-// Exhaustive check of the DSP packing (codenet_engine.h mul2): every pair of w_bits-bit signed
-// weights (w_lo, w_hi) with every activation the engine reads (int8 and uint8: -128..255).
+// Exhaustive check of one packed DSP (codenet_engine.h mac_chain<1>): every pair of w_bits-bit
+// signed weights (w_lo, w_hi) with every activation the engine reads (int8 and uint8: -128..255).
 // Returns the number of wrong products; *cases receives the number of (w_lo, w_hi, x) tried.
 extern "C" uint64_t codenet_csim_dsp_pack_check(int w_bits, uint64_t *cases) {
     const int wmin = -(1 << (w_bits - 1)), wmax = (1 << (w_bits - 1)) - 1;
@@ -258,12 +258,76 @@ extern "C" uint64_t codenet_csim_dsp_pack_check(int w_bits, uint64_t *cases) {
     for (int lo = wmin; lo <= wmax; lo++)
         for (int hi = wmin; hi <= wmax; hi++)
             for (int x = -128; x <= 255; x++) {
-                const codenet::ProductPair pr = codenet::mul2(codenet::wgt_t(lo), codenet::wgt_t(hi), codenet::act_t(x));
+                const codenet::wgt_t wl[1] = {codenet::wgt_t(lo)}, wh[1] = {codenet::wgt_t(hi)};
+                const codenet::act_t xa[1] = {codenet::act_t(x)};
+                const codenet::ChainPair pr = codenet::mac_chain<1>(wl, wh, xa);
                 if (pr.lo.to_int() != lo * x || pr.hi.to_int() != hi * x) bad++;
                 n++;
             }
     *cases = n;
     return bad;
+}
+
+namespace {
+// One cascade of N packed DSPs against the true dot products, for `trials` operand sets: first
+// every uniform set of extremes (all N w_lo equal, all N w_hi equal, all N x equal, each one of
+// {min, -1, 0, 1, max}: the largest field sums of either sign), then `trials` - 125 sets mixing
+// extremes and uniform random values (deterministic generator).
+template <int N>
+uint64_t chain_check(int w_bits, uint64_t trials, uint64_t *cases) {
+    const int wmin = -(1 << (w_bits - 1)), wmax = (1 << (w_bits - 1)) - 1;
+    const int wv[5] = {wmin, -1, 0, 1, wmax}, xv[5] = {-128, -1, 0, 1, 255};
+    uint64_t state = 0x9E3779B97F4A7C15ull, bad = 0, n = 0;
+    auto next = [&state]() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        return state;
+    };
+    auto pick = [&next](int lo, int hi, const int ext[5]) {
+        const uint64_t r = next();
+        return (r & 3) == 0 ? ext[(r >> 2) % 5] : lo + (int)((r >> 8) % (uint64_t)(hi - lo + 1));
+    };
+    for (uint64_t t = 0; t < trials; t++) {
+        codenet::wgt_t wl[N], wh[N];
+        codenet::act_t x[N];
+        int64_t lo_sum = 0, hi_sum = 0;
+        for (int j = 0; j < N; j++) {
+            int l, h, a;
+            if (t < 125) {
+                l = wv[t % 5];
+                h = wv[(t / 5) % 5];
+                a = xv[t / 25];
+            } else {
+                l = pick(wmin, wmax, wv);
+                h = pick(wmin, wmax, wv);
+                a = pick(-128, 255, xv);
+            }
+            wl[j] = l;
+            wh[j] = h;
+            x[j] = a;
+            lo_sum += (int64_t)l * a;
+            hi_sum += (int64_t)h * a;
+        }
+        const codenet::ChainPair pr = codenet::mac_chain<N>(wl, wh, x);
+        if (pr.lo.to_int() != lo_sum || pr.hi.to_int() != hi_sum) bad++;
+        n++;
+    }
+    *cases = n;
+    return bad;
+}
+}  // namespace
+
+// The DSP cascades of the 1x1 MAC (codenet_engine.h mac_chain): `chain` packed DSPs of w_bits-bit
+// weights (4-bit: CHAIN_4BIT, 8-bit: CHAIN_8BIT as the engine uses them; 8-bit at 8 shows the
+// guard is tight: it must fail). Returns the wrong sums; *cases the operand sets tried;
+// UINT64_MAX for a (w_bits, chain) this library does not instantiate.
+extern "C" uint64_t codenet_csim_dsp_chain_check(int w_bits, int chain, uint64_t trials, uint64_t *cases) {
+    if (w_bits == 4 && chain == CHAIN_4BIT) return chain_check<CHAIN_4BIT>(4, trials, cases);
+    if (w_bits == 8 && chain == CHAIN_8BIT) return chain_check<CHAIN_8BIT>(8, trials, cases);
+    if (w_bits == 8 && chain == 2 * CHAIN_8BIT) return chain_check<2 * CHAIN_8BIT>(8, trials, cases);
+    *cases = 0;
+    return UINT64_MAX;
 }
 
 extern "C" uint32_t codenet_csim_events(uint32_t layer, uint64_t *out, uint32_t max_rows) {

@@ -195,6 +195,8 @@ inline void conv_mac(const Desc d, const ConvGeom c, const chan_t xrel[PA][MAX_K
                      const wword_t wbuf[PE][W_WORDS], const Requant rq[PE][CH_TILES], pix_buf_t &pbuf,
                      hls::stream<bus_t> &pix, hls::stream<bus_t> &outb) {
     constexpr int PER = W8 ? PA / 2 : PA;                   // inputs per weight word
+    constexpr int CHAIN = W8 ? CHAIN_8BIT : CHAIN_4BIT;     // products per DSP cascade
+    static_assert(PER % CHAIN == 0, "a weight word's inputs are whole DSP cascades");
     const act_t zp = act_value(d.in_zp, d.in_signed);
     const int nvalid = conv_valid_pixels(d, c);
     const int mac_n = c.ot_n * c.kt_n;
@@ -234,6 +236,9 @@ inline void conv_mac(const Desc d, const ConvGeom c, const chan_t xrel[PA][MAX_K
                                           : zp;
                     x[j] = used ? v : act_t(0);
                 }
+                // per lane pair: PER / CHAIN packed DSP cascades (mac_chain: the adds in the DSP
+                // post-adders), each separated once at its end; then one add per chain and lane
+                // onto the bias / running accumulator
                 acc_t sum[PE];
 #pragma HLS ARRAY_PARTITION variable = sum complete
                 for (int p = 0; p < PE; p += 2) {
@@ -241,11 +246,22 @@ inline void conv_mac(const Desc d, const ConvGeom c, const chan_t xrel[PA][MAX_K
                     const wword_t w_lo = wbuf[p][ot * c.kt_n + kt], w_hi = wbuf[p + 1][ot * c.kt_n + kt];
                     acc_t s_lo = kt == 0 ? acc_t(rq[p][ot].bias) : acc[p];
                     acc_t s_hi = kt == 0 ? acc_t(rq[p + 1][ot].bias) : acc[p + 1];
-                    for (int j = 0; j < PER; j++) {
+                    for (int ch = 0; ch < PER / CHAIN; ch++) {
 #pragma HLS UNROLL
-                        const ProductPair pr = mul2(weight_at(w_lo, j, W8), weight_at(w_hi, j, W8), x[j]);
-                        s_lo += pr.lo;
-                        s_hi += pr.hi;
+                        wgt_t wl[CHAIN], wh[CHAIN];
+                        act_t xc[CHAIN];
+#pragma HLS ARRAY_PARTITION variable = wl complete
+#pragma HLS ARRAY_PARTITION variable = wh complete
+#pragma HLS ARRAY_PARTITION variable = xc complete
+                        for (int j = 0; j < CHAIN; j++) {
+#pragma HLS UNROLL
+                            wl[j] = weight_at(w_lo, ch * CHAIN + j, W8);
+                            wh[j] = weight_at(w_hi, ch * CHAIN + j, W8);
+                            xc[j] = x[ch * CHAIN + j];
+                        }
+                        const ChainPair cp = mac_chain<CHAIN>(wl, wh, xc);
+                        s_lo += cp.lo;
+                        s_hi += cp.hi;
                     }
                     sum[p] = s_lo;
                     sum[p + 1] = s_hi;
@@ -552,12 +568,9 @@ inline void dw_compute(const Desc d, const chan_t gch[MAX_CH], const dwrow_t dww
                         col[kx][r] = lb[r][kx >> 1][px];   // copy 0: columns 0, 1; copy 1: column 2
                     }
                 }
-                acc_t accs[PE];
-#pragma HLS ARRAY_PARTITION variable = accs complete
-                for (int p = 0; p < PE; p++) {
-#pragma HLS UNROLL
-                    accs[p] = acc_t(rq[p][ct].bias);
-                }
+                // the 9 tap values of every lane (row select: a data mux over the banks)
+                act_t tv[TAPS][PE];
+#pragma HLS ARRAY_PARTITION variable = tv complete dim = 0
                 for (int ky = 0; ky < 3; ky++) {
 #pragma HLS UNROLL
                     const int sy = base_y + ky * dl;
@@ -569,12 +582,35 @@ inline void dw_compute(const Desc d, const chan_t gch[MAX_CH], const dwrow_t dww
                         const bool ok = row_ok && col_ok[kx];
                         for (int p = 0; p < PE; p++) {
 #pragma HLS UNROLL
-                            const act_t v = ok ? act_value(byte_t(w.range(8 * p + 7, 8 * p)), d.in_signed) : zp;
-                            const half_t prod = wgt_t(dww[p][ct].range(8 * (ky * 3 + kx) + 7, 8 * (ky * 3 + kx))) * v;
-#pragma HLS BIND_OP variable = prod op = mul impl = fabric
-                            accs[p] += prod;
+                            tv[ky * 3 + kx][p] = ok ? act_value(byte_t(w.range(8 * p + 7, 8 * p)), d.in_signed) : zp;
                         }
                     }
+                }
+                // per lane: taps DW_DSP_TAPS .. 8 on LUT multipliers summed onto the bias, that sum
+                // into the C port of a cascade of DW_DSP_TAPS DSP48E2 (P = PCIN + A x B, taps
+                // 0 .. DW_DSP_TAPS - 1): the adds of the DSP taps in the post-adders. Integer sums
+                // in any order are the same (FORMAT.md: the accumulator never overflows).
+                acc_t accs[PE];
+#pragma HLS ARRAY_PARTITION variable = accs complete
+                for (int p = 0; p < PE; p++) {
+#pragma HLS UNROLL
+                    const dwrow_t wr = dww[p][ct];
+                    acc_t s = acc_t(rq[p][ct].bias);
+                    for (int t = DW_DSP_TAPS; t < TAPS; t++) {
+#pragma HLS UNROLL
+                        const half_t prod = wgt_t(wr.range(8 * t + 7, 8 * t)) * tv[t][p];
+#pragma HLS BIND_OP variable = prod op = mul impl = fabric
+                        s += prod;
+                    }
+                    pack_acc_t cas = pack_acc_t(s);                  // the first slice's C input
+#pragma HLS BIND_OP variable = cas op = add impl = dsp
+                    for (int t = 0; t < DW_DSP_TAPS; t++) {
+#pragma HLS UNROLL
+                        const pack_p_t dprod = pack_a_t(wgt_t(wr.range(8 * t + 7, 8 * t))) * pack_b_t(tv[t][p]);
+#pragma HLS BIND_OP variable = dprod op = mul impl = dsp
+                        cas = cas + pack_acc_t(dprod);               // PCIN + A x B
+                    }
+                    accs[p] = acc_t(cas);
                 }
                 outb.write(requant_tile(accs, rq, ct, d));
             }

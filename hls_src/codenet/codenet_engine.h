@@ -309,30 +309,60 @@ inline bus_t requant_tile(const acc_t acc[PE], const Requant rq[PE][CH_TILES], i
 // ---------------------------------------------------------------- DSP48E2 packing (Xilinx WP486)
 // Two products that share their activation x (one input, two output channels) in one 27 x 18
 // multiply: P = (w_hi * 2^PACK_SHIFT + w_lo) * x = w_hi x 2^PACK_SHIFT + w_lo x (the packed
-// factor is formed in the DSP's pre-adder). |w_lo x| <= 128 * 255 < 2^(PACK_SHIFT - 1), so the low
-// PACK_SHIFT bits of P read as a signed number are exactly w_lo x; the bits above are w_hi x
-// minus the borrow a negative low product took from them, added back (sign correction).
+// factor is formed in the DSP's pre-adder). While the low field's signed value stays within
+// PACK_SHIFT bits, the low PACK_SHIFT bits of P read as a signed number are exactly the low
+// product (or sum of products); the bits above are the high one minus the borrow a negative low
+// field took from them, added back (sign correction).
 // Operands: weights int4 or int8 (sign-extended wgt_t), activations int8 or uint8 (act_t);
-// proven exact over every pair by codenet_csim_dsp_pack_check (tests/test_codenet_dsp_pack.py).
+// one packed DSP (mac_chain<1>) is proven exact over every pair by codenet_csim_dsp_pack_check,
+// the cascades below by codenet_csim_dsp_chain_check (tests/test_codenet_dsp_pack.py).
 constexpr int PACK_SHIFT = 18;
 static_assert(PE % 2 == 0, "1x1 output lanes are packed in pairs");
 typedef ap_int<27> pack_a_t;                  // DSP48E2 A / pre-adder width
 typedef ap_int<18> pack_b_t;                  // DSP48E2 B width
 typedef ap_int<45> pack_p_t;                  // 27 x 18 product
-typedef ap_int<PACK_SHIFT> half_t;            // one of the two products (17 bits suffice)
+typedef ap_int<PACK_SHIFT> half_t;            // the low field read as a signed number
 
-struct ProductPair {
-    half_t lo, hi;                            // w_lo * x, w_hi * x
+// A column of N packed DSPs summed in the DSP48E2 post-adder cascade (UG579 "DSP48E2 slice":
+// P = PCIN + A x B, PCOUT -> PCIN of the next slice; WP486: the packed pairs of a column add
+// field-wise). Returns the two dot products sum_j w_lo[j] x[j] and sum_j w_hi[j] x[j]; the field
+// separation and the sign correction happen ONCE at the end of the chain, not per DSP.
+// Guard: the low field (PACK_SHIFT bits, signed) holds the whole chain's low sum when
+// N x max|w_lo x| < 2^(PACK_SHIFT - 1): 4-bit weights 16 x 8 x 255 = 32,640 (16 products: one
+// chain per PA = 16 inputs); 8-bit weights 4 x 128 x 255 = 130,560 < 131,072 (so the 8-bit
+// datapath's PA / 2 = 8 inputs are TWO chains of 4; 8 would need 19 bits, and w_hi << 19 no longer
+// fits the 27-bit pre-adder). Checked with the extreme operands and at random by
+// codenet_csim_dsp_chain_check (tests/test_codenet_dsp_pack.py), including that one product
+// more (8-bit, N = 8) does break.
+// Canonical cascade form (UG1399 "Optimizing DSP usage"): an unrolled chain p = p + a * b, every
+// product BIND_OP dsp, the adds a chain (each stage adds ONE product to the previous stage's P),
+// not a tree; pipelined, Vitis registers stage j's operands j cycles late (systolic skew, SRLs).
+// (CHAIN_4BIT, CHAIN_8BIT: codenet_config.h)
+static_assert(CHAIN_4BIT * 8 * 255 < (1 << (PACK_SHIFT - 1)), "4-bit cascade: low field overflows");
+static_assert(CHAIN_8BIT * 128 * 255 < (1 << (PACK_SHIFT - 1)), "8-bit cascade: low field overflows");
+typedef ap_int<48> pack_acc_t;                // DSP48E2 P / PCOUT width
+typedef ap_int<PACK_SHIFT + 3> chain_half_t;  // one separated chain sum (|sum| < 2^(PACK_SHIFT + 2))
+
+struct ChainPair {
+    chain_half_t lo, hi;                      // sum_j w_lo[j] x[j], sum_j w_hi[j] x[j]
 };
 
-inline ProductPair mul2(const wgt_t &w_lo, const wgt_t &w_hi, const act_t &x) {
+template <int N>
+inline ChainPair mac_chain(const wgt_t w_lo[N], const wgt_t w_hi[N], const act_t x[N]) {
 #pragma HLS INLINE
-    const pack_a_t a = (pack_a_t(w_hi) << PACK_SHIFT) + pack_a_t(w_lo);
-    const pack_p_t p = a * pack_b_t(x);
-#pragma HLS BIND_OP variable = p op = mul impl = dsp
-    ProductPair r;
-    r.lo = half_t(p.range(PACK_SHIFT - 1, 0));
-    r.hi = half_t((p >> PACK_SHIFT) + pack_p_t(r.lo < 0 ? 1 : 0));
+    pack_acc_t p = 0;
+#pragma HLS BIND_OP variable = p op = add impl = dsp
+    for (int j = 0; j < N; j++) {
+#pragma HLS UNROLL
+        const pack_a_t a = (pack_a_t(w_hi[j]) << PACK_SHIFT) + pack_a_t(w_lo[j]);   // pre-adder
+        const pack_p_t m = a * pack_b_t(x[j]);
+#pragma HLS BIND_OP variable = m op = mul impl = dsp
+        p = p + pack_acc_t(m);                                                       // PCIN + A x B
+    }
+    ChainPair r;
+    const half_t lo = half_t(p.range(PACK_SHIFT - 1, 0));
+    r.lo = chain_half_t(lo);
+    r.hi = chain_half_t((p >> PACK_SHIFT) + pack_acc_t(lo < 0 ? 1 : 0));
     return r;
 }
 

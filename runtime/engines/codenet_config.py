@@ -24,6 +24,9 @@ LINE_ROWS = 15          # deformable line buffer rows
 MAX_DIL = 7             # max dilation
 TAPS = 9                # taps of a 3x3 window
 REQUANT_STAGES = 1      # requantization stages, shared by both ops
+CHAIN_4BIT = PA         # 1x1 MAC: packed DSPs per PCOUT -> PCIN cascade, 4-bit weights
+CHAIN_8BIT = 4          # 1x1 MAC: packed DSPs per cascade, 8-bit weights (two per weight word)
+DW_DSP_TAPS = 5         # depthwise: taps per channel on a DSP48E2 cascade (the rest on LUTs)
 
 # ---- program format ----
 DESC_WORDS = 32         # uint32 words per layer descriptor
@@ -71,7 +74,7 @@ AXI_UNUSED_BURST = 2
 DW_SINGLE_BEAT_COST = (AXI_LATENCY + 1) // AXI_OUTSTANDING   # streaming dw: row burst vs one-beat reads
 DEPTH_MEM_LOOP = 3      # estimates until the first csynth report
 DEPTH_XSRC_LOOP = 2
-DEPTH_MAC_LOOP = 12
+DEPTH_MAC_LOOP = 1 + 3 + CHAIN_4BIT - 1 + 1 + 1 + 3   # 24: the longest DSP cascade (header)
 DEPTH_DW_PIXEL = 13
 
 # ---- cycle accounting (C simulation) ----
@@ -92,7 +95,8 @@ HEADER_REQUIRED = ("PA", "PE", "CLOCK_MHZ", "MAX_CH", "MAX_W", "MAX_H", "MAX_IMG
                    "MAX_LAYERS", "ACC_BITS", "LINE_ROWS", "MAX_DIL", "DESC_WORDS", "AXI_LATENCY",
                    "AXI_OUTSTANDING", "AXI_MAX_BURST", "DEPTH_MEM_LOOP", "DEPTH_MAC_LOOP", "DEPTH_DW_PIXEL",
                    "EV_FIELDS", "N_PHASES", "STREAM_BEATS", "PATCH_ROW_BEATS", "LB_COPIES", "TAP_COLS",
-                   "DW_SINGLE_BEAT_COST", "PIX_BEATS", "ARENA_BUS_BYTES")
+                   "DW_SINGLE_BEAT_COST", "PIX_BEATS", "ARENA_BUS_BYTES", "CHAIN_4BIT", "CHAIN_8BIT",
+                   "DW_DSP_TAPS")
 
 
 def header_path():

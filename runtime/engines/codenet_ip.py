@@ -32,6 +32,8 @@ def load_codenet_csim(extra_flags=()):
     lib.codenet_csim_events.argtypes = [u32, ptr, u32]
     lib.codenet_csim_dsp_pack_check.restype = u64
     lib.codenet_csim_dsp_pack_check.argtypes = [ctypes.c_int, ctypes.POINTER(u64)]
+    lib.codenet_csim_dsp_chain_check.restype = u64
+    lib.codenet_csim_dsp_chain_check.argtypes = [ctypes.c_int, ctypes.c_int, u64, ctypes.POINTER(u64)]
     return lib
 
 

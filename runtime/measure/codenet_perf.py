@@ -14,14 +14,17 @@ host work) to check the model against the one measured figure there is.
 
 Resources (first-order estimates, no synthesis run behind them):
 - DSP: the 1x1 products packed two per DSP48E2 (two weights share one activation): PA x PE / 2
-  in the 4-bit datapath, PA / 2 x PE / 2 in the 8-bit one (two template instances); PE
-  requantization multipliers (24 x 16 bit, one shared stage); the run-time row-address products;
-  the depthwise products on LUTs;
+  in the 4-bit datapath, PA / 2 x PE / 2 in the 8-bit one (two template instances), summed along
+  PCOUT -> PCIN cascades (CHAIN_4BIT / CHAIN_8BIT long); PE requantization multipliers (24 x 16
+  bit, one shared stage); the run-time row-address products; DW_DSP_TAPS of the 9 depthwise taps
+  per channel on a DSP cascade (one product each), the other taps on LUTs;
 - memories: every on-chip array of codenet_top.cpp / codenet_dataflow.h with its partitioning
   (`on_chip_memories`), in BRAM36 (best aspect ratio) or, up to 64 deep, LUTRAM; streams as
   FIFOs of their depth; the m_axi adapter FIFOs;
-- LUT: adder trees of both 1x1 datapaths, DSP-packing correction, depthwise LUT multipliers and
-  trees, the line-buffer row-select muxes, requantization, DATAFLOW control, AXI infrastructure.
+- LUT: per 1x1 cascade its field separation and accumulate add and the systolic skew of its
+  operands (SRLs; the adder trees are in the DSP post-adders), the depthwise LUT taps and their
+  adds, the dw cascade skew, the line-buffer row-select muxes, requantization, DATAFLOW control,
+  AXI infrastructure.
 """
 import math
 
@@ -66,6 +69,16 @@ M_AXI_PORTS = {"program": (32, (cfg.AXI_OUTSTANDING, cfg.PROG_MAX_BURST), (cfg.A
                "arena": (128, (cfg.AXI_OUTSTANDING, cfg.AXI_MAX_BURST), (cfg.AXI_OUTSTANDING, cfg.AXI_MAX_BURST))}
 LUT_M_AXI_ADAPTER = 1200         # address / burst logic of one m_axi adapter
 LUT_INTERCONNECT = 4500          # SmartConnect: 3 masters onto the HP ports, plus AXI-Lite control
+LUT_PER_BIT = 1                  # a carry-chain adder: one LUT6 per bit (UG574 CARRY8)
+PACK_SHIFT = 18                  # codenet_engine.h: the low field of a packed DSP (bits)
+ACT_BITS = 9                     # codenet_engine.h act_t: an int8 or uint8 activation
+SRL_DEPTH = 32                   # one SRLC32E LUT delays one bit up to 32 cycles (UG574)
+
+
+def _srl_lut(bits, chains, length):
+    """LUTs of the systolic skew of `chains` cascades of `length` stages: stage j (1 .. length-1)
+    delays its `bits` operand bits by j cycles, one SRL LUT per bit per SRL_DEPTH cycles."""
+    return chains * bits * sum(-(-j // SRL_DEPTH) for j in range(1, length))
 
 
 def _bram18(width, depth):
@@ -103,11 +116,12 @@ def on_chip_memories():
 
 def resources():
     """DSP / BRAM36 / LUT of the engine as written (MODELLED; the first csynth report replaces it)."""
-    dsp = {"1x1 MAC, 4-bit datapath: PA x PE products, two per DSP48E2 (mul2, BIND_OP dsp)": cfg.PA * cfg.PE // 2,
-           "1x1 MAC, 8-bit datapath: PA/2 x PE products, two per DSP48E2": cfg.PA // 2 * cfg.PE // 2,
+    dsp = {"1x1 MAC, 4-bit datapath: PA x PE products, two per DSP48E2 (mac_chain, BIND_OP dsp)": cfg.PA * cfg.PE // 2,
+           "1x1 MAC, 8-bit datapath: PA/2 x PE products, two per DSP48E2 (mac_chain)": cfg.PA // 2 * cfg.PE // 2,
            "requantization 24 x 16 (one shared stage, BIND_OP dsp)": cfg.REQUANT_STAGES * cfg.PE,
            "address multipliers as written": ADDR_MUL_DSP * sum(ADDRESS_MULTIPLIERS.values()),
-           "depthwise 9 x PE products (BIND_OP fabric)": 0}
+           "depthwise: DW_DSP_TAPS x PE products on DSP cascades (BIND_OP dsp), the rest BIND_OP fabric":
+               cfg.DW_DSP_TAPS * cfg.PE}
     mems, bram18, lutram = {}, 0, 0
     for name, (banks, width, depth) in on_chip_memories().items():
         b, l = _memory(banks, width, depth)
@@ -119,14 +133,28 @@ def resources():
             b, l = _memory(1, width, outstanding * burst)
             fifos["{} {} {}x{}".format(port, direction, outstanding, burst)] = {"bram18": b, "lutram_lut": l}
             bram18, lutram = bram18 + b, lutram + l
-    n_dw = 9 * cfg.PE
+    # 1x1: per lane pair, PER / CHAIN cascades of packed DSPs (codenet_engine.h mac_chain); the
+    # adds are in the DSP post-adders, the LUTs do each cascade's field separation, its add onto the
+    # lane's accumulator, and the systolic skew of the cascade operands (stage j of a chain takes its
+    # operands j cycles late: SRL delay lines, one LUT per bit up to SRL_DEPTH deep).
+    chains4 = cfg.PA // cfg.CHAIN_4BIT                  # cascades per lane pair, 4-bit datapath
+    chains8 = cfg.PA // 2 // cfg.CHAIN_8BIT             # 8-bit datapath
+    n_dw_lut = (cfg.TAPS - cfg.DW_DSP_TAPS) * cfg.PE
     logic = {
-        "1x1 adder trees, 4-bit datapath (PE lanes x PA inputs, ~20 LUT per adder)": cfg.PE * (cfg.PA - 1) * 20,
-        "1x1 adder trees, 8-bit datapath (PE lanes x PA/2 inputs)": cfg.PE * (cfg.PA // 2 - 1) * 20,
-        "DSP-packing sign correction (18-bit add per DSP, both datapaths)": (cfg.PA + cfg.PA // 2) * cfg.PE // 2 * 18,
+        "1x1 cascade-end field separation + sign correction (18-bit add per cascade and lane pair)":
+            (chains4 + chains8) * cfg.PE // 2 * LUT_PER_BIT * PACK_SHIFT,
+        "1x1 accumulate (ACC_BITS add per cascade and lane, onto the bias / running sum)":
+            (chains4 + chains8) * cfg.PE * LUT_PER_BIT * cfg.ACC_BITS,
+        "1x1 cascade skew: activations (9 bits, shared by the lane pairs) and the stored weight pair "
+        "(2 x 4 or 2 x 8 bits) per DSP, SRL":
+            _srl_lut(ACT_BITS, chains4, cfg.CHAIN_4BIT) + _srl_lut(2 * 4, chains4 * cfg.PE // 2, cfg.CHAIN_4BIT) +
+            _srl_lut(ACT_BITS, chains8, cfg.CHAIN_8BIT) + _srl_lut(2 * 8, chains8 * cfg.PE // 2, cfg.CHAIN_8BIT),
         "1x1 input pick from the pixel buffer (16:1 byte mux per lane, both datapaths)": (cfg.PA + cfg.PA // 2) * 40,
-        "depthwise 8 x 9 LUT multipliers (~60 LUT each)": n_dw * 60,
-        "depthwise 9-input adder trees": cfg.PE * 8 * 20,
+        "depthwise 8 x 9 LUT multipliers (~60 LUT each), taps DW_DSP_TAPS..8": n_dw_lut * 60,
+        "depthwise adders onto the bias (~20 LUT each), taps DW_DSP_TAPS..8 (the rest in the DSP cascade)":
+            n_dw_lut * 20,
+        "depthwise cascade skew: tap value (9 bits) and weight (8 bits) per DSP stage, SRL":
+            _srl_lut(ACT_BITS + 8, cfg.PE, cfg.DW_DSP_TAPS),
         "line-buffer row select (LINE_ROWS:1 data mux, 9 taps x PE x 8 bits, ~5 LUT per bit)": 9 * cfg.PE * 8 * 5,
         "dw tile beat lists (16 x 16 comparators of 16 bits, reader and compute)": 2 * cfg.PE * cfg.PE * 8,
         "dw lane assembly (PE lanes take a byte of the popped beat)": cfg.PE * 8 * 3,
