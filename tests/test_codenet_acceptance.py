@@ -114,6 +114,10 @@ def check_modelled_fields(mod):
     assert by_lat["0"] > by_lat["64"] > by_lat["128"] > 0
     assert mod["fps"] < by_lat["64"] < mod["fps"] * 1.01           # + one start's overhead
     assert mod["trip_count_fps"] > by_lat["0"]                      # depths and fill cost even at L = 0
+    # where L = 128 costs: the classes of memory event, "all" the frame's whole latency cost
+    att = mod["latency_cycles_by_event_class"]
+    assert att["all"] == pytest.approx(mod["clock_mhz"] * 1e6 * (1 / by_lat["128"] - 1 / by_lat["0"]), rel=1e-3)
+    assert all(0 <= v <= att["all"] + 1e-6 for v in att.values()) and len(att) > 3
     for key in ("dsp", "bram36", "lut"):
         assert 0 < mod[key] and isinstance(mod[key], int), key
     # the ZU3EG budget: every DSP and BRAM36 (LUTs <= 70 %: test_modelled_lut_target)

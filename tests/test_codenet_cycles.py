@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 
 from runtime.engines.codenet_program import LayerSpec, arena_bytes_needed, pack_program, validate_layer
 from runtime.engines import codenet_config as cfg
-from runtime.measure.codenet_cycles import (PHASES, counts_from_events, event_cycles, frame_estimate, layer_cycles,
-                                            layer_events, layer_is_dataflow, program_events, section_offsets)
+from runtime.measure.codenet_cycles import (PHASES, counts_from_events, event_cycles, frame_estimate, latency_attribution,
+                                            layer_cycles, layer_events, layer_is_dataflow, program_events,
+                                            section_offsets)
 from tests.codenet_gen import (Layout, csim_lib, csim_run, draw_chain, draw_single, fill_arena, fill_arena_rng,
                                run_both, run_tb, write_tb_vectors)
 
@@ -177,6 +178,28 @@ def test_event_costs():
     assert slow == cfg.DEPTH_MEM_LOOP + slow_lat + (64 - n_out) * (slow_lat + burst) / n_out + n_out * burst
     # one-beat requests: N back to back, then each waits L + 1 cycles for one of the N slots
     assert event_cycles(cfg.PH_READ, cfg.EV_SINGLES, 80, 80) == cfg.DEPTH_MEM_LOOP + lat + n_out + (80 - n_out) * (lat + 1) / n_out
+
+
+def test_latency_attribution():
+    """latency_attribution: "all" is the frame's latency cost; each class of memory event alone
+    costs between nothing and all of it, and more at a longer latency."""
+    from tests.codenet_synth import shufflenet_codenet
+    layers, _, _ = shufflenet_codenet(size=64)
+    zero = latency_attribution(layers, 0)
+    assert set(zero.values()) == {0}
+    a = latency_attribution(layers, 128)
+    assert a["all"] == pytest.approx(frame_estimate(layers, axi_latency=128)["cycles"] -
+                                     frame_estimate(layers, axi_latency=0)["cycles"])
+    events = program_events(layers)
+    present = {"{}/{}".format(PHASES[p], n) for e in events for (p, k, _t, _b) in e
+               for kk, n in ((cfg.EV_BURST, "burst"), (cfg.EV_SINGLES, "singles"), (cfg.EV_BLOCKING, "blocking"))
+               if k == kk}
+    assert set(a) == present | {"all"}
+    for key, v in a.items():
+        assert 0 < v <= a["all"] + 1e-6, key
+    # more latency costs more in every class
+    b = latency_attribution(layers, 64, events)
+    assert all(b[k] < a[k] for k in a)
 
 
 def _conv_layer(cout, out_cs, out_off, in_mode=cfg.MODE_DIRECT, w=6):

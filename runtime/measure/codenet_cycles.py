@@ -286,17 +286,20 @@ def _flow(requests, beats, lat, n_out):
 STAGES = (cfg.PH_READ, cfg.PH_COMPUTE, cfg.PH_WRITE)
 
 
-def events_cycles(events, axi_latency=None, dataflow=False):
+def events_cycles(events, axi_latency=None, dataflow=False, latency_of=None):
     """(total cycles, cycles per phase name) of one layer's events. Sequential layers: the sum of
     every event. DATAFLOW layers (layer_is_dataflow): desc + load (sequential, before the region),
     then the read / compute / write stages run concurrently: the slowest stage's sum plus, for
     each other stage, its longest single event (one row: the pipeline fills before the slowest
     stage runs at its rate, and drains after it). The 1x1 weight load's burst and parser (a small
-    DATAFLOW of their own) are charged one after the other: conservative by up to the shorter."""
+    DATAFLOW of their own) are charged one after the other: conservative by up to the shorter.
+    latency_of(phase, kind), if given, is each event's AXI latency instead of axi_latency
+    (latency_attribution)."""
     by_phase = dict.fromkeys(PHASES[:5], 0.0)
     longest = dict.fromkeys(STAGES, 0.0)
     for (phase, kind, trips, beats), n in events.items():
-        c = event_cycles(phase, kind, trips, beats, axi_latency)
+        lat = axi_latency if latency_of is None else latency_of(phase, kind)
+        c = event_cycles(phase, kind, trips, beats, lat)
         by_phase[PHASES[phase]] += n * c
         if phase in longest:
             longest[phase] = max(longest[phase], c)
@@ -364,3 +367,29 @@ def unpack_profile(region, n_layers):
     """The region's first n_layers beats -> (n, 2) uint64 {start, end}."""
     raw = np.ascontiguousarray(np.asarray(region, np.uint8)[:n_layers * PROFILE_BEAT_BYTES])
     return raw.view("<u8").reshape(n_layers, 2).astype(np.uint64)
+
+
+KIND_NAMES = {cfg.EV_LOOP: "loop", cfg.EV_BURST: "burst", cfg.EV_SINGLES: "singles", cfg.EV_BLOCKING: "blocking",
+              cfg.EV_STEP: "step"}
+MEMORY_KINDS = (cfg.EV_BURST, cfg.EV_SINGLES, cfg.EV_BLOCKING)
+
+
+def latency_attribution(layers, axi_latency, events=None):
+    """Where the AXI latency's cycles come from. -> {"all": frame cycles at axi_latency minus frame
+    cycles at latency 0, "<phase>/<kind>": the same when ONLY that class of memory event sees the
+    latency (every other event at 0)}, for every class of memory event the frame has. Within a
+    DATAFLOW layer the stages overlap, so the classes need not add up to "all": each is what that
+    class's latency costs on its own. MODELLED."""
+    events = events if events is not None else program_events(layers)
+    flows = [layer_is_dataflow(s) for s in layers]
+
+    def frame(latency_of):
+        return sum(events_cycles(e, 0, f, latency_of)[0] for e, f in zip(events, flows))
+
+    base = frame(lambda p, k: 0)
+    out = {"all": frame(lambda p, k: axi_latency) - base}
+    classes = sorted({(p, k) for e in events for (p, k, _t, _b) in e if k in MEMORY_KINDS})
+    for pc, kc in classes:
+        out["{}/{}".format(PHASES[pc], KIND_NAMES[kc])] = frame(
+            lambda p, k: axi_latency if (p, k) == (pc, kc) else 0) - base
+    return out

@@ -251,6 +251,8 @@ def modelled(layers, input_size, clock_mhz=None, axi_latency=None):
             "axi_latency_cycles": lat, "axi_outstanding": cfg.AXI_OUTSTANDING, "axi_max_burst": cfg.AXI_MAX_BURST,
             "latency_ms": engine_ms, "fps": 1e3 / engine_ms, "fps_by_axi_latency": by_lat,
             "latency_hidden_fraction": by_lat["128"] / by_lat["0"],
+            # cycles per frame the longest swept latency adds, each class of memory event alone
+            "latency_cycles_by_event_class": codenet_cycles.latency_attribution(layers, max(LATENCY_SWEEP), events),
             "trip_count_fps": clock_mhz * 1e6 / bound if bound else None,
             "cycles_per_frame": est["cycles"], "cycles_by_phase_summed_over_stages": {
                 p: sum(r["cycles_by_phase"][p] for r in rows) for p in codenet_cycles.PHASES[:5]},

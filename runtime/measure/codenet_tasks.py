@@ -362,6 +362,11 @@ def print_bench(r):
     print("    fps by AXI latency: {}; trip counts alone (busiest DATAFLOW stage per layer; no latency, depth or "
           "fill): {:.1f} fps".format(
         ", ".join("L={}: {:.1f}".format(k, v) for k, v in mod["fps_by_axi_latency"].items()), mod["trip_count_fps"]))
+    att = mod["latency_cycles_by_event_class"]
+    print("    L={} vs L=0 adds {:.2f} M cycles; each class of memory event alone: {}".format(
+        max(int(k) for k in mod["fps_by_axi_latency"]), att["all"] / 1e6,
+        ", ".join("{} {:.2f} M".format(k, v / 1e6) for k, v in sorted(att.items(), key=lambda kv: -kv[1])
+                  if k != "all" and v >= 0.01 * att["all"])))
     print("    " + budget_line(mod))
     pc = r.get("published_comparison")
     if pc:
