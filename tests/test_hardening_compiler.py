@@ -55,6 +55,13 @@ def _bias_shape(m):
     _set_init(m, "b_c1", np.zeros(5, np.float32))
 
 
+def _int32_weights(m):
+    # valid ONNX, and onnxruntime without graph optimizations runs it; with its default ones it
+    # fuses the QDQ pattern into a QLinearConv, which takes no int32 weights (found by fuzzing)
+    _set_init(m, "w_c1", numpy_helper.to_array(_init(m, "w_c1")).astype(np.int32))
+    _set_init(m, "wz_c1", numpy_helper.to_array(_init(m, "wz_c1")).astype(np.int32))
+
+
 @pytest.mark.parametrize("mutate, message", [
     (_kernel_5_on_1x1, r"(kernel_shape \[5, 5\] disagrees with the weights' shape \[6, 8, 1, 1\]|"
                        r"Inferred shape and existing shape differ)"),
@@ -65,6 +72,7 @@ def _bias_shape(m):
      r"node 'wdequant_c2' \(DequantizeLinear\): zero point shape \[3\] differs from the scale's \[6\]"),
     (_group_mismatch, "(group|not a valid ONNX model|onnxruntime refuses)"),
     (_bias_shape, "(bias shape|not a valid ONNX model|onnxruntime refuses)"),
+    (_int32_weights, r"node 'conv1' \(Conv\): its weights are stored as int32: the engine takes 4- or 8-bit"),
 ])
 def test_models_onnx_refuses_are_refused(mutate, message):
     m = copy.deepcopy(small_qdq_net())
@@ -109,3 +117,12 @@ def test_an_unexpected_exception_inside_names_the_node(monkeypatch):
 
 def test_the_unmutated_model_compiles():
     assert compile_onnx(small_qdq_net()).n_layers == 2
+
+
+def test_int32_weights_are_what_onnxruntime_refuses():
+    """The int32-weight mutant above is refused by onnxruntime with its default session options."""
+    import onnxruntime as ort
+    m = copy.deepcopy(small_qdq_net())
+    _int32_weights(m)
+    with pytest.raises(Exception, match="QLinearConv"):
+        ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])

@@ -32,6 +32,9 @@ from .onnx_graph import CompileError, QONNX_DOMAINS, attrs, eval_constant_node, 
 
 INF = float("inf")
 ONNX_DOMAINS = ("", "ai.onnx")            # the standard operator set (both spellings)
+# the integer types a QDQ weight initializer may have (onnxruntime's QLinearConv takes no other;
+# int32 is for biases only)
+WEIGHT_STORAGE_TYPES = ("int8", "uint8", "int4", "uint4")
 _QTYPES = {2: "uint8", 3: "int8", 21: "uint4", 22: "int4"}   # QuantizeLinear output_dtype codes
 
 
@@ -138,6 +141,7 @@ class IntQ:
     ints: np.ndarray
     scale: np.ndarray
     zp: np.ndarray
+    stored_as: str = ""      # the initializer's integer type (QDQ); "" when computed (QONNX Quant)
 
 
 @dataclass(frozen=True, eq=False)
@@ -582,7 +586,7 @@ class Frontend:
             zb = np.asarray(zp_arr, np.int64).reshape(shp) if np.size(zp_arr) > 1 else np.asarray(
                 zp_arr, np.int64).reshape(())
             val = (qi.astype(np.int64) - zb) * sb
-            return Const(val.astype(np.float32), q=IntQ(qi.astype(np.int64), sb, zb))
+            return Const(val.astype(np.float32), q=IntQ(qi.astype(np.int64), sb, zb, x.onnx_type or qi.dtype.name))
         if not isinstance(x, RawQ):
             self.fail("DequantizeLinear of a value that no QuantizeLinear produced")
         if scale.size != 1:
@@ -656,6 +660,9 @@ class Frontend:
             ws = np.where(amax > 0, amax / qmax, 1.0)
             qi = np.clip(np.rint(w / ws.reshape((-1,) + (1,) * (w.ndim - 1))), -qmax - 1, qmax).astype(np.int64)
             return qi, ws
+        if W.q.stored_as and W.q.stored_as not in WEIGHT_STORAGE_TYPES:
+            self.fail("its {} are stored as {}: the engine takes 4- or 8-bit integer weights ({})".format(
+                what, W.q.stored_as, ", ".join(WEIGHT_STORAGE_TYPES)))
         shape = W.value.shape
         qi = np.asarray(W.q.ints, np.int64)
         zp = np.broadcast_to(np.asarray(W.q.zp, np.int64), shape)
