@@ -138,6 +138,7 @@ def test_codenet_resource_model_follows_the_code():
     assert r["dsp"] <= ZU3EG["dsp"] and r["bram36"] <= ZU3EG["bram36"]
     assert r["lut"] <= LUT_TARGET_FRACTION * ZU3EG["lut"]
     assert len(on_chip_memories()) == 12
+    assert "write_profile(" in engine + top and any(k.startswith("per-layer profile") for k in logic)
 
 
 CODENET = [HLS / "codenet" / "codenet_engine.h", HLS / "codenet" / "codenet_dataflow.h",

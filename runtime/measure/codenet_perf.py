@@ -160,6 +160,8 @@ def resources():
         "dw lane assembly (PE lanes take a byte of the popped beat)": cfg.PE * 8 * 3,
         "PATCH3X3 tap realignment (two beats shifted to lane 0, 128 x 16:1 mux)": 128 * 5,
         "requantization: rounding add, 48-bit barrel shift, zero point, clamp": cfg.REQUANT_STAGES * cfg.PE * 400,
+        "per-layer profile: the {start, end} beat as a second write-data source (128-bit 2:1 mux) "
+        "and its address adder (profile_off + 16 l, 32 bits)": 128 + 32,
         "control: descriptor decode, 4 DATAFLOW regions (FSMs, stream handshakes), loop counters, "
         "address adders": 7000,
         "m_axi adapters": LUT_M_AXI_ADAPTER * len(M_AXI_PORTS),
