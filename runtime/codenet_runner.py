@@ -12,7 +12,7 @@ import pynq
 
 from .compiler.codenet_compiler import CompiledModel
 from .engines import codenet_config as cfg
-from .measure.codenet_cycles import PROFILE_BEAT_BYTES, unpack_profile
+from .engines.codenet_program import PROFILE_BEAT_BYTES, profile_region_bytes, unpack_profile
 from .errors import InputError, OverlayError
 from .platform.buffers import BufferOwner
 from .platform.overlay import load_overlay
@@ -56,7 +56,7 @@ class CodenetRunner(SharedIP, BufferOwner):
             self._program = pynq.allocate(self.model.program.shape, np.uint32, target=dev)
             self._weights = pynq.allocate(self.model.weights.shape, np.uint8, target=dev)
             for name in self.ARENA_NAMES[:int(n_arenas)]:
-                size = self.profile_off + self.model.n_layers * PROFILE_BEAT_BYTES if profile else self.model.arena_size
+                size = self.profile_off + profile_region_bytes(self.model.n_layers) if profile else self.model.arena_size
                 arena = pynq.allocate((size,), np.uint8, target=dev)
                 setattr(self, name, arena)
                 arena[:] = 0
@@ -92,7 +92,7 @@ class CodenetRunner(SharedIP, BufferOwner):
         arena = self.arena(index)
         read = list(self.model.output_regions())
         if self.profile_off:
-            read.append((self.profile_off, self.model.n_layers * PROFILE_BEAT_BYTES))
+            read.append((self.profile_off, profile_region_bytes(self.model.n_layers)))
         self.ip.run(arena, timeout_s=self.timeout_s, written=[(off, n)], read=read)
         self._last_index = index
         return np.asarray(arena)

@@ -1,6 +1,7 @@
 """Driver of the CoDeNet engine (hls_src/codenet, VLNV pynq-deploy.org:hls:codenet:1.0).
 
 One start runs a whole compiled network: the engine walks the program of layer descriptors."""
+from ..engines.codenet_program import PROFILE_BEAT_BYTES
 from .hls_ip import HlsIP
 
 
@@ -20,8 +21,8 @@ class CodenetDriver(HlsIP):
         """Per-layer profile (FORMAT.md "Profile region"): the engine writes layer l's
         {start, end} cycle counter beat at arena byte profile_off + 16 * l; 0 turns it off. Kept
         between frames like the model's registers."""
-        if profile_off % 16 or not 0 <= profile_off < 1 << 32:
-            raise ValueError("profile_off must be a 32-bit multiple of 16, got {}".format(profile_off))
+        if profile_off % PROFILE_BEAT_BYTES or not 0 <= profile_off < 1 << 32:
+            raise ValueError("profile_off must be a 32-bit multiple of {}, got {}".format(PROFILE_BEAT_BYTES, profile_off))
         self.write_reg("profile_off", profile_off)
 
     def run(self, arena, timeout_s=2.0, written=None, read=None):

@@ -6,8 +6,8 @@ import ctypes
 import numpy as np
 
 from ..errors import SimulationError
-from ..measure.codenet_cycles import PROFILE_BEAT_BYTES, modelled_profile, pack_profile
 from . import codenet_config as cfg
+from .codenet_program import PROFILE_BEAT_BYTES, pack_profile, profile_region_bytes
 
 
 def load_codenet_csim(extra_flags=()):
@@ -40,7 +40,7 @@ def load_codenet_csim(extra_flags=()):
 def _profile_region(arena, profile_off, n):
     """The arena bytes of the profile region (FORMAT.md "Profile region"), checked as the C-sim
     checks it (a multiple of 16, n beats inside the arena)."""
-    end = profile_off + n * PROFILE_BEAT_BYTES
+    end = profile_off + profile_region_bytes(n)
     if profile_off % PROFILE_BEAT_BYTES or end > arena.size or profile_off >= 1 << 32:
         raise SimulationError("codenet IP: profile_off = {} (+ {} layers x {} bytes) is not a beat-aligned "
                               "region inside the {}-byte arena".format(profile_off, n, PROFILE_BEAT_BYTES,
@@ -99,6 +99,7 @@ class CodenetIPModel:
         """The profile region a board would hold, from the cycle model (MODELLED): per layer
         {start, end} of a counter at 0 when the frame starts. Cached per program and weights."""
         import hashlib
+        from ..measure.codenet_cycles import modelled_profile     # only when a profile is asked for
         from .codenet_program import unpack_program
         key = hashlib.sha1(words.tobytes() + np.ascontiguousarray(weights).tobytes()).digest()
         if self._profile_cache[0] != key:

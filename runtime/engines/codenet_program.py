@@ -449,3 +449,22 @@ def unpack_program(program, weights):
             words.size, cfg.DESC_WORDS))
     descs = words.reshape(-1, cfg.DESC_WORDS)
     return [unpack_layer(descs[i], weights, i) for i in range(descs.shape[0])]
+
+
+# ---- the per-layer profile region (FORMAT.md "Profile region") ----
+PROFILE_BEAT_BYTES = cfg.ARENA_BUS_BYTES     # one {start u64, end u64} entry per layer: one beat
+
+
+def profile_region_bytes(n_layers):
+    return n_layers * PROFILE_BEAT_BYTES
+
+
+def pack_profile(stamps):
+    """(n, 2) {start, end} -> the region's bytes (little-endian u64 pairs, one beat each)."""
+    return np.ascontiguousarray(np.asarray(stamps, np.uint64).astype("<u8")).view(np.uint8).ravel()
+
+
+def unpack_profile(region, n_layers):
+    """The region's first n_layers beats -> (n, 2) uint64 {start, end}."""
+    raw = np.ascontiguousarray(np.asarray(region, np.uint8)[:profile_region_bytes(n_layers)])
+    return raw.view("<u8").reshape(n_layers, 2).astype(np.uint64)

@@ -334,9 +334,6 @@ def frame_estimate(layers, clock_mhz=None, axi_latency=None, events=None, profil
 
 
 # ------------------------------------------------------------------------------ per-layer profile
-PROFILE_BEAT_BYTES = 16       # one {start u64, end u64} entry per layer (FORMAT.md "Profile region")
-
-
 def profile_write_cycles(axi_latency=None):
     """Cycles of one profile entry's write (the blocking one-beat write after each layer)."""
     return event_cycles(cfg.PH_DESC, cfg.EV_BLOCKING, 1, 1, axi_latency)
@@ -356,17 +353,6 @@ def modelled_profile(layers, axi_latency=None, start=0):
         out[i] = (int(round(t)), int(round(end)))
         t = end + write
     return out
-
-
-def pack_profile(stamps):
-    """(n, 2) {start, end} -> the region's bytes (little-endian u64 pairs, one 16-byte beat each)."""
-    return np.ascontiguousarray(np.asarray(stamps, np.uint64).astype("<u8")).view(np.uint8).ravel()
-
-
-def unpack_profile(region, n_layers):
-    """The region's first n_layers beats -> (n, 2) uint64 {start, end}."""
-    raw = np.ascontiguousarray(np.asarray(region, np.uint8)[:n_layers * PROFILE_BEAT_BYTES])
-    return raw.view("<u8").reshape(n_layers, 2).astype(np.uint64)
 
 
 KIND_NAMES = {cfg.EV_LOOP: "loop", cfg.EV_BURST: "burst", cfg.EV_SINGLES: "singles", cfg.EV_BLOCKING: "blocking",
