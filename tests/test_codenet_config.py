@@ -69,8 +69,9 @@ LITERAL_COPIES = [
     (r"//\s*16\)\s*\*\s*16\b", "the beat size: codenet_config.ARENA_BUS_BYTES"),
     (r"\bMAX_DIL\s*=\s*\d|clamp=\(0,\s*7\)", "the largest dilation: codenet_config.MAX_DIL"),
     (r"\b250(\.0)?e6\b|\b250_000_000\b", "the clock: CLOCK_MHZ of the engine's config"),
-    (r"^\s*(PA|PE|CLOCK_MHZ|MAX_(CH|W|H|IMG|LAYERS|K)|W_BUF_BYTES|W_WORDS|ACC_BITS|LINE_ROWS|TAPS|ARENA_BUS_BYTES|"
-     r"DESC_WORDS|(MODE|OP|FLAG)_[A-Z0-9_]+)\s*=\s*\d", "an engine constant redefined: the engine's config module"),
+    # every other constant of codenet_config.h, by name
+    (r"^\s*(" + "|".join(sorted(set(cfg.check_header_agrees()) - {"MAX_DIL"})) + r")\s*=\s*\d",
+     "an engine constant redefined: the engine's config module"),
 ]
 LITERAL_HOMES = {"runtime/engines/codenet_config.py", "runtime/engines/bnn_config.py",
                  "runtime/platform/zu3eg.py", "runtime/platform/ap_ctrl.py",

@@ -11,8 +11,9 @@ import pytest
 from runtime.engines import codenet_config as cfg
 from tests.codenet_gen import csim_lib
 
-CHAIN_4BIT = cfg.PA          # the whole 4-bit weight word's PA inputs in one cascade
-CHAIN_8BIT = 4               # the 8-bit word's PA / 2 inputs in two (8 would overflow: see below)
+# the engine's cascades (codenet_config.h): the 4-bit weight word's PA inputs in one, the 8-bit
+# word's PA / 2 inputs in two (8 would overflow: see below)
+CHAIN_4BIT, CHAIN_8BIT = cfg.CHAIN_4BIT, cfg.CHAIN_8BIT
 
 
 @pytest.mark.parametrize("w_bits", [4, 8])

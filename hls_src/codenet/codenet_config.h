@@ -46,6 +46,8 @@ constexpr int REQUANT_STAGES = 1;     // requantization stages (PE lanes each), 
 // cascades, each separated once at its end (codenet_engine.h mac_chain). The low field of a
 // cascade (18 bits signed) holds CHAIN products: 4-bit weights 16 x 8 x 255 < 2^17 (the whole
 // weight word's PA inputs), 8-bit weights 4 x 128 x 255 < 2^17 (the PA / 2 inputs as two cascades).
+constexpr int ACT_VALUE_BITS = 9;     // an activation value: int8 or uint8 (act_t)
+constexpr int PACK_SHIFT = 18;        // the low field of a packed DSP48E2 product (bits, mac_chain)
 constexpr int CHAIN_4BIT = PA;         // packed DSPs per cascade, 4-bit weights
 constexpr int CHAIN_8BIT = 4;          // packed DSPs per cascade, 8-bit weights
 // Depthwise: taps 0 .. DW_DSP_TAPS - 1 of each of the PE channels on a DSP48E2 cascade (one product

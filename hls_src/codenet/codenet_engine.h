@@ -37,7 +37,7 @@ namespace codenet {
 
 typedef ap_uint<8> byte_t;                   // a stored activation / blob byte
 typedef ap_uint<8 * ARENA_BUS_BYTES> bus_t;  // one beat of the arena / weights port
-typedef ap_int<9> act_t;                     // an activation value (int8 or uint8)
+typedef ap_int<ACT_VALUE_BITS> act_t;              // an activation value (int8 or uint8)
 typedef ap_int<8> wgt_t;                     // a weight value (4-bit ones sign-extended)
 typedef ap_int<ACC_BITS> acc_t;              // accumulator (the compiler proves no overflow)
 typedef ap_int<48> prod_t;                   // acc * M, exact
@@ -316,7 +316,7 @@ inline bus_t requant_tile(const acc_t acc[PE], const Requant rq[PE][CH_TILES], i
 // Operands: weights int4 or int8 (sign-extended wgt_t), activations int8 or uint8 (act_t);
 // one packed DSP (mac_chain<1>) is proven exact over every pair by codenet_csim_dsp_pack_check,
 // the cascades below by codenet_csim_dsp_chain_check (tests/test_codenet_dsp_pack.py).
-constexpr int PACK_SHIFT = 18;
+// PACK_SHIFT: codenet_config.h
 static_assert(PE % 2 == 0, "1x1 output lanes are packed in pairs");
 typedef ap_int<27> pack_a_t;                  // DSP48E2 A / pre-adder width
 typedef ap_int<18> pack_b_t;                  // DSP48E2 B width

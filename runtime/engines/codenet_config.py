@@ -24,6 +24,8 @@ LINE_ROWS = 15          # deformable line buffer rows
 MAX_DIL = 7             # max dilation
 TAPS = 9                # taps of a 3x3 window
 REQUANT_STAGES = 1      # requantization stages, shared by both ops
+ACT_VALUE_BITS = 9      # an activation value: int8 or uint8 (act_t)
+PACK_SHIFT = 18         # the low field of a packed DSP48E2 product (bits)
 CHAIN_4BIT = PA         # 1x1 MAC: packed DSPs per PCOUT -> PCIN cascade, 4-bit weights
 CHAIN_8BIT = 4          # 1x1 MAC: packed DSPs per cascade, 8-bit weights (two per weight word)
 DW_DSP_TAPS = 5         # depthwise: taps per channel on a DSP48E2 cascade (the rest on LUTs)
@@ -96,7 +98,7 @@ HEADER_REQUIRED = ("PA", "PE", "CLOCK_MHZ", "MAX_CH", "MAX_W", "MAX_H", "MAX_IMG
                    "AXI_OUTSTANDING", "AXI_MAX_BURST", "DEPTH_MEM_LOOP", "DEPTH_MAC_LOOP", "DEPTH_DW_PIXEL",
                    "EV_FIELDS", "N_PHASES", "STREAM_BEATS", "PATCH_ROW_BEATS", "LB_COPIES", "TAP_COLS",
                    "DW_SINGLE_BEAT_COST", "PIX_BEATS", "ARENA_BUS_BYTES", "CHAIN_4BIT", "CHAIN_8BIT",
-                   "DW_DSP_TAPS")
+                   "DW_DSP_TAPS", "ACT_VALUE_BITS", "PACK_SHIFT")
 
 
 def header_path():

@@ -70,8 +70,6 @@ M_AXI_PORTS = {"program": (32, (cfg.AXI_OUTSTANDING, cfg.PROG_MAX_BURST), (cfg.A
 LUT_M_AXI_ADAPTER = 1200         # address / burst logic of one m_axi adapter
 LUT_INTERCONNECT = 4500          # SmartConnect: 3 masters onto the HP ports, plus AXI-Lite control
 LUT_PER_BIT = 1                  # a carry-chain adder: one LUT6 per bit (UG574 CARRY8)
-PACK_SHIFT = 18                  # codenet_engine.h: the low field of a packed DSP (bits)
-ACT_BITS = 9                     # codenet_engine.h act_t: an int8 or uint8 activation
 SRL_DEPTH = 32                   # one SRLC32E LUT delays one bit up to 32 cycles (UG574)
 
 
@@ -142,19 +140,19 @@ def resources():
     n_dw_lut = (cfg.TAPS - cfg.DW_DSP_TAPS) * cfg.PE
     logic = {
         "1x1 cascade-end field separation + sign correction (18-bit add per cascade and lane pair)":
-            (chains4 + chains8) * cfg.PE // 2 * LUT_PER_BIT * PACK_SHIFT,
+            (chains4 + chains8) * cfg.PE // 2 * LUT_PER_BIT * cfg.PACK_SHIFT,
         "1x1 accumulate (ACC_BITS add per cascade and lane, onto the bias / running sum)":
             (chains4 + chains8) * cfg.PE * LUT_PER_BIT * cfg.ACC_BITS,
         "1x1 cascade skew: activations (9 bits, shared by the lane pairs) and the stored weight pair "
         "(2 x 4 or 2 x 8 bits) per DSP, SRL":
-            _srl_lut(ACT_BITS, chains4, cfg.CHAIN_4BIT) + _srl_lut(2 * 4, chains4 * cfg.PE // 2, cfg.CHAIN_4BIT) +
-            _srl_lut(ACT_BITS, chains8, cfg.CHAIN_8BIT) + _srl_lut(2 * 8, chains8 * cfg.PE // 2, cfg.CHAIN_8BIT),
+            _srl_lut(cfg.ACT_VALUE_BITS, chains4, cfg.CHAIN_4BIT) + _srl_lut(2 * 4, chains4 * cfg.PE // 2, cfg.CHAIN_4BIT) +
+            _srl_lut(cfg.ACT_VALUE_BITS, chains8, cfg.CHAIN_8BIT) + _srl_lut(2 * 8, chains8 * cfg.PE // 2, cfg.CHAIN_8BIT),
         "1x1 input pick from the pixel buffer (16:1 byte mux per lane, both datapaths)": (cfg.PA + cfg.PA // 2) * 40,
         "depthwise 8 x 9 LUT multipliers (~60 LUT each), taps DW_DSP_TAPS..8": n_dw_lut * 60,
         "depthwise adders onto the bias (~20 LUT each), taps DW_DSP_TAPS..8 (the rest in the DSP cascade)":
             n_dw_lut * 20,
         "depthwise cascade skew: tap value (9 bits) and weight (8 bits) per DSP stage, SRL":
-            _srl_lut(ACT_BITS + 8, cfg.PE, cfg.DW_DSP_TAPS),
+            _srl_lut(cfg.ACT_VALUE_BITS + 8, cfg.PE, cfg.DW_DSP_TAPS),
         "line-buffer row select (LINE_ROWS:1 data mux, 9 taps x PE x 8 bits, ~5 LUT per bit)": 9 * cfg.PE * 8 * 5,
         "dw tile beat lists (16 x 16 comparators of 16 bits, reader and compute)": 2 * cfg.PE * cfg.PE * 8,
         "dw lane assembly (PE lanes take a byte of the popped beat)": cfg.PE * 8 * 3,
