@@ -14,8 +14,7 @@ from runtime.cli import main
 from runtime.codenet_runner import CodenetRunner
 from runtime.compiler.codenet_compiler import compile_onnx
 from runtime.engines import codenet_config as cfg
-from runtime.engines.codenet_program import arena_bytes_needed, pack_program
-from runtime.engines.codenet_program import unpack_profile
+from runtime.engines.codenet_program import arena_bytes_needed, pack_program, unpack_profile
 from runtime.measure.codenet_cycles import (PHASES, frame_estimate, layer_events, modelled_profile,
                                             profile_write_cycles, program_events)
 from tests.codenet_gen import Layout, csim_lib, csim_run, draw_chain, fill_arena
