@@ -373,3 +373,18 @@ def test_close_waits_for_a_frame_of_another_thread(random_bnn_model, fmnist_test
     assert result["scores"].shape == (2000, 10)
     with pytest.raises(RuntimeError, match="closed"):
         c.scores(images[:1])
+
+
+def test_a_collected_object_never_waits_for_the_ip_lock(random_bnn_model):
+    """The garbage collector may finalize an unreachable Classifier on a worker thread that
+    another object's frame (holding the IP's lock) is waiting for: the finalizer frees the
+    buffers without the lock (it once waited for it: a deadlock that hung CI runs)."""
+    dropped = Classifier(model=str(random_bnn_model), pl="sim")
+    dev = dropped.overlay.device
+    before = dev.live_allocations
+    with Classifier(model=str(random_bnn_model), pl="sim") as busy, busy._lock:    # a frame in flight
+        finalizer = threading.Thread(target=dropped.__del__, daemon=True)   # as the collector runs it
+        finalizer.start()
+        finalizer.join(10)
+        assert not finalizer.is_alive(), "the finalizer waits for the IP lock"
+    assert dev.live_allocations < before and dropped._params is None

@@ -7,6 +7,9 @@ class BufferOwner:
     _buffer_names = ()
 
     def close(self):
+        self._free_buffers()
+
+    def _free_buffers(self):
         for name in self._buffer_names:
             buf = getattr(self, name, None)
             if buf is not None:
@@ -20,7 +23,11 @@ class BufferOwner:
         self.close()
 
     def __del__(self):
+        # Never close() here: a subclass's close may wait for a lock (SharedIP: the IP's frame
+        # lock), and the collector runs finalizers on whatever thread allocates, e.g. a worker
+        # the lock's holder is waiting for (a deadlock). An unreachable object has no frame in
+        # flight, so its buffers are freed without the lock.
         try:
-            self.close()
+            self._free_buffers()
         except Exception:
             pass

@@ -24,8 +24,9 @@ _loaded = None                    # identity of what the PL holds (see download)
 
 
 def ip_lock(ip_name):
-    """The lock every frame on IP `ip_name` holds (one per IP, process-wide). Re-entrant: an
-    object closed by the garbage collector inside another object's frame takes it again."""
+    """The lock every frame on IP `ip_name` holds (one per IP, process-wide). Re-entrant: a frame
+    may close another object of the same IP. (The garbage collector never takes it:
+    BufferOwner.__del__.)"""
     with _lock:
         lock = _ip_locks.get(ip_name)
         if lock is None:
