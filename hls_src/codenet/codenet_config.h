@@ -72,6 +72,8 @@ constexpr int CH_TILES = MAX_CH / PE;                   // PE-channel tiles of M
 
 // ---- wide memory ports ----
 constexpr int ARENA_BUS_BYTES = 16;    // arena / weights m_axi width (ap_uint<128> beats)
+constexpr int GROUP_PIX = 16;          // tensor layout v3: pixels of a row group (FORMAT.md "Memory"): a
+                                       // channel block of a group is one run of up to AXI_MAX_BURST beats
 constexpr int PIX_BEATS = 128;         // 1x1 pixel buffer: the beats of one pixel's input runs
 constexpr int STREAM_BEATS = 64;       // depth of the streams between a DATAFLOW layer's stages
 constexpr int TAP_COLS = 3;            // tap columns of a 3x3 window

@@ -60,6 +60,7 @@ W_WORDS = 2176                               # weight words per PE lane (see the
 MAX_K = MAX_CH                               # 1x1 inputs per pixel (PATCH3X3: 9 * cin)
 CH_TILES = MAX_CH // PE
 ARENA_BUS_BYTES = 16                         # arena / weights m_axi width (128-bit beats)
+GROUP_PIX = 16                               # tensor layout v3: pixels of a row group (codenet_layout)
 PIX_BEATS = 128                              # 1x1 on-chip pixel buffer (beats)
 STREAM_BEATS = 64                            # stream depth between a DATAFLOW layer's stages (beats)
 PATCH_ROW_BEATS = 256                        # streaming PATCH3X3: one input row in the row buffer (beats)
@@ -98,7 +99,7 @@ HEADER_REQUIRED = ("PA", "PE", "CLOCK_MHZ", "MAX_CH", "MAX_W", "MAX_H", "MAX_IMG
                    "AXI_OUTSTANDING", "AXI_MAX_BURST", "DEPTH_MEM_LOOP", "DEPTH_MAC_LOOP", "DEPTH_DW_PIXEL",
                    "EV_FIELDS", "N_PHASES", "STREAM_BEATS", "PATCH_ROW_BEATS", "LB_COPIES", "TAP_COLS",
                    "DW_SINGLE_BEAT_COST", "PIX_BEATS", "ARENA_BUS_BYTES", "CHAIN_4BIT", "CHAIN_8BIT",
-                   "DW_DSP_TAPS", "ACT_VALUE_BITS", "PACK_SHIFT")
+                   "DW_DSP_TAPS", "ACT_VALUE_BITS", "PACK_SHIFT", "GROUP_PIX")
 
 
 def header_path():
