@@ -199,7 +199,7 @@ def draw_layer(draw, lay, op=None, in_mode=None, src=None, cin=None, deformable=
         out_off, out_cs, out_choff = dst["off"], dst["cs"], dst["choff"]
     spec.out_off, spec.out_cs, spec.out_choff, spec.cout = out_off, out_cs, out_choff, cout
     if deformable:
-        spec.dil_cs = BUS * draw(st.integers(1, 2))
+        spec.dil_cs = BUS                                   # layout v3: one beat per pixel
         spec.dil_off = lay.alloc(oh * ow * spec.dil_cs) + draw(st.integers(0, BUS - 1))   # any byte of a beat
     return spec
 

@@ -143,10 +143,7 @@ constexpr int AXI_OUTSTANDING = 8;
 constexpr int AXI_MAX_BURST = 16;
 constexpr int PROG_MAX_BURST = DESC_WORDS;   // one descriptor per burst on the 32-bit program port
 constexpr int AXI_UNUSED_OUTSTANDING = 1;    // the direction a read-only port never uses:
-constexpr int AXI_UNUSED_BURST = 2;
-// streaming dw: a row burst may read up to this many beats per beat the tile needs and still beat
-// one-beat reads (each holds one of AXI_OUTSTANDING request slots for AXI_LATENCY + 1 cycles)
-constexpr int DW_SINGLE_BEAT_COST = (AXI_LATENCY + 1) / AXI_OUTSTANDING;          // the smallest adapter FIFOs Vitis accepts
+constexpr int AXI_UNUSED_BURST = 2;            // the smallest adapter FIFOs Vitis accepts
 
 // ---- pipeline depths of the engine's loops (ESTIMATES for the cycle model, not used by the HLS
 // code: the first csynth report gives the real ones and replaces these numbers) ----
@@ -177,6 +174,11 @@ constexpr int EV_BURST = 1;            // a pipelined loop moving one contiguous
 constexpr int EV_SINGLES = 2;          // a pipelined loop issuing `beats` separate one-beat requests
 constexpr int EV_BLOCKING = 3;         // one blocking one-beat access outside any loop
 constexpr int EV_STEP = 4;             // one pass of a non-pipelined loop body
+constexpr int EV_QUEUED = 5;           // a pipelined loop moving `beats` beats in bursts requested ahead
+                                       // (codenet_port.h): no latency of its own, AXI_OUTSTANDING bursts
+                                       // in flight cap its rate
+constexpr int EV_LATENCY = 6;          // a stage's AXI latency, paid once: its first read data, or its
+                                       // last write responses (the layer's barrier)
 constexpr int EV_FIELDS = 5;           // phase, kind, trips, beats, count
 
 #endif  // CODENET_CONFIG_H

@@ -131,7 +131,9 @@ int check_layer(int l, const uint32_t *w, const uint8_t *weights, uint64_t arena
         if (conv) return fail(CSIM_ERR_FIELD, l, "deformable is for DW3X3 only", flags);
         if (stride != 1 || pad != 1)
             return fail(CSIM_ERR_FIELD, l, "deformable needs stride 1 and pad 1", stride);
-        if (dil_cs < 1) return fail(CSIM_ERR_FIELD, l, "dil_cs must be >= 1", dil_cs);
+        // layout v3 (FORMAT.md "Memory"): the dilation map is read as one run per output row
+        if (dil_cs != (uint64_t)ARENA_BUS_BYTES)
+            return fail(CSIM_ERR_FIELD, l, "dilation map buffer not one beat per pixel (dil_cs != 16)", dil_cs);
     }
     const int64_t lo_min = out_signed ? -128 : 0, hi_max = out_signed ? 127 : 255;
     if (clamp_lo < lo_min || clamp_hi > hi_max || clamp_lo > clamp_hi)
@@ -170,6 +172,8 @@ int check_layer(int l, const uint32_t *w, const uint8_t *weights, uint64_t arena
     if (patch) {
         if (max_gather - min_gather >= bus)
             return fail(CSIM_ERR_PARAM, l, "PATCH3X3 gathered channels span more than one beat", max_gather - min_gather);
+        if (in_cs % bus == 0 && in_cs > bus)
+            return fail(CSIM_ERR_FIELD, l, "PATCH3X3 input in pixel groups (in_cs a multiple of 16 above 16)", in_cs);
         if (in_w * in_cs + 2 * bus - 2 > (uint64_t)PATCH_ROW_BEATS * bus)
             return fail(CSIM_ERR_FIELD, l, "PATCH3X3 input row exceeds PATCH_ROW_BEATS", in_w * in_cs);
     } else {
@@ -188,9 +192,15 @@ int check_layer(int l, const uint32_t *w, const uint8_t *weights, uint64_t arena
 
     // ---- arena (the engine computes 32-bit byte offsets)
     const uint64_t limit = arena_bytes < (1ULL << 32) ? arena_bytes : (1ULL << 32);
-    if (in_off + (in_h * in_w - 1) * in_cs + max_gather + 1 > limit)
+    // a tensor in pixel groups (cs a multiple of 16 above 16) spreads a pixel over its whole row
+    // group: the layer's bytes lie in off .. off + h * w * cs
+    const bool in_grouped = in_cs % bus == 0 && in_cs > bus, out_grouped = out_cs > bus;
+    const uint64_t in_end = in_grouped ? in_off + in_h * in_w * in_cs : in_off + (in_h * in_w - 1) * in_cs + max_gather + 1;
+    const uint64_t out_end = out_grouped ? out_off + out_h * out_w * out_cs
+                                         : out_off + (out_h * out_w - 1) * out_cs + out_choff + out_run;
+    if (in_end > limit)
         return fail(CSIM_ERR_ARENA_RANGE, l, "input tensor past the arena", in_off);
-    if (out_off + (out_h * out_w - 1) * out_cs + out_choff + out_run > limit)
+    if (out_end > limit)
         return fail(CSIM_ERR_ARENA_RANGE, l, "output tensor past the arena", out_off);
     if (deform && dil_off + (out_h * out_w - 1) * dil_cs + 1 > limit)
         return fail(CSIM_ERR_ARENA_RANGE, l, "dilation map past the arena", dil_off);

@@ -20,6 +20,7 @@
 #define CODENET_DATAFLOW_H
 
 #include "codenet_engine.h"
+#include "codenet_port.h"
 
 namespace codenet {
 
@@ -93,11 +94,70 @@ inline void load_xrel(const Desc &d, const chan_t gch[MAX_CH], const Gather &g, 
     }
 }
 
-// PATCH3X3 reader: per output row, its (up to) 3 input rows into the row buffer, one burst each,
-// then the 9 taps of every output pixel as lane-aligned beats (the gathered run of tap t, read as
-// the two row-buffer beats that hold it and shifted to lane 0; a tap outside the image is a beat
-// of zero points), one a cycle.
-inline void patch_reader(const bus_t *arena, const Desc &d, const Gather &g, hls::stream<bus_t> &pix) {
+// ---------------------------------------------------------------- tensor layout v3
+// A row of a beat-layout tensor (FORMAT.md "Memory") is pixel groups of GROUP_PIX pixels, the
+// last one `tail` wide (0: none); inside a group of width gw, 16-channel block b of its pixels is
+// the run of gw beats from beat b * gw of the group. The group width of a run is GROUP_PIX or the
+// row's tail: products by it are shifts or a product by the tail computed once per layer.
+static_assert((GROUP_PIX & (GROUP_PIX - 1)) == 0 && GROUP_PIX <= AXI_MAX_BURST,
+              "a group's channel block is at most one burst");
+// The 1x1 stages' group buffers (one BRAM each, one write and one read port; declared in
+// codenet_top.cpp and shared by the 4-bit and 8-bit instances, which never run at once): the
+// reader's run of a group's gathered blocks, the writer's output beats of a group.
+typedef bus_t group_buf_t[PIX_BEATS * GROUP_PIX];
+typedef bus_t out_group_buf_t[CH_TILES * GROUP_PIX];
+struct RowGroups {
+    int full, tail, n;               // whole groups, width of the partial one (0: none), groups
+};
+inline RowGroups row_groups(int w) {
+    RowGroups r;
+    r.full = w / GROUP_PIX;
+    r.tail = w % GROUP_PIX;
+    r.n = r.full + (r.tail != 0 ? 1 : 0);
+    return r;
+}
+
+// ---------------------------------------------------------------- streaming CONV1X1 readers
+
+// PATCH3X3 reader's runs: per output row, its input rows inside the image (ky_lo .. ky_hi), each
+// one run of the packed row's beats.
+struct PatchRuns {
+    addr_t in_off, row_bytes;
+    int in_h, stride, pad, out_h;
+    int y, ky, sy0;                  // sy0 = y * stride - pad
+    int ky_lo() const { return sy0 < 0 ? -sy0 : 0; }
+    int ky_hi() const { return in_h - 1 - sy0 < 2 ? in_h - 1 - sy0 : 2; }
+    void init(const Desc &d) {
+        in_off = d.in_off;
+        row_bytes = addr_t(d.in_w) * d.in_cs;
+        in_h = d.in_h;
+        stride = d.stride;
+        pad = d.pad;
+        out_h = d.out_h;
+        y = 0;
+        sy0 = -d.pad;
+        ky = ky_lo();
+    }
+    bool next(addr_t &beat, int &len, const NoCtx &) {
+#pragma HLS INLINE
+        if (y == out_h) return false;
+        const addr_t start = in_off + addr_t(sy0 + ky) * row_bytes;
+        beat = beat_of(start);
+        len = beats_of(start, row_bytes.to_int());
+        if (++ky > ky_hi()) {
+            y++;
+            sy0 += stride;
+            ky = ky_lo();
+        }
+        return true;
+    }
+};
+
+// PATCH3X3 reader: per output row, its (up to) 3 input rows into the row buffer (one run each,
+// requested ahead), then the 9 taps of every output pixel as lane-aligned beats (the gathered run
+// of tap t, read as the two row-buffer beats that hold it and shifted to lane 0; a tap outside
+// the image is a beat of zero points), one a cycle.
+inline void patch_reader(arena_port_t &arena, const Desc &d, const Gather &g, hls::stream<bus_t> &pix) {
     static bus_t rbuf[3][PATCH_ROW_BEATS + 1];
 #pragma HLS ARRAY_PARTITION variable = rbuf complete dim = 1
     bus_t zp_beat;
@@ -106,6 +166,11 @@ inline void patch_reader(const bus_t *arena, const Desc &d, const Gather &g, hls
         zp_beat.range(8 * i + 7, 8 * i) = d.in_zp;
     }
     const addr_t row_bytes = addr_t(d.in_w) * d.in_cs;
+    PatchRuns runs;
+    runs.init(d);
+    const NoCtx ctx;
+    Prefetch<PatchRuns, NoCtx> pf;
+    pf.start(arena, runs, ctx, PH_READ);
     for (int y = 0; y < d.out_h; y++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_IMG
         bool row_ok[3];
@@ -119,14 +184,15 @@ inline void patch_reader(const bus_t *arena, const Desc &d, const Gather &g, hls
             lane0[ky] = lane_of(start);
             if (!row_ok[ky]) continue;
             const int nb = beats_of(start, row_bytes.to_int());
-            CODENET_ENTER(PH_READ, EV_BURST);
+            CODENET_ENTER(PH_READ, EV_QUEUED);
             for (int b = 0; b < nb; b++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = PATCH_ROW_BEATS
 #pragma HLS PIPELINE II = 1
                 CODENET_ITER(PH_READ);
                 CODENET_BEAT();
-                CODENET_READ(beat_of(start) + addr_t(b));
-                rbuf[ky][b] = arena[beat_of(start) + addr_t(b)];
+                pf.try_issue(arena, ctx);
+                rbuf[ky][b] = arena.read();
+                if (burst_end(b, nb)) pf.done();
             }
         }
         int x = 0, ky = 0, kx = 0;
@@ -156,35 +222,133 @@ inline void patch_reader(const bus_t *arena, const Desc &d, const Gather &g, hls
     }
 }
 
-inline void conv_reader(const bus_t *arena, const Desc d, const Gather g, const ConvGeom c, hls::stream<bus_t> &pix) {
+// The rows of a direct / x2 CONV1X1 layer that read input (a prefix: the others are zero-point
+// rows) and the input pixel row of output row y's successor, as a step (0, 1 or 2 rows).
+inline int conv_rows_read(const Desc &d, const ConvGeom &c) {
+    if (conv_valid_pixels(d, c) == 0) return 0;
+    const int n = d.stride == 2 ? (c.seen_h + 1) >> 1 : c.seen_h;   // rows with y * stride < seen_h
+    return n < d.out_h ? n : d.out_h;
+}
+
+// The 1x1 reader's runs: per output row that reads input, per group holding a needed pixel, the
+// group's gathered blocks lo .. lo + SB - 1 (one run of SB x gw beats).
+struct ConvRuns {
+    addr_t row, row_beats, grp_beats;   // current input row's first beat; beats of a row, of a group
+    int rows, y, g, groups, full;
+    int lo_full, lo_tail, len_full, len_tail;
+    int gbase;                          // g * grp_beats
+    bool up;
+    int stride, sy, py;                 // sy = y * stride
+    void init(const Desc &d, const ConvGeom &c) {
+        const RowGroups rg = row_groups(d.in_w);
+        const int last_px = (conv_valid_pixels(d, c) - 1) * c.pstep;
+        row_beats = addr_t(d.in_w) * addr_t(c.cs_beats);
+        grp_beats = addr_t(GROUP_PIX * c.cs_beats);
+        row = beat_of(d.in_off);
+        rows = conv_rows_read(d, c);
+        groups = last_px / GROUP_PIX + 1;
+        full = rg.full;
+        lo_full = c.lo_beat * GROUP_PIX;
+        lo_tail = c.lo_beat * rg.tail;
+        len_full = c.sb * GROUP_PIX;
+        len_tail = c.sb * rg.tail;
+        up = d.in_mode == MODE_UPSAMPLE2;
+        stride = d.stride;
+        y = 0;
+        g = 0;
+        gbase = 0;
+        sy = 0;
+        py = 0;
+    }
+    bool next(addr_t &beat, int &len, const NoCtx &) {
+#pragma HLS INLINE
+        if (y >= rows) return false;
+        const bool whole = g < full;
+        beat = row + addr_t(gbase) + addr_t(whole ? lo_full : lo_tail);
+        len = whole ? len_full : len_tail;
+        if (++g == groups) {
+            g = 0;
+            gbase = 0;
+            y++;
+            sy += stride;
+            const int npy = up ? sy >> 1 : sy;
+            if (npy - py == 2) row += row_beats << 1;   // the next input row: 0, 1 or 2 rows on
+            else if (npy - py == 1) row += row_beats;
+            py = npy;
+        } else {
+            gbase += grp_beats.to_int();
+        }
+        return true;
+    }
+};
+
+// The 1x1 reader: per output row that reads input, per group holding a needed pixel: its run of
+// the gathered blocks into the group buffer (block-major, requested ahead), then the beats of the
+// pixels the row computes (every pstep-th, up to the last valid one) in pixel order to `pix`.
+// With one block per pixel (SB = 1) the run is already in pixel order and goes straight through.
+inline void conv_reader(arena_port_t &arena, const Desc d, const Gather g, const ConvGeom c, group_buf_t &gbuf,
+                        hls::stream<bus_t> &pix) {
     if (c.patch) {
         patch_reader(arena, d, g, pix);
         return;
     }
-    const int nvalid = conv_valid_pixels(d, c);
-    const int hi_beat = c.lo_beat + c.sb - 1;
-    for (int y = 0; y < d.out_h; y++) {
+    const RowGroups rg = row_groups(d.in_w);
+    const int rows = conv_rows_read(d, c);
+    const int last_px = (conv_valid_pixels(d, c) - 1) * c.pstep;
+    const int groups = rows > 0 ? last_px / GROUP_PIX + 1 : 0;
+    ConvRuns runs;
+    runs.init(d, c);
+    const NoCtx ctx;
+    Prefetch<ConvRuns, NoCtx> pf;
+    pf.start(arena, runs, ctx, PH_READ);
+    for (int y = 0; y < rows; y++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_IMG
-        const int sy = y * d.stride;
-        if (sy >= c.seen_h || nvalid == 0) continue;        // zero-point row: nothing to read
-        const int py = d.in_mode == MODE_UPSAMPLE2 ? sy >> 1 : sy;
-        const int last_px = (nvalid - 1) * c.pstep;
-        // the run: pixel 0's first gathered beat .. the last needed pixel's last gathered beat
-        const addr_t first = beat_of(d.in_off + addr_t(py) * addr_t(d.in_w) * d.in_cs) + addr_t(c.lo_beat);
-        const int nb = last_px * c.cs_beats + c.sb;
-        int pb = c.lo_beat, p = 0;                           // beat within its pixel, pixel index
-        CODENET_ENTER(PH_READ, EV_BURST);
-        for (int b = 0; b < nb; b++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_IMG * CH_TILES
+        for (int gi = 0; gi < groups; gi++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_IMG / GROUP_PIX
+            const int gw = gi < rg.full ? GROUP_PIX : rg.tail;
+            const int len = c.sb * gw;
+            const int px0 = gi * GROUP_PIX;
+            const int last = last_px - px0 < gw - 1 ? last_px - px0 : gw - 1;     // last needed pixel of the group
+            if (c.sb == 1) {
+                CODENET_ENTER(PH_READ, EV_QUEUED);
+                for (int i = 0; i < len; i++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = GROUP_PIX
 #pragma HLS PIPELINE II = 1
-            CODENET_ITER(PH_READ);
-            CODENET_BEAT();
-            CODENET_READ(first + addr_t(b));
-            const bus_t v = arena[first + addr_t(b)];
-            if (pb >= c.lo_beat && pb <= hi_beat && p == 0) pix.write(v);   // a computed pixel's run
-            if (++pb == c.cs_beats) {
-                pb = 0;
-                if (++p == c.pstep) p = 0;
+                    CODENET_ITER(PH_READ);
+                    CODENET_BEAT();
+                    pf.try_issue(arena, ctx);
+                    const bus_t v = arena.read();
+                    if (burst_end(i, len)) pf.done();
+                    if (i <= last && (c.pstep == 1 || (i & 1) == 0)) pix.write(v);
+                }
+                continue;
+            }
+            CODENET_ENTER(PH_READ, EV_QUEUED);
+            for (int i = 0; i < len; i++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = PIX_BEATS * GROUP_PIX
+#pragma HLS PIPELINE II = 1
+                CODENET_ITER(PH_READ);
+                CODENET_BEAT();
+                pf.try_issue(arena, ctx);
+                gbuf[i] = arena.read();
+                if (burst_end(i, len)) pf.done();
+            }
+            // emit: pixel xi = 0, pstep, .. <= last; its blocks k at k * gw + xi
+            const int ne = c.pstep == 1 ? last + 1 : (last >> 1) + 1;
+            int xi = 0, k = 0, a = 0;
+            CODENET_ENTER(PH_READ, EV_LOOP);
+            for (int j = 0; j < ne * c.sb; j++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = PIX_BEATS * GROUP_PIX
+#pragma HLS PIPELINE II = 1
+                CODENET_ITER(PH_READ);
+                pix.write(gbuf[a]);
+                if (++k == c.sb) {
+                    k = 0;
+                    xi += c.pstep;
+                    a = xi;
+                } else {
+                    a += gw;
+                }
             }
         }
     }
@@ -287,75 +451,104 @@ inline void conv_mac(const Desc d, const ConvGeom c, const chan_t xrel[PA][MAX_K
     }
 }
 
-inline void conv_writer(bus_t *arena, const Desc d, const ConvGeom c, hls::stream<bus_t> &outb) {
-    static bus_t held[CH_TILES];                             // the computed pixel's beats (x2: written twice)
+// The 1x1 writer: per output row, per group of the row: the computed pixels' OT beats into the
+// group buffer (pixel-major from the stream), then the group's run of the layer's blocks
+// out_choff / 16 .. + OT - 1 (OT x gw beats, block-major; nearest x2: each computed pixel is two
+// output pixels) written as bursts, the write responses taken lagged (WriteBursts).
+inline void conv_writer(arena_port_t &arena, const Desc d, const ConvGeom c, out_group_buf_t &obuf,
+                        hls::stream<bus_t> &outb) {
     CODENET_ASSERT(lane_of(d.out_off) == 0 && lane_of(d.out_cs) == 0 && lane_of(d.out_choff) == 0,
                    "partial-beat write: output runs not beat aligned", (d.out_off + d.out_choff).to_uint64());
-    const addr_t cs_beats = d.out_cs >> 4, choff_beats = d.out_choff >> 4;
-    const int nb = d.out_w * c.ot_n;
+    const RowGroups rg = row_groups(d.out_w);
+    const int cs_beats = (d.out_cs >> 4).to_int(), choff_beats = (d.out_choff >> 4).to_int();
+    const addr_t row_beats = addr_t(d.out_w) * addr_t(cs_beats);
+    const int grp_beats = GROUP_PIX * cs_beats;
+    const int off_full = choff_beats * GROUP_PIX, off_tail = choff_beats * rg.tail;
+    const int len_full = c.ot_n * GROUP_PIX, len_tail = c.ot_n * rg.tail;
+    const int rep_shift = c.rep == 2 ? 1 : 0;
+    WriteBursts wb;
+    wb.start();
+    addr_t row = beat_of(d.out_off);
     for (int y = 0; y < d.out_h; y++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_IMG
-        const addr_t row = beat_of(d.out_off) + addr_t(y) * addr_t(d.out_w) * cs_beats + choff_beats;
-        int b = 0, r = 0;                                    // beat of the output pixel, copy 0 .. rep-1
-        addr_t pa = row;                                     // the output pixel's first beat
-        CODENET_ENTER(PH_WRITE, c.whole_out ? EV_BURST : EV_SINGLES);
-        for (int i = 0; i < nb; i++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_IMG * CH_TILES
+        int gbase = 0;
+        for (int gi = 0; gi < rg.n; gi++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_IMG / GROUP_PIX
+            const bool whole = gi < rg.full;
+            const int gw = whole ? GROUP_PIX : rg.tail;
+            const int ncg = (gw + c.rep - 1) >> rep_shift;      // computed pixels of the group
+            int b = 0, cx = 0, a = 0;
+            CODENET_ENTER(PH_WRITE, EV_LOOP);
+            for (int i = 0; i < ncg * c.ot_n; i++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = CH_TILES * GROUP_PIX
 #pragma HLS PIPELINE II = 1
-            CODENET_ITER(PH_WRITE);
-            CODENET_BEAT();
-            bus_t v;
-            if (r == 0) {
-                v = outb.read();
-                held[b] = v;
-            } else {
-                v = held[b];
+                CODENET_ITER(PH_WRITE);
+                obuf[a] = outb.read();                        // beat b of computed pixel cx
+                if (++b == c.ot_n) {
+                    b = 0;
+                    cx++;
+                    a = cx;
+                } else {
+                    a += GROUP_PIX;
+                }
             }
-            // whole_out: consecutive beats (one burst); else the pixel's run at its channel offset
-            const addr_t a = c.whole_out ? addr_t(row + addr_t(i)) : addr_t(pa + addr_t(b));
-            CODENET_WROTE(a);
-            arena[a] = v;
-            if (++b == c.ot_n) {
-                b = 0;
-                pa += cs_beats;
-                if (++r == c.rep) r = 0;
+            const addr_t start = row + addr_t(gbase + (whole ? off_full : off_tail));
+            const int len = whole ? len_full : len_tail;
+            int xi = 0;
+            b = 0;
+            CODENET_ENTER(PH_WRITE, EV_QUEUED);
+            for (int i = 0; i < len; i++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = CH_TILES * GROUP_PIX
+#pragma HLS PIPELINE II = 1
+                CODENET_ITER(PH_WRITE);
+                CODENET_BEAT();
+                if ((i & (AXI_MAX_BURST - 1)) == 0)
+                    wb.request(arena, start + addr_t(i), len - i < AXI_MAX_BURST ? len - i : AXI_MAX_BURST);
+                arena.write(obuf[b * GROUP_PIX + (xi >> rep_shift)]);
+                if (++xi == gw) {
+                    xi = 0;
+                    b++;
+                }
             }
+            gbase += grp_beats;
         }
-        // a computed pixel whose second copy falls outside the row (odd out_w) is never reread
+        row += row_beats;
     }
+    wb.finish(arena, PH_WRITE);
 }
 
 // One streaming CONV1X1 layer: the three stages run concurrently.
 template <bool W8>
-inline void conv1x1_stream(bus_t *arena, const Desc &d, const Gather &g, const chan_t xrel[PA][MAX_K / (PA / 2)],
-                           const wword_t wbuf[PE][W_WORDS], const Requant rq[PE][CH_TILES], pix_buf_t &pbuf) {
+inline void conv1x1_stream(arena_port_t &arena, const Desc &d, const Gather &g, const chan_t xrel[PA][MAX_K / (PA / 2)],
+                           const wword_t wbuf[PE][W_WORDS], const Requant rq[PE][CH_TILES], pix_buf_t &pbuf,
+                           group_buf_t &gbuf, out_group_buf_t &obuf) {
 #pragma HLS INLINE off
     const ConvGeom c = conv_geom(d, g);
     hls::stream<bus_t> pix("pix"), outb("outb");
 #pragma HLS STREAM variable = pix depth = STREAM_BEATS
 #pragma HLS STREAM variable = outb depth = STREAM_BEATS
 #pragma HLS DATAFLOW
-    conv_reader(arena, d, g, c, pix);
+    conv_reader(arena, d, g, c, gbuf, pix);
     conv_mac<W8>(d, c, xrel, wbuf, rq, pbuf, pix, outb);
-    conv_writer(arena, d, c, outb);
+    conv_writer(arena, d, c, obuf, outb);
 }
 
 
 // ---------------------------------------------------------------- streaming DW3X3
 //
-// A PE-channel tile's gathered channels live in TB distinct beats of each pixel (TB <= PE; 1 for a
-// plain 16-channel slice, a few for a shuffled gather); `TileBeats` lists them. Per tile (PE
-// channels = one output beat per pixel), per output row:
-//   dw_reader   the input rows the row needs first (each once per tile): ONE burst over the row
-//               (every pixel's beats, the tile's forwarded) when that reads at most
-//               DW_SINGLE_BEAT_COST beats per tile beat, else one-beat reads of the tile's beats;
-//               deformable: the row's dilation bytes to `dil` (one burst when dil_cs is one beat,
-//               else one-beat reads);
+// A PE-channel tile's gathered channels live in TB distinct 16-channel blocks of each pixel
+// (TB <= PE; 1 for a plain 16-channel slice, a few for a shuffled gather). load_tiles lists them
+// once per layer (TileTable). Per tile (PE channels = one output beat per pixel), per output row:
+//   dw_reader   the input rows the row needs first (each once per tile): per row group, the
+//               tile's blocks (TB runs of gw beats, requested ahead); TB = 1: the row's runs in
+//               pixel order straight to `pix`, else each group's TB runs into a small buffer and
+//               out in pixel order (TB beats per pixel); deformable: the row's dilation bytes
+//               (one run: the map has one beat per pixel) to `dil`;
 //   dw_compute  fills line-buffer rows from `pix` (one II = 1 loop per row, each lane taking its
 //               byte from its beat), then one II = 1 loop over the output pixels: 9 taps x PE
 //               lanes a cycle, requantized into one output beat to `outb`;
-//   dw_writer   the row's output beats: one burst when the tensor is this one tile wide (out_cs
-//               one beat, out_choff 0), else one-beat writes (a beat stride apart).
+//   dw_writer   the row's output beats: per group, the tile's block (one run of gw beats) as a
+//               burst, write responses lagged.
 // Line buffer (static banking, line_buf_t): tap column kx reads copy kx / 2 of EVERY row bank at
 // the same column px = x + (kx - 1) * d (copy 0 serves columns 0 and 1 over its two ports), and
 // the tap (ky, kx) selects its row among the LINE_ROWS words read (a data multiplexer, no runtime
@@ -371,11 +564,11 @@ inline int dw_rows_needed(const Desc &d, int y) {
     return (up ? seen_hi >> 1 : seen_hi) + 1;
 }
 
-// The distinct beats (offsets within the pixel, increasing) holding a tile's gathered channels,
-// and for each lane the index of its beat in that list and its byte lane.
+// The distinct blocks (16-byte channel blocks of the pixel, increasing) holding a tile's gathered
+// channels, and for each lane the index of its block in that list and its byte lane.
 struct TileBeats {
     int nbt;                        // TB
-    ap_uint<16> beat[PE];           // beat offsets within the pixel
+    ap_uint<16> beat[PE];           // block indices
     ap_uint<4> lane_k[PE], lane_b[PE];
 };
 
@@ -390,7 +583,7 @@ inline TileBeats tile_beats(const chan_t gch[MAX_CH], int ct, int n) {
 #pragma HLS UNROLL
         bt[c] = c < n ? ap_uint<16>(gch[ct * PE + c] >> 4) : bt[0];
     }
-    // rank of each lane's beat among the distinct beats (a 16 x 16 comparator array, no loop)
+    // rank of each lane's block among the distinct blocks (a 16 x 16 comparator array, no loop)
     t.nbt = 0;
     for (int c = 0; c < PE; c++) {
 #pragma HLS UNROLL
@@ -420,82 +613,203 @@ inline TileBeats tile_beats(const chan_t gch[MAX_CH], int ct, int n) {
     return t;
 }
 
-inline void dw_reader(const bus_t *arena, const Desc d, const chan_t gch[MAX_CH], hls::stream<bus_t> &pix,
-                      hls::stream<byte_t> &dil) {
-    const int cs_beats = (d.in_cs >> 4).to_int();
-    const bool dil_run = d.dil_cs == addr_t(ARENA_BUS_BYTES);
+// Every tile's block list, computed once per layer (one tile a cycle, one comparator array) and
+// read by the reader (its block indices, one per run) and the compute stage (its lane map).
+struct TileTable {
+    ap_uint<5> nbt[CH_TILES];
+    ap_uint<16> blk[CH_TILES * PE];                  // tile ct's blocks at ct * PE ..
+    ap_uint<4> lane_k[PE][CH_TILES], lane_b[PE][CH_TILES];
+};
+
+inline void load_tiles(const Desc &d, const chan_t gch[MAX_CH], TileTable &tt) {
+    CODENET_ENTER(PH_LOAD, EV_LOOP);
     for (int ct = 0; ct < ceil_div(d.cout, PE); ct++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = CH_TILES
+#pragma HLS PIPELINE II = 1
+        CODENET_ITER(PH_LOAD);
         const int n = d.cout - ct * PE < PE ? d.cout - ct * PE : PE;
         const TileBeats t = tile_beats(gch, ct, n);
-        const int lo = t.beat[0].to_int(), span = t.beat[t.nbt - 1].to_int() - lo + 1;
-        const bool run_mode = (d.in_w - 1) * cs_beats + span <= d.in_w * t.nbt * DW_SINGLE_BEAT_COST;
+        tt.nbt[ct] = t.nbt;
+        for (int c = 0; c < PE; c++) {
+#pragma HLS UNROLL
+            tt.blk[ct * PE + c] = t.beat[c];
+            tt.lane_k[c][ct] = t.lane_k[c];
+            tt.lane_b[c][ct] = t.lane_b[c];
+        }
+    }
+}
+
+// The dw reader's runs, in the order it reads them: per tile, the input rows in order, per row
+// group the tile's TB blocks (gw beats each); deformable: output row y's dilation run (out_w
+// beats) as soon as the rows y needs are listed.
+struct DwRuns {
+    addr_t in_beat, row_beats, dil_beat;
+    int grp_beats, full, tail, groups, n_tiles, rows_all, out_w, out_h;
+    bool deformable, up;
+    int seen_h, stride, pad;
+    int ct, r, g, k, y, rows_y;
+    addr_t rbase, dil_row;
+    int gbase;
+    void init(const Desc &dd) {
+        const RowGroups rg = row_groups(dd.in_w);
+        const int cs_beats = (dd.in_cs >> 4).to_int();
+        in_beat = beat_of(dd.in_off);
+        row_beats = addr_t(dd.in_w) * addr_t(cs_beats);
+        grp_beats = GROUP_PIX * cs_beats;
+        full = rg.full;
+        tail = rg.tail;
+        groups = rg.n;
+        n_tiles = ceil_div(dd.cout, PE);
+        rows_all = dw_rows_needed(dd, dd.out_h - 1);
+        out_w = dd.out_w;
+        out_h = dd.out_h;
+        deformable = dd.deformable;
+        up = dd.in_mode == MODE_UPSAMPLE2;
+        seen_h = up ? 2 * dd.in_h : dd.in_h;
+        stride = dd.stride;
+        pad = dd.pad;
+        dil_beat = beat_of(dd.dil_off);
+        restart();
+        ct = 0;
+    }
+    void restart() {               // the first run of a tile
+        r = 0;
+        g = 0;
+        k = 0;
+        y = 0;
+        gbase = 0;
+        rbase = in_beat;
+        dil_row = dil_beat;
+        rows_y = rows_needed(0);
+    }
+    int rows_needed(int yy) const {       // dw_rows_needed, from the fields kept here
+#pragma HLS INLINE
+        int seen_hi = deformable ? yy + MAX_DIL : yy * stride - pad + 2;
+        if (seen_hi > seen_h - 1) seen_hi = seen_h - 1;
+        return (up ? seen_hi >> 1 : seen_hi) + 1;
+    }
+    bool next(addr_t &beat, int &len, const TileTable &tt) {
+#pragma HLS INLINE
+        if (ct == n_tiles) return false;
+        if (deformable && (r == rows_all || r >= rows_y)) {            // output row y's dilations
+            beat = dil_row;
+            len = out_w;
+            dil_row += addr_t(out_w);
+            if (++y == out_h) {
+                ct++;
+                restart();
+            } else {
+                rows_y = rows_needed(y);
+            }
+            return true;
+        }
+        const int gw = g < full ? GROUP_PIX : tail;
+        beat = rbase + addr_t(gbase) + addr_t(tt.blk[ct * PE + k].to_int() * gw);
+        len = gw;
+        if (++k == tt.nbt[ct]) {
+            k = 0;
+            if (++g == groups) {
+                g = 0;
+                gbase = 0;
+                rbase += row_beats;
+                if (++r == rows_all && !deformable) {
+                    ct++;
+                    restart();
+                }
+            } else {
+                gbase += grp_beats;
+            }
+        }
+        return true;
+    }
+};
+
+inline void dw_reader(arena_port_t &arena, const Desc d, const TileTable &tt, hls::stream<bus_t> &pix,
+                      hls::stream<byte_t> &dil) {
+    static bus_t tbuf[PE * GROUP_PIX];                // a group's TB runs (TB > 1), block-major
+    const RowGroups rg = row_groups(d.in_w);
+    const int dil_lane = lane_of(d.dil_off);          // dil_cs is one beat: the same lane
+    DwRuns runs;
+    runs.init(d);
+    const TileTable &ctx = tt;
+    Prefetch<DwRuns, TileTable> pf;
+    pf.start(arena, runs, ctx, PH_READ);
+    for (int ct = 0; ct < ceil_div(d.cout, PE); ct++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = CH_TILES
+        const int nbt = tt.nbt[ct].to_int();
         int next_row = 0;
         for (int y = 0; y < d.out_h; y++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_H
             const int rows = dw_rows_needed(d, y);
             for (int row = next_row; row < rows; row++) {
 #pragma HLS LOOP_TRIPCOUNT min = 0 max = LINE_ROWS
-                const addr_t pix0 = beat_of(d.in_off + addr_t(row) * addr_t(d.in_w) * d.in_cs);
-                if (run_mode) {
-                    const int nb = (d.in_w - 1) * cs_beats + span;
-                    int pb = lo, k = 0;                   // beat within the pixel, next listed beat
-                    CODENET_ENTER(PH_READ, EV_BURST);
-                    for (int b = 0; b < nb; b++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_W * CH_TILES
+                if (nbt == 1) {                            // the row's runs are its pixels in order
+                    int xi = 0, gi = 0;
+                    CODENET_ENTER(PH_READ, EV_QUEUED);
+                    for (int x = 0; x < d.in_w; x++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_W
 #pragma HLS PIPELINE II = 1
                         CODENET_ITER(PH_READ);
                         CODENET_BEAT();
-                        CODENET_READ(pix0 + addr_t(lo + b));
-                        const bus_t v = arena[pix0 + addr_t(lo + b)];
-                        const bool listed = k < t.nbt && pb == t.beat[k & (PE - 1)];
-                        if (listed) pix.write(v);
-                        if (listed) k++;
-                        if (++pb == cs_beats) {
-                            pb = 0;
-                            k = 0;
+                        pf.try_issue(arena, ctx);
+                        pix.write(arena.read());
+                        const int gw = gi < rg.full ? GROUP_PIX : rg.tail;
+                        if (++xi == gw) {                   // a group's run is one burst
+                            pf.done();
+                            xi = 0;
+                            gi++;
                         }
                     }
-                } else {
-                    int k = 0;
-                    addr_t pa = pix0;                     // the pixel's first beat (added to, no product)
-                    CODENET_ENTER(PH_READ, EV_SINGLES);   // strided: no burst is inferred
-                    for (int i = 0; i < d.in_w * t.nbt; i++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_W * PE
+                    continue;
+                }
+                for (int gi = 0; gi < rg.n; gi++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_W / GROUP_PIX
+                    const int gw = gi < rg.full ? GROUP_PIX : rg.tail;
+                    for (int k = 0; k < nbt; k++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = PE
+                        CODENET_ENTER(PH_READ, EV_QUEUED);
+                        for (int xi = 0; xi < gw; xi++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = GROUP_PIX
+#pragma HLS PIPELINE II = 1
+                            CODENET_ITER(PH_READ);
+                            CODENET_BEAT();
+                            pf.try_issue(arena, ctx);
+                            tbuf[k * GROUP_PIX + xi] = arena.read();
+                            if (xi == gw - 1) pf.done();
+                        }
+                    }
+                    int xi = 0, k = 0;
+                    CODENET_ENTER(PH_READ, EV_LOOP);
+                    for (int j = 0; j < gw * nbt; j++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = GROUP_PIX * PE
 #pragma HLS PIPELINE II = 1
                         CODENET_ITER(PH_READ);
-                        CODENET_BEAT();
-                        const addr_t a = pa + addr_t(t.beat[k]);
-                        CODENET_READ(a);
-                        pix.write(arena[a]);
-                        if (++k == t.nbt) {
+                        pix.write(tbuf[k * GROUP_PIX + xi]);
+                        if (++k == nbt) {
                             k = 0;
-                            pa += cs_beats;
+                            xi++;
                         }
                     }
                 }
             }
             if (rows > next_row) next_row = rows;
             if (d.deformable) {
-                const addr_t da = d.dil_off + addr_t(y) * addr_t(d.out_w) * d.dil_cs;
-                const int lane = lane_of(da);                 // dil_cs is whole beats: the same lane
-                addr_t a = beat_of(da);
-                CODENET_ENTER(PH_READ, dil_run ? EV_BURST : EV_SINGLES);
+                CODENET_ENTER(PH_READ, EV_QUEUED);
                 for (int x = 0; x < d.out_w; x++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_W
 #pragma HLS PIPELINE II = 1
                     CODENET_ITER(PH_READ);
                     CODENET_BEAT();
-                    CODENET_READ(a);
-                    dil.write(byte_at(arena[a], lane));
-                    a += d.dil_cs >> 4;
+                    pf.try_issue(arena, ctx);
+                    dil.write(byte_at(arena.read(), dil_lane));
+                    if (burst_end(x, d.out_w)) pf.done();
                 }
             }
         }
     }
 }
 
-inline void dw_compute(const Desc d, const chan_t gch[MAX_CH], const dwrow_t dww[PE][CH_TILES],
+inline void dw_compute(const Desc d, const TileTable &tt, const dwrow_t dww[PE][CH_TILES],
                        const Requant rq[PE][CH_TILES], line_buf_t &lb, hls::stream<bus_t> &pix,
                        hls::stream<byte_t> &dil, hls::stream<bus_t> &outb) {
     const bool up = d.in_mode == MODE_UPSAMPLE2;
@@ -505,7 +819,15 @@ inline void dw_compute(const Desc d, const chan_t gch[MAX_CH], const dwrow_t dww
     for (int ct = 0; ct < ceil_div(d.cout, PE); ct++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = CH_TILES
         const int n = d.cout - ct * PE < PE ? d.cout - ct * PE : PE;
-        const TileBeats t = tile_beats(gch, ct, n);
+        const int nbt = tt.nbt[ct].to_int();
+        ap_uint<4> lane_k[PE], lane_b[PE];
+#pragma HLS ARRAY_PARTITION variable = lane_k complete
+#pragma HLS ARRAY_PARTITION variable = lane_b complete
+        for (int c = 0; c < PE; c++) {
+#pragma HLS UNROLL
+            lane_k[c] = tt.lane_k[c][ct];
+            lane_b[c] = tt.lane_b[c][ct];
+        }
         int next_row = 0;
         for (int y = 0; y < d.out_h; y++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_H
@@ -516,7 +838,7 @@ inline void dw_compute(const Desc d, const chan_t gch[MAX_CH], const dwrow_t dww
                 int x = 0, k = 0;
                 lrow_t word = 0;
                 CODENET_ENTER(PH_COMPUTE, EV_LOOP);
-                for (int i = 0; i < d.in_w * t.nbt; i++) {
+                for (int i = 0; i < d.in_w * nbt; i++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_W * PE
 #pragma HLS PIPELINE II = 1
                     CODENET_ITER(PH_COMPUTE);
@@ -524,9 +846,9 @@ inline void dw_compute(const Desc d, const chan_t gch[MAX_CH], const dwrow_t dww
                     lrow_t cur = word;
                     for (int c = 0; c < PE; c++) {
 #pragma HLS UNROLL
-                        if (c < n && t.lane_k[c] == k) cur.range(8 * c + 7, 8 * c) = byte_at(v, t.lane_b[c]);
+                        if (c < n && lane_k[c] == k) cur.range(8 * c + 7, 8 * c) = byte_at(v, lane_b[c]);
                     }
-                    const bool last = k == t.nbt - 1;
+                    const bool last = k == nbt - 1;
                     if (last) {
                         for (int k = 0; k < LB_COPIES; k++) {
 #pragma HLS UNROLL
@@ -534,7 +856,7 @@ inline void dw_compute(const Desc d, const chan_t gch[MAX_CH], const dwrow_t dww
                         }
                     }
                     word = last ? lrow_t(0) : cur;
-                    if (++k == t.nbt) {
+                    if (++k == nbt) {
                         k = 0;
                         x++;
                     }
@@ -618,32 +940,47 @@ inline void dw_compute(const Desc d, const chan_t gch[MAX_CH], const dwrow_t dww
     }
 }
 
-inline void dw_writer(bus_t *arena, const Desc d, hls::stream<bus_t> &outb) {
+inline void dw_writer(arena_port_t &arena, const Desc d, hls::stream<bus_t> &outb) {
     CODENET_ASSERT(lane_of(d.out_off) == 0 && lane_of(d.out_cs) == 0 && lane_of(d.out_choff) == 0,
                    "partial-beat write: output runs not beat aligned", (d.out_off + d.out_choff).to_uint64());
-    const addr_t cs_beats = d.out_cs >> 4;
-    const bool whole = d.out_choff == 0 && d.out_cs == addr_t(ARENA_BUS_BYTES);
+    const RowGroups rg = row_groups(d.out_w);
+    const int cs_beats = (d.out_cs >> 4).to_int();
+    const addr_t row_beats = addr_t(d.out_w) * addr_t(cs_beats);
+    const int grp_beats = GROUP_PIX * cs_beats;
+    WriteBursts wb;
+    wb.start();
     for (int ct = 0; ct < ceil_div(d.cout, PE); ct++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = CH_TILES
+        const int blk = (d.out_choff >> 4).to_int() + ct;        // the tile's block of the output
+        const int off_full = blk * GROUP_PIX, off_tail = blk * rg.tail;
+        addr_t row = beat_of(d.out_off);
         for (int y = 0; y < d.out_h; y++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_H
-            addr_t a = beat_of(d.out_off) + addr_t(y) * addr_t(d.out_w) * cs_beats + (d.out_choff >> 4) + addr_t(ct);
-            CODENET_ENTER(PH_WRITE, whole ? EV_BURST : EV_SINGLES);
+            int xi = 0, gi = 0, gbase = 0;
+            CODENET_ENTER(PH_WRITE, EV_QUEUED);
             for (int x = 0; x < d.out_w; x++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_W
 #pragma HLS PIPELINE II = 1
                 CODENET_ITER(PH_WRITE);
                 CODENET_BEAT();
-                CODENET_WROTE(a);
-                arena[a] = outb.read();
-                a += cs_beats;                             // pixel x + 1 (whole: the next beat)
+                const bool whole = gi < rg.full;
+                if (xi == 0)                                       // a group's block: one burst
+                    wb.request(arena, row + addr_t(gbase + (whole ? off_full : off_tail)), whole ? GROUP_PIX : rg.tail);
+                arena.write(outb.read());
+                if (++xi == (whole ? GROUP_PIX : rg.tail)) {
+                    xi = 0;
+                    gi++;
+                    gbase += grp_beats;
+                }
             }
+            row += row_beats;
         }
     }
+    wb.finish(arena, PH_WRITE);
 }
 
 // One streaming DW3X3 layer: the three stages run concurrently.
-inline void dw3x3_stream(bus_t *arena, const Desc &d, const chan_t gch[MAX_CH],
+inline void dw3x3_stream(arena_port_t &arena, const Desc &d, const TileTable &tt,
                          const dwrow_t dww[PE][CH_TILES], const Requant rq[PE][CH_TILES], line_buf_t &lb) {
 #pragma HLS INLINE off
     hls::stream<bus_t> pix("dw_pix"), outb("dw_out");
@@ -652,8 +989,8 @@ inline void dw3x3_stream(bus_t *arena, const Desc &d, const chan_t gch[MAX_CH],
 #pragma HLS STREAM variable = outb depth = STREAM_BEATS
 #pragma HLS STREAM variable = dil depth = STREAM_BEATS
 #pragma HLS DATAFLOW
-    dw_reader(arena, d, gch, pix, dil);
-    dw_compute(d, gch, dww, rq, lb, pix, dil, outb);
+    dw_reader(arena, d, tt, pix, dil);
+    dw_compute(d, tt, dww, rq, lb, pix, dil, outb);
     dw_writer(arena, d, outb);
 }
 

@@ -99,6 +99,7 @@ struct CycleLog {
         CODENET_ASSERT(!has(wr_epoch, beat, epoch), "arena beat both read and written by one layer (no barrier)", beat);
         mark(rd_epoch, beat, epoch);
     }
+    void latency(int phase) { events[layer][EventKey{{(uint64_t)phase, (uint64_t)EV_LATENCY, 0, 0}}]++; }
     void single(int phase, int kind, uint64_t beats) {
         count[layer][phase]++;
         events[layer][EventKey{{(uint64_t)phase, (uint64_t)kind, 1, beats}}]++;
@@ -123,6 +124,8 @@ inline void assert_fail(const char *what, uint64_t value) {
 // a blocking one-beat access outside any loop; one pass of a non-pipelined loop body
 #define CODENET_BLOCKING(phase) (::codenet::cycle_log().single(phase, EV_BLOCKING, 1))
 #define CODENET_STEP(phase) (::codenet::cycle_log().single(phase, EV_STEP, 0))
+// a stage's AXI latency paid once: its first read data / its last write responses (codenet_port.h)
+#define CODENET_LATENCY(phase) (::codenet::cycle_log().latency(phase))
 // an arena beat written / read from DDR (not a value forwarded on chip)
 #define CODENET_WROTE(beat) (::codenet::cycle_log().wrote((beat).to_uint64()))
 #define CODENET_READ(beat) (::codenet::cycle_log().read((beat).to_uint64()))
@@ -134,6 +137,7 @@ inline void assert_fail(const char *what, uint64_t value) {
 #define CODENET_BEAT() ((void)0)
 #define CODENET_BLOCKING(phase) ((void)0)
 #define CODENET_STEP(phase) ((void)0)
+#define CODENET_LATENCY(phase) ((void)0)
 #define CODENET_ASSERT(cond, what, value) ((void)0)
 #endif
 
@@ -250,20 +254,6 @@ inline ap_uint<64> sample_clock(volatile ap_uint<64> *timestamp) {
         for (int p = 0; p < PH_ENTRIES; p++) t += log.count[l][p];
 #endif
     return t;
-}
-
-// One profile entry (FORMAT.md "Profile region"): a whole beat, start in bytes 0..7, end in
-// bytes 8..15 (little-endian), written with one blocking request after the layer (counted as a
-// descriptor-phase event: it is on the sequential path between two layers, like the descriptor).
-static_assert(ARENA_BUS_BYTES == 16, "a profile entry (two u64) is one beat");
-inline void write_profile(bus_t *arena, addr_t beat, ap_uint<64> start, ap_uint<64> end) {
-#pragma HLS INLINE
-    bus_t v;
-    v.range(63, 0) = start;
-    v.range(127, 64) = end;
-    CODENET_BLOCKING(PH_DESC);
-    CODENET_WROTE(beat);
-    arena[beat] = v;
 }
 
 // A stored activation byte as a value: int8 if signed, else uint8.

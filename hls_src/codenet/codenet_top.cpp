@@ -5,6 +5,7 @@
 
 #include "codenet_dataflow.h"
 #include "codenet_engine.h"
+#include "codenet_port.h"
 
 namespace {
 
@@ -15,7 +16,7 @@ constexpr int COSIM_ARENA_BEATS = (1 << 22) / ARENA_BUS_BYTES;
 }  // namespace
 
 void codenet_top(const ap_uint<32> *program, const ap_uint<8 * ARENA_BUS_BYTES> *weights,
-                 ap_uint<8 * ARENA_BUS_BYTES> *arena, ap_uint<32> n_layers,
+                 codenet::arena_port_t arena, ap_uint<32> n_layers,
                  ap_uint<32> profile_off, volatile ap_uint<64> *timestamp) {
     // every m_axi setting from codenet_config.h ("memory system"): the cycle model charges the same
 #pragma HLS INTERFACE m_axi port = program offset = slave bundle = gmem_prog depth = MAX_LAYERS * DESC_WORDS latency = AXI_LATENCY num_read_outstanding = AXI_OUTSTANDING num_write_outstanding = AXI_UNUSED_OUTSTANDING max_read_burst_length = PROG_MAX_BURST max_write_burst_length = AXI_UNUSED_BURST
@@ -41,6 +42,8 @@ void codenet_top(const ap_uint<32> *program, const ap_uint<8 * ARENA_BUS_BYTES> 
 #pragma HLS ARRAY_PARTITION variable = xrel complete dim = 1
     static codenet::pix_buf_t pbuf;             // 1x1 pixel buffer (PA copies)
 #pragma HLS ARRAY_PARTITION variable = pbuf complete dim = 1
+    static codenet::group_buf_t gbuf;           // 1x1 reader: a group's gathered blocks
+    static codenet::out_group_buf_t obuf;       // 1x1 writer: a group's output beats
     static codenet::line_buf_t lbank;           // dw line buffer: row banks x LB_COPIES copies
 #pragma HLS ARRAY_PARTITION variable = lbank complete dim = 1
 #pragma HLS ARRAY_PARTITION variable = lbank complete dim = 2
@@ -48,6 +51,9 @@ void codenet_top(const ap_uint<32> *program, const ap_uint<8 * ARENA_BUS_BYTES> 
 #pragma HLS ARRAY_PARTITION variable = wbuf complete dim = 1
     static codenet::dwrow_t dww[PE][CH_TILES];  // 3x3 depthwise weights, 9 x PE per cycle
 #pragma HLS ARRAY_PARTITION variable = dww complete dim = 1
+    static codenet::TileTable tiles;            // dw: every tile's channel blocks and lane map
+#pragma HLS ARRAY_PARTITION variable = tiles.lane_k complete dim = 1
+#pragma HLS ARRAY_PARTITION variable = tiles.lane_b complete dim = 1
 
     // one requantization stage shared by both ops (its PE DSPs counted once)
 #pragma HLS ALLOCATION function instances = codenet::requant_tile limit = REQUANT_STAGES
@@ -76,17 +82,21 @@ void codenet_top(const ap_uint<32> *program, const ap_uint<8 * ARENA_BUS_BYTES> 
             // two datapaths, 4-bit and 8-bit weights: constants of each instance
             if (d.w8) {
                 codenet::load_xrel<true>(d, gch, gather, xrel);
-                codenet::conv1x1_stream<true>(arena, d, gather, xrel, wbuf, rq, pbuf);
+                codenet::conv1x1_stream<true>(arena, d, gather, xrel, wbuf, rq, pbuf, gbuf, obuf);
             } else {
                 codenet::load_xrel<false>(d, gch, gather, xrel);
-                codenet::conv1x1_stream<false>(arena, d, gather, xrel, wbuf, rq, pbuf);
+                codenet::conv1x1_stream<false>(arena, d, gather, xrel, wbuf, rq, pbuf, gbuf, obuf);
             }
         } else {
             codenet::load_dw_weights(weights, d, dww);
-            codenet::dw3x3_stream(arena, d, gch, dww, rq, lbank);
+            codenet::load_tiles(d, gch, tiles);
+            codenet::dw3x3_stream(arena, d, tiles, dww, rq, lbank);
         }
         const ap_uint<64> t_end = codenet::sample_clock(timestamp);
         if (profile) codenet::write_profile(arena, prof_beat + codenet::addr_t(l), t_start, t_end);
+#ifndef __SYNTHESIS__
+        codenet::port_check_idle();
+#endif
     }
 #ifndef __SYNTHESIS__
     codenet::cycle_log().commit();

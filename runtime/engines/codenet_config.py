@@ -74,7 +74,6 @@ AXI_MAX_BURST = 16      # beats per burst on the HP ports (AXI3 inside the PS)
 PROG_MAX_BURST = DESC_WORDS
 AXI_UNUSED_OUTSTANDING = 1
 AXI_UNUSED_BURST = 2
-DW_SINGLE_BEAT_COST = (AXI_LATENCY + 1) // AXI_OUTSTANDING   # streaming dw: row burst vs one-beat reads
 DEPTH_MEM_LOOP = 3      # estimates until the first csynth report
 DEPTH_XSRC_LOOP = 2
 DEPTH_MAC_LOOP = 1 + 3 + CHAIN_4BIT - 1 + 1 + 1 + 3   # 24: the longest DSP cascade (header)
@@ -83,7 +82,7 @@ DEPTH_DW_PIXEL = 13
 # ---- cycle accounting (C simulation) ----
 PH_DESC, PH_LOAD, PH_READ, PH_COMPUTE, PH_WRITE, PH_ENTRIES = range(6)
 N_PHASES = 6
-EV_LOOP, EV_BURST, EV_SINGLES, EV_BLOCKING, EV_STEP = range(5)
+EV_LOOP, EV_BURST, EV_SINGLES, EV_BLOCKING, EV_STEP, EV_QUEUED, EV_LATENCY = range(7)
 EV_FIELDS = 5
 
 # ---- weights blob ----
@@ -98,7 +97,7 @@ HEADER_REQUIRED = ("PA", "PE", "CLOCK_MHZ", "MAX_CH", "MAX_W", "MAX_H", "MAX_IMG
                    "MAX_LAYERS", "ACC_BITS", "LINE_ROWS", "MAX_DIL", "DESC_WORDS", "AXI_LATENCY",
                    "AXI_OUTSTANDING", "AXI_MAX_BURST", "DEPTH_MEM_LOOP", "DEPTH_MAC_LOOP", "DEPTH_DW_PIXEL",
                    "EV_FIELDS", "N_PHASES", "STREAM_BEATS", "PATCH_ROW_BEATS", "LB_COPIES", "TAP_COLS",
-                   "DW_SINGLE_BEAT_COST", "PIX_BEATS", "ARENA_BUS_BYTES", "CHAIN_4BIT", "CHAIN_8BIT",
+                   "PIX_BEATS", "ARENA_BUS_BYTES", "CHAIN_4BIT", "CHAIN_8BIT",
                    "DW_DSP_TAPS", "ACT_VALUE_BITS", "PACK_SHIFT", "GROUP_PIX")
 
 

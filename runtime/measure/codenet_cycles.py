@@ -39,7 +39,7 @@ from ..engines import codenet_config as cfg
 
 PHASES = ("desc", "load", "read", "compute", "write", "entries")
 BUS = cfg.ARENA_BUS_BYTES
-LOOP_KINDS = (cfg.EV_LOOP, cfg.EV_BURST, cfg.EV_SINGLES)
+LOOP_KINDS = (cfg.EV_LOOP, cfg.EV_BURST, cfg.EV_SINGLES, cfg.EV_QUEUED)
 
 
 def _cdiv(a, b):
@@ -125,48 +125,66 @@ def _dw_rows_needed(spec, y):
     return ((seen_hi >> 1) if up else seen_hi) + 1
 
 
+def _groups(w):
+    """Widths of a row's pixel groups (layout v3: GROUP_PIX, the last one the rest)."""
+    full, tail = divmod(w, cfg.GROUP_PIX)
+    return [cfg.GROUP_PIX] * full + ([tail] if tail else [])
+
+
+def _write_groups(ev, spec, ot, rep, count):
+    """conv_writer per output row (`count` rows): per group, the fill loop (computed pixels x OT
+    pops) and the group's run of OT x gw beats."""
+    for gw in _groups(spec.out_w):
+        ev.add(cfg.PH_WRITE, cfg.EV_LOOP, _cdiv(gw, rep) * ot, 0, count=count)
+        ev.add(cfg.PH_WRITE, cfg.EV_QUEUED, ot * gw, ot * gw, count=count)
+
+
 def _dw_stream_events(ev, spec):
-    """dw_reader / dw_compute / dw_writer of codenet_dataflow.h, per tile and output row."""
-    cs_beats = spec.in_cs // BUS
+    """dw_reader / dw_compute / dw_writer of codenet_dataflow.h: per tile, the input rows (each
+    once), per output row the dilation run, the pixel loop and the output row."""
     rows = max([_dw_rows_needed(spec, y) for y in range(spec.out_h)] + [0])   # filled once per tile
-    whole = spec.out_choff == 0 and spec.out_cs == BUS
-    for beats in _tile_beats(spec):
-        nbt, span = len(beats), beats[-1] - beats[0] + 1
+    tiles = _tile_beats(spec)
+    ev.add(cfg.PH_LOAD, cfg.EV_LOOP, len(tiles), 0)                          # load_tiles
+    ev.add(cfg.PH_READ, cfg.EV_LATENCY, 0, 0)
+    for beats in tiles:
+        nbt = len(beats)
         if rows > 0:
-            nb = (spec.in_w - 1) * cs_beats + span
-            if nb <= spec.in_w * nbt * cfg.DW_SINGLE_BEAT_COST:
-                ev.add(cfg.PH_READ, cfg.EV_BURST, nb, nb, count=rows)
+            if nbt == 1:
+                ev.add(cfg.PH_READ, cfg.EV_QUEUED, spec.in_w, spec.in_w, count=rows)
             else:
-                ev.add(cfg.PH_READ, cfg.EV_SINGLES, spec.in_w * nbt, spec.in_w * nbt, count=rows)
+                for gw in _groups(spec.in_w):
+                    ev.add(cfg.PH_READ, cfg.EV_QUEUED, gw, gw, count=rows * nbt)
+                    ev.add(cfg.PH_READ, cfg.EV_LOOP, gw * nbt, 0, count=rows)
             ev.add(cfg.PH_COMPUTE, cfg.EV_LOOP, spec.in_w * nbt, 0, count=rows)
         if spec.deformable:
-            ev.add(cfg.PH_READ, cfg.EV_BURST if spec.dil_cs == BUS else cfg.EV_SINGLES, spec.out_w, spec.out_w,
-                   count=spec.out_h)
+            ev.add(cfg.PH_READ, cfg.EV_QUEUED, spec.out_w, spec.out_w, count=spec.out_h)
         ev.add(cfg.PH_COMPUTE, cfg.EV_LOOP, spec.out_w, 0, count=spec.out_h)
-        ev.add(cfg.PH_WRITE, cfg.EV_BURST if whole else cfg.EV_SINGLES, spec.out_w, spec.out_w, count=spec.out_h)
+        ev.add(cfg.PH_WRITE, cfg.EV_QUEUED, spec.out_w, spec.out_w, count=spec.out_h)
+    ev.add(cfg.PH_WRITE, cfg.EV_LATENCY, 0, 0)
 
 
 def _patch_stream_events(ev, spec):
-    """PATCH3X3 on the streaming path: patch_reader (the output row's input rows, one burst each,
+    """PATCH3X3 on the streaming path: patch_reader (the output row's input rows, one run each,
     then 9 tap beats per pixel), conv_mac (9 pops + OT x KT per pixel), conv_writer."""
     row_bytes = spec.in_w * spec.in_cs
+    ev.add(cfg.PH_READ, cfg.EV_LATENCY, 0, 0)
     for y in range(spec.out_h):
         for ky in range(3):
             sy = y * spec.stride - spec.pad + ky
             if 0 <= sy < spec.in_h:
                 nb = int(_beats(spec.in_off + sy * row_bytes, row_bytes))
-                ev.add(cfg.PH_READ, cfg.EV_BURST, nb, nb)
+                ev.add(cfg.PH_READ, cfg.EV_QUEUED, nb, nb)
     ev.add(cfg.PH_READ, cfg.EV_LOOP, spec.out_w * cfg.TAPS, 0, count=spec.out_h)
     ot = _cdiv(spec.cout, cfg.PE)
     kt = _cdiv(spec.row_bytes(), cfg.W_WORD_BYTES)
     ev.add(cfg.PH_COMPUTE, cfg.EV_LOOP, spec.out_w * (cfg.TAPS + ot * kt), 0, count=spec.out_h)
-    whole = spec.out_choff == 0 and spec.out_cs == ot * BUS
-    ev.add(cfg.PH_WRITE, cfg.EV_BURST if whole else cfg.EV_SINGLES, spec.out_w * ot, spec.out_w * ot,
-           count=spec.out_h)
+    _write_groups(ev, spec, ot, 1, spec.out_h)
+    ev.add(cfg.PH_WRITE, cfg.EV_LATENCY, 0, 0)
 
 
 def _conv_stream_events(ev, spec):
-    """conv_reader / conv_mac / conv_writer of codenet_dataflow.h: one loop entry each per output row."""
+    """conv_reader / conv_mac / conv_writer of codenet_dataflow.h: per output row, the reader's
+    group runs (and their emission), one MAC loop, the writer's groups."""
     if spec.in_mode == cfg.MODE_PATCH3X3:
         _patch_stream_events(ev, spec)
         return
@@ -178,18 +196,24 @@ def _conv_stream_events(ev, spec):
     seen_h, seen_w = (2 * spec.in_h, 2 * spec.in_w) if up else (spec.in_h, spec.in_w)
     lo_beat = int(g.min()) // BUS
     sb = int(g.max()) // BUS - lo_beat + 1
-    cs_beats = spec.in_cs // BUS
     ot = _cdiv(spec.cout, cfg.PE)
     kt = _cdiv(spec.row_bytes(), cfg.W_WORD_BYTES)
     nvalid = min((seen_w - 1) // (rep * spec.stride) + 1, ncx)
     rows_ok = int(sum(1 for y in range(spec.out_h) if y * spec.stride < seen_h))
-    nb = (nvalid - 1) * pstep * cs_beats + sb
-    ev.add(cfg.PH_READ, cfg.EV_BURST, nb, nb, count=rows_ok)
+    rows_read = rows_ok if nvalid else 0
+    last_px = (nvalid - 1) * pstep
+    if rows_read:
+        ev.add(cfg.PH_READ, cfg.EV_LATENCY, 0, 0)
+        for gi, gw in enumerate(_groups(spec.in_w)[:last_px // cfg.GROUP_PIX + 1]):
+            ev.add(cfg.PH_READ, cfg.EV_QUEUED, sb * gw, sb * gw, count=rows_read)
+            if sb > 1:
+                last = min(last_px - gi * cfg.GROUP_PIX, gw - 1)
+                ne = last + 1 if pstep == 1 else (last >> 1) + 1
+                ev.add(cfg.PH_READ, cfg.EV_LOOP, ne * sb, 0, count=rows_read)
     ev.add(cfg.PH_COMPUTE, cfg.EV_LOOP, nvalid * sb + ncx * ot * kt, 0, count=rows_ok)
     ev.add(cfg.PH_COMPUTE, cfg.EV_LOOP, ncx * ot * kt, 0, count=spec.out_h - rows_ok)
-    whole = spec.out_choff == 0 and spec.out_cs == ot * BUS
-    wb = spec.out_w * ot
-    ev.add(cfg.PH_WRITE, cfg.EV_BURST if whole else cfg.EV_SINGLES, wb, wb, count=spec.out_h)
+    _write_groups(ev, spec, ot, rep, spec.out_h)
+    ev.add(cfg.PH_WRITE, cfg.EV_LATENCY, 0, 0)
 
 
 def _conv_events(ev, spec):
@@ -269,8 +293,22 @@ def event_cycles(phase, kind, trips, beats, axi_latency=None, outstanding=None, 
         return cfg.DEPTH_DW_PIXEL
     if kind == cfg.EV_BLOCKING:
         return lat + 1
+    if kind == cfg.EV_LATENCY:
+        return lat
+    if kind == cfg.EV_QUEUED:
+        return _depth(phase, kind) + max(trips, _queued_flow(beats, burst, lat, n_out))
     requests = _cdiv(beats, burst) if kind == cfg.EV_BURST else beats
     return _depth(phase, kind) + (lat if beats else 0) + max(trips, _flow(requests, beats, lat, n_out))
+
+
+def _queued_flow(beats, burst, lat, n_out):
+    """Cycles to move `beats` beats whose bursts were requested ahead (codenet_port.h Prefetch /
+    WriteBursts): none of the latency is waited for, but each burst holds one of n_out request
+    slots for its latency plus its beats, so r bursts take at least r * (lat + b) / n_out."""
+    if not beats:
+        return 0
+    r = _cdiv(beats, burst)
+    return max(beats, r * (lat + beats / r) / n_out)
 
 
 def _flow(requests, beats, lat, n_out):
@@ -322,7 +360,7 @@ def frame_estimate(layers, clock_mhz=None, axi_latency=None, events=None, profil
         cyc, by_phase = events_cycles(ev, axi_latency, layer_is_dataflow(spec))
         rows.append({"cycles": cyc, "cycles_by_phase": by_phase, "trip_counts": counts_from_events(ev),
                      "bursts": sum(n * _cdiv(b, cfg.AXI_MAX_BURST) for (p, k, t, b), n in ev.items()
-                                   if k == cfg.EV_BURST),
+                                   if k in (cfg.EV_BURST, cfg.EV_QUEUED)),
                      "single_beat_requests": sum(n * b for (p, k, t, b), n in ev.items()
                                                  if k in (cfg.EV_SINGLES, cfg.EV_BLOCKING))})
     total = sum(r["cycles"] for r in rows)
@@ -356,8 +394,8 @@ def modelled_profile(layers, axi_latency=None, start=0):
 
 
 KIND_NAMES = {cfg.EV_LOOP: "loop", cfg.EV_BURST: "burst", cfg.EV_SINGLES: "singles", cfg.EV_BLOCKING: "blocking",
-              cfg.EV_STEP: "step"}
-MEMORY_KINDS = (cfg.EV_BURST, cfg.EV_SINGLES, cfg.EV_BLOCKING)
+              cfg.EV_STEP: "step", cfg.EV_QUEUED: "queued", cfg.EV_LATENCY: "latency"}
+MEMORY_KINDS = (cfg.EV_BURST, cfg.EV_SINGLES, cfg.EV_BLOCKING, cfg.EV_QUEUED, cfg.EV_LATENCY)
 
 
 def latency_attribution(layers, axi_latency, events=None):

@@ -55,12 +55,15 @@ LUTRAM_MAX_DEPTH = 64            # shallower arrays go to LUTRAM (64 bits per LU
 ADDR_MUL_DSP = 3                 # one 32 x 32 -> 32-bit product over DSP48E2 27 x 18 tiles
 # Runtime 32-bit products in the address arithmetic of codenet_dataflow.h as written (one per
 # `a * b` of two runtime values; the strided loops step their addresses by addition instead).
-ADDRESS_MULTIPLIERS = {"conv_reader row address (py x in_w x in_cs)": 2,
-                       "conv_writer row address (y x out_w x out_cs)": 2,
-                       "patch_reader row bytes, row address, tap column (sx x in_cs, per cycle)": 3,
-                       "dw_reader row address (row x in_w x in_cs)": 2,
-                       "dw_reader dilation row address (y x out_w x dil_cs)": 2,
-                       "dw_writer row address (y x out_w x out_cs)": 2,
+# The row, group and block addresses of layout v3 advance by additions; what is left is one row
+# size per stage (w x cs, per layer) and the PATCH3X3 packed-row addressing. (Products of a
+# runtime value by a group width (GROUP_PIX: a shift; the tail: <= 15, a few LUTs) are not DSPs.)
+ADDRESS_MULTIPLIERS = {"conv_reader row size (in_w x in_cs beats)": 1,
+                       "conv_writer row size (out_w x out_cs beats)": 1,
+                       "patch_reader row bytes, its two row addresses (reader, prefetch), tap column "
+                       "(sx x in_cs, per cycle)": 4,
+                       "dw_reader row size (in_w x in_cs beats)": 1,
+                       "dw_writer row size (out_w x out_cs beats)": 1,
                        "read_desc / loads (layer x DESC_WORDS, weight word index)": 1}
 # m_axi adapters (UG1399: a read FIFO of num_read_outstanding x max_read_burst_length words, the same
 # for writes): (port width bits, read (outstanding, burst), write (outstanding, burst))
@@ -106,7 +109,14 @@ def on_chip_memories():
         "dww depthwise weights [PE][CH_TILES] x 72b, dim 1 complete": (pe, 72, tiles),
         "gch gather table [MAX_CH] x 16b, cyclic PE": (pe, 16, cfg.MAX_CH // pe),
         "gather tile ranges [CH_TILES] x 2 x 16b": (2, 16, tiles),
-        "conv_writer held beats [CH_TILES] x 128b (x2 templates)": (2, 128, tiles),
+        "gbuf 1x1 reader group run [PIX_BEATS x GROUP_PIX] x 128b (shared by both templates)":
+            (1, 128, cfg.PIX_BEATS * cfg.GROUP_PIX),
+        "obuf 1x1 writer group beats [CH_TILES x GROUP_PIX] x 128b (shared by both templates)":
+            (1, 128, tiles * cfg.GROUP_PIX),
+        "tbuf dw reader group runs of a shuffled tile [PE x GROUP_PIX] x 128b": (1, 128, pe * cfg.GROUP_PIX),
+        "tiles.blk dw tile block lists [CH_TILES x PE] x 16b": (1, 16, tiles * pe),
+        "tiles.nbt, lane_k, lane_b [CH_TILES] x (5b, PE x 4b, PE x 4b), lane maps dim 1 complete":
+            (1 + 2 * pe, 5, tiles),
         "streams conv pix / outb (x2 templates), dw pix / outb, STREAM_BEATS x 128b": (6, 128, cfg.STREAM_BEATS),
         "stream dw dilation bytes, STREAM_BEATS x 8b": (1, 8, cfg.STREAM_BEATS),
     }
@@ -154,7 +164,10 @@ def resources():
         "depthwise cascade skew: tap value (9 bits) and weight (8 bits) per DSP stage, SRL":
             _srl_lut(cfg.ACT_VALUE_BITS + 8, cfg.PE, cfg.DW_DSP_TAPS),
         "line-buffer row select (LINE_ROWS:1 data mux, 9 taps x PE x 8 bits, ~5 LUT per bit)": 9 * cfg.PE * 8 * 5,
-        "dw tile beat lists (16 x 16 comparators of 16 bits, reader and compute)": 2 * cfg.PE * cfg.PE * 8,
+        "dw tile block lists (16 x 16 comparators of 16 bits, one instance: load_tiles)": cfg.PE * cfg.PE * 8,
+        "burst requests (codenet_port.h): 3 read-run generators (Prefetch: counters, 32-bit address "
+        "adders, in-flight count) and 3 write-burst controls, ~300 / ~100 LUT each": 3 * 300 + 3 * 100,
+        "group-buffer address counters and gw / tail selects (1x1 reader, writer; dw reader)": 3 * 150,
         "dw lane assembly (PE lanes take a byte of the popped beat)": cfg.PE * 8 * 3,
         "PATCH3X3 tap realignment (two beats shifted to lane 0, 128 x 16:1 mux)": 128 * 5,
         "requantization: rounding add, 48-bit barrel shift, zero point, clamp": cfg.REQUANT_STAGES * cfg.PE * 400,
