@@ -39,9 +39,11 @@ def byte_address(off, w, cs, y, x, c):
     return off + y * w * cs + g * GROUP * cs + (c // BLOCK) * gw * BLOCK + (x % GROUP) * BLOCK + c % BLOCK
 
 
-def _views(arena, off, h, w, cs, b0, nb):
-    """[(x0, view)]: (h, gw_count, 16 pixels or gw, nb, 16) writeable views of blocks b0 .. b0+nb-1,
-    one for the full groups and one for the last partial group."""
+def block_views(arena, off, h, w, cs, b0, nb):
+    """[(x0, view)]: writeable (h, groups, gw, nb, 16) views of channel blocks b0 .. b0+nb-1 of a
+    grouped buffer (cs a multiple of 16), one for the full groups (gw = GROUP_PIX) starting at
+    pixel x0 = 0 and one for the last partial group (x0 = its first pixel) if W is not a multiple
+    of GROUP_PIX. The caller checks off .. off + h*w*cs lies inside the arena."""
     out = []
     full, tail = divmod(w, GROUP)
     st = arena.strides[0]
@@ -65,7 +67,7 @@ def read(arena, off, h, w, cs, c0=0, n=None):
                                                             strides=v.strides).copy()
     b0, b1 = c0 // BLOCK, -(-(c0 + n) // BLOCK)
     out = np.empty((h, w, (b1 - b0) * BLOCK), np.uint8)
-    for x0, v in _views(arena, off, h, w, cs, b0, b1 - b0):
+    for x0, v in block_views(arena, off, h, w, cs, b0, b1 - b0):
         ng, gw = v.shape[1], v.shape[2]
         out[:, x0:x0 + ng * gw] = v.reshape(h, ng * gw, (b1 - b0) * BLOCK)
     lo = c0 - b0 * BLOCK
@@ -84,6 +86,6 @@ def write(arena, off, h, w, cs, c0, values):
         return
     if c0 % BLOCK or n % BLOCK:
         raise ValueError("grouped layout: writes are whole 16-byte channel blocks (c0 {}, n {})".format(c0, n))
-    for x0, v in _views(arena, off, h, w, cs, c0 // BLOCK, n // BLOCK):
+    for x0, v in block_views(arena, off, h, w, cs, c0 // BLOCK, n // BLOCK):
         ng, gw = v.shape[1], v.shape[2]
         v[...] = values[:, x0:x0 + ng * gw].reshape(h, ng, gw, n // BLOCK, BLOCK)
