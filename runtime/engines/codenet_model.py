@@ -152,6 +152,7 @@ ROW_TILE = 8192      # elements per row of the tiled elementwise passes
 UFUNC_BUFSIZE = ROW_TILE // 2   # numpy buffers a ufunc whose broadcast row operand is no longer than
                                 # its buffer (default 8192): with a smaller buffer the tiled rows run
                                 # unbuffered, about 5% faster per frame (same results: elementwise)
+MAX_BOUND = 4        # arenas whose views a layer keeps (a runner alternates up to 3 arenas)
 MAX_RUNS = 16        # gather tables with more contiguous runs than this use one np.take
 
 
@@ -297,7 +298,9 @@ class _Layer:
         self.bound = partial_sum_bound(w, s.in_signed)
         self.bound_c = np.abs(w).sum(axis=1) * (128 if s.in_signed else 255)   # per output channel
         self._init_requant()
-        self._bound_arena = None
+        self._bound = {}                         # arena key -> views (bind)
+        self._stage = None                       # (pixel-major stage, block runs) of a grouped input
+        self._out_stage = None                   # pixel-major stage of a grouped output
         if s.op == "conv1x1":
             self._init_conv(w, g)
         else:
@@ -392,9 +395,8 @@ class _Layer:
             if self.geom == "updense":           # each value to its 2x2 block of the output
                 small = np.empty(y.shape, np.uint8)
                 np.copyto(small, y, casting="unsafe")
-                y = np.empty((s.in_h, 2, s.in_w, 2, s.cout), np.uint8)
-                np.copyto(y, small.reshape(s.in_h, 1, s.in_w, 1, s.cout))
-            self._store_grouped(y.reshape(s.out_h, s.out_w, s.cout), out_u8)
+                y = np.broadcast_to(small.reshape(s.in_h, 1, s.in_w, 1, s.cout), (s.in_h, 2, s.in_w, 2, s.cout))
+            self._store_grouped(y, out_u8)
         elif out5_u8 is not None:
             small = np.empty(y.shape, np.uint8)
             np.copyto(small, y, casting="unsafe")
@@ -402,20 +404,23 @@ class _Layer:
         else:
             np.copyto(out_u8, y, casting="unsafe")
 
-    def _store_grouped(self, y3, views):
-        """(out_h, out_w, cout) values into the output blocks of a grouped buffer: whole 16-byte
-        blocks, the bytes cout .. ceil16(cout) of the last one 0 (the engine writes whole beats)."""
-        c = self.spec.cout
-        nbf, rem = divmod(c, layout.BLOCK)
+    def _store_grouped(self, y, views):
+        """Output values (out_h * out_w pixels by cout, any shape of them in pixel-major order, e.g.
+        (n, cout) or the upsampled (in_h, 2, in_w, 2, cout)) into the output blocks of a grouped
+        buffer: whole 16-byte
+        blocks, the bytes cout .. ceil16(cout) of the last one 0 (the engine writes whole beats).
+        The values go as bytes to a pixel-major stage first (its pad columns stay 0), then block by
+        block into the arena."""
+        s = self.spec
+        if self._out_stage is None:
+            self._out_stage = np.zeros((s.out_h, s.out_w, out_run_bytes(s.cout)), np.uint8)
+        st = self._out_stage
+        dst = st[:, :, :s.cout].view()
+        dst.shape = y.shape                      # a view (raises rather than copy)
+        np.copyto(dst, y, casting="unsafe")
+        sb = layout.blocks_of(st)
         for x0, v in views:
-            h, ng, gw = v.shape[:3]
-            y4 = y3[:, x0:x0 + ng * gw].reshape(h, ng, gw, c)
-            if nbf:
-                np.copyto(v[:, :, :, :nbf], y4[..., :nbf * layout.BLOCK].reshape(h, ng, gw, nbf, layout.BLOCK),
-                          casting="unsafe")
-            if rem:
-                np.copyto(v[:, :, :, nbf, :rem], y4[..., nbf * layout.BLOCK:], casting="unsafe")
-                v[:, :, :, nbf, rem:] = 0
+            v[...] = sb[:, x0:x0 + v.shape[1] * v.shape[2]].reshape(v.shape)
 
     # ---- conv1x1 -----------------------------------------------------------------------
     def _init_conv(self, w, g):
@@ -576,27 +581,30 @@ class _Layer:
 
     # ---- common ------------------------------------------------------------------------
     def bind(self, arena):
-        """Views of the arena for this layer (cached while the arena buffer is the same):
+        """Views of the arena for this layer (cached per arena buffer, MAX_BOUND of them):
         (input pixel rows, output rows (uint8), dilation bytes or None, upsampled output view or
         None)."""
         key = (arena.__array_interface__["data"][0], arena.size)
-        if self._bound_arena is not None and self._bound_arena[0] == key:
-            return self._bound_arena[1]
+        views = self._bound.get(key)
+        if views is not None:
+            return views
         s = self.spec
         top = int(np.max(s.gather)) + 1
         loads = []
         if layout.is_grouped(s.in_cs):
             # tensor layout v3: the gathered channel blocks are copied (one run per block run and
             # group part) into a pixel-major stage that the paths below read like an NHWC tensor
-            blocks = np.unique(np.asarray(s.gather, np.int64) // layout.BLOCK)
-            nbt = int(blocks[-1]) + 1
-            stage = np.empty((s.in_h, s.in_w, nbt, layout.BLOCK), np.uint8)
-            for b0, nb in _block_runs(blocks.tolist()):
+            # (the stage is the layer's: frames alternating between arenas rebind without allocating)
+            if self._stage is None:
+                blocks = np.unique(np.asarray(s.gather, np.int64) // layout.BLOCK)
+                self._stage = (np.empty((s.in_h, s.in_w, (int(blocks[-1]) + 1) * layout.BLOCK), np.uint8),
+                               _block_runs(blocks.tolist()))
+            stage, block_runs = self._stage
+            sb = layout.blocks_of(stage)
+            for b0, nb in block_runs:
                 for x0, v in _grouped(arena, s.in_off, s.in_h, s.in_w, s.in_cs, b0, nb, "input tensor", self.name):
-                    ng, gw = v.shape[1], v.shape[2]
-                    dst = stage[:, x0:x0 + ng * gw, b0:b0 + nb].reshape(s.in_h, ng, gw, nb, layout.BLOCK)
-                    loads.append((dst, v))
-            rows = stage.reshape(self.p_in, nbt * layout.BLOCK)[:, :top].view(self.in_dtype)
+                    loads.append((sb[:, x0:x0 + v.shape[1] * v.shape[2], b0:b0 + nb].reshape(v.shape), v))
+            rows = stage.reshape(self.p_in, stage.shape[2])[:, :top].view(self.in_dtype)
         else:
             rows = _strided(arena, s.in_off, self.p_in, top, s.in_cs, "input tensor", self.name).view(self.in_dtype)
         npad = out_run_bytes(s.cout) - s.cout        # the zero bytes up to the pixel's last whole beat
@@ -620,7 +628,9 @@ class _Layer:
                               strides=(2 * s.out_w * s.out_cs * st, s.out_w * s.out_cs * st,
                                        2 * s.out_cs * st, s.out_cs * st, st), writeable=True)
         views = (loads, rows, out, dil, out5, pad)
-        self._bound_arena = (key, views)
+        if len(self._bound) >= MAX_BOUND:
+            self._bound.clear()
+        self._bound[key] = views
         return views
 
     def run(self, arena):
