@@ -38,7 +38,8 @@ from .requant import ScaleError, mult_shift, pow2_shift
 __all__ = ["CompileError", "CompiledModel", "compile_onnx", "load_compiled", "a2q_bits"]
 
 MODEL_FORMAT = "pynq-deploy/codenet-model"
-FORMAT_VERSION = 2       # 2: the beat layout (FORMAT.md "Memory": outputs in whole 16-byte beats)
+FORMAT_VERSION = 3       # 2: the beat layout (FORMAT.md "Memory": outputs in whole 16-byte beats);
+                         # 3: tensor layout v3 (pixel groups, runtime/engines/codenet_layout.py)
 PROGRAM_FILE, WEIGHTS_FILE, META_FILE = "program.npy", "weights.npy", "model.json"
 
 WEIGHT_BITS = (4, 8)      # the engine's weight widths, narrowest first (FORMAT.md; FLAG_W8 selects 8)
@@ -713,8 +714,11 @@ class CompiledModel:
         if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
             raise ModelError("CoDeNet model {}: {} is not a {} file".format(path, META_FILE, MODEL_FORMAT))
         if meta.get("version") != FORMAT_VERSION:
-            raise ModelError("CoDeNet model {}: format version {} is not {} (recompile the model)".format(
-                path, meta.get("version"), FORMAT_VERSION))
+            why = (" (the tensor layout changed: layout v3, pixel groups)"
+                   if isinstance(meta.get("version"), int) and meta["version"] < FORMAT_VERSION else "")
+            raise ModelError("CoDeNet model {}: format version {} is not {}{}; recompile it: "
+                             "`pynq-deploy compile --recompile {}`".format(
+                                 path, meta.get("version"), FORMAT_VERSION, why, path))
         arrays = {}
         for nm, dt, key in ((PROGRAM_FILE, "<u4", "program_sha256"), (WEIGHTS_FILE, "u1", "weights_sha256")):
             arr = load_npy(path / nm, "CoDeNet model {}".format(path))
