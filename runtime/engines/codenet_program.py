@@ -226,15 +226,15 @@ def _check_stream_input(spec, gather, fail):
     gathers channels within one beat's span and its input rows fit PATCH_ROW_BEATS."""
     b = cfg.ARENA_BUS_BYTES
     if spec.in_mode == cfg.MODE_PATCH3X3:
-        if layout.is_grouped(spec.in_cs):
-            fail("patch 3x3 reads a packed (NHWC) input, but in_cs {} (a multiple of {} above {}) is a grouped "
-                 "tensor (tensor layout v3)".format(spec.in_cs, b, b))
         if int(gather.max()) - int(gather.min()) >= b:
             fail("patch 3x3 gathers channels {}..{}: the engine takes a span of at most {} bytes".format(
                 int(gather.min()), int(gather.max()), b))
         if spec.in_w * spec.in_cs + 2 * b - 2 > cfg.PATCH_ROW_BEATS * b:
             fail("patch 3x3 input row of {} bytes exceeds the row buffer ({} beats, PATCH_ROW_BEATS)".format(
                 spec.in_w * spec.in_cs, cfg.PATCH_ROW_BEATS))
+        if layout.is_grouped(spec.in_cs):
+            fail("patch 3x3 reads a packed (NHWC) input, but in_cs {} (a multiple of {} above {}) is a grouped "
+                 "tensor (tensor layout v3, FORMAT.md \"Memory\")".format(spec.in_cs, b, b))
         return
     for what, v in (("in_off", spec.in_off), ("in_cs", spec.in_cs)):
         if v % b:
