@@ -7,6 +7,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from runtime.engines import codenet_config as cfg
+from runtime.engines import codenet_layout as layout
 from runtime.engines.codenet_program import LayerSpec, arena_bytes_needed, expected_out_hw, pack_program
 
 
@@ -121,8 +122,10 @@ def draw_layer(draw, lay, op=None, in_mode=None, src=None, cin=None, deformable=
     if deformable is None:
         deformable = (not conv) and draw(st.booleans())
     if in_mode is None:
-        in_mode = draw(st.sampled_from([cfg.MODE_DIRECT, cfg.MODE_UPSAMPLE2, cfg.MODE_PATCH3X3] if conv
-                                       else [cfg.MODE_DIRECT, cfg.MODE_UPSAMPLE2]))
+        # PATCH3X3 reads a packed image, never a grouped tensor (layout v3)
+        patch_ok = src is None or not layout.is_grouped(src["cs"])
+        in_mode = draw(st.sampled_from([cfg.MODE_DIRECT, cfg.MODE_UPSAMPLE2] + [cfg.MODE_PATCH3X3] * patch_ok
+                                       if conv else [cfg.MODE_DIRECT, cfg.MODE_UPSAMPLE2]))
     patch = in_mode == cfg.MODE_PATCH3X3
     if stride is not None:
         pass
@@ -199,7 +202,7 @@ def draw_layer(draw, lay, op=None, in_mode=None, src=None, cin=None, deformable=
         out_off, out_cs, out_choff = dst["off"], dst["cs"], dst["choff"]
     spec.out_off, spec.out_cs, spec.out_choff, spec.cout = out_off, out_cs, out_choff, cout
     if deformable:
-        spec.dil_cs = BUS                                   # layout v3: one beat per pixel
+        spec.dil_cs = BUS                    # a dilation map lies in a 16-byte-stride (NHWC) buffer
         spec.dil_off = lay.alloc(oh * ow * spec.dil_cs) + draw(st.integers(0, BUS - 1))   # any byte of a beat
     return spec
 

@@ -21,6 +21,7 @@ from runtime.compiler.codenet_compiler import (CompileError, CompiledModel, a2q_
                                                compile_onnx)
 from runtime.compiler.requant import mult_shift, pow2_shift  # noqa: E402
 from runtime.engines import codenet_config as cfg  # noqa: E402
+from runtime.engines import codenet_layout as layout  # noqa: E402
 from runtime.engines import codenet_model  # noqa: E402
 from runtime.errors import ModelError  # noqa: E402
 from runtime.vision.samples import sample_frames  # noqa: E402
@@ -79,8 +80,9 @@ def _teacher_forced(cm, ref_model, x, names):
         _, c, h, w = p["shape"]
         ph, pw = h >> p["up"], w >> p["up"]
         v = qv[0, :, ::1 + p["up"], ::1 + p["up"]].transpose(1, 2, 0)
-        blk = arena[p["offset"]:p["offset"] + ph * pw * p["cs"]].reshape(ph, pw, p["cs"])
+        blk = layout.read(arena, p["offset"], ph, pw, p["cs"])          # tensor layout v3
         blk[:, :, p["channels"]] = v.astype(np.int8 if p["signed"] else np.uint8).view(np.uint8)
+        layout.write(arena, p["offset"], ph, pw, p["cs"], 0, blk)
 
     written, done, rows = set(), set(), []
     for spec in cm.layers:
@@ -776,15 +778,28 @@ def test_read_outputs_of_upsampled_strided_and_gathered_outputs(signed):
     outputs = [dict(name="up_slice", shape=[1, 3, 4, 6], offset=16, cs=5, channels=[1, 2, 3], up=1,
                     signed=signed, zp=-3 if signed else 7, scale=0.125),
                dict(name="perm", shape=[1, 2, 2, 3], offset=200, cs=4, channels=[3, 0], up=0,
-                    signed=signed, zp=1, scale=0.5)]
-    cm = CompiledModel(np.zeros(32, np.uint32), np.zeros(16, np.uint8), [], 256, {}, outputs, [], [])
-    arena = rng.integers(0, 256, 256).astype(np.uint8)
+                    signed=signed, zp=1, scale=0.5),
+               dict(name="grouped", shape=[1, 3, 2, 17], offset=256, cs=48, channels=[33, 2, 17], up=0,
+                    signed=signed, zp=2, scale=0.25),
+               dict(name="grouped_run", shape=[1, 20, 4, 34], offset=2048, cs=32, channels=list(range(5, 25)),
+                    up=1, signed=signed, zp=0, scale=1.0)]
+    cm = CompiledModel(np.zeros(32, np.uint32), np.zeros(16, np.uint8), [], 4096, {}, outputs, [], [])
+    arena = rng.integers(0, 256, 4096).astype(np.uint8)
     q = cm.read_outputs_q(arena)
     stored = arena[16:16 + 2 * 3 * 5].reshape(2, 3, 5)[:, :, 1:4]
     stored = stored.view(np.int8) if signed else stored
     assert np.array_equal(q["up_slice"][0], stored.astype(np.int32).repeat(2, 0).repeat(2, 1).transpose(2, 0, 1))
     perm = arena[200:200 + 2 * 3 * 4].reshape(2, 3, 4)[:, :, [3, 0]]
     assert np.array_equal(q["perm"][0], (perm.view(np.int8) if signed else perm).astype(np.int32).transpose(2, 0, 1))
+    for name, (h, w, cs, off, up) in (("grouped", (2, 17, 48, 256, 0)), ("grouped_run", (2, 17, 32, 2048, 1))):
+        # a grouped (layout v3) buffer: the bytes byte_address names, pixel groups of 16 (17: a partial one)
+        ch = np.asarray(next(o for o in outputs if o["name"] == name)["channels"])
+        y, x, c = np.meshgrid(np.arange(h), np.arange(w), ch, indexing="ij")
+        g = arena[layout.byte_address(off, w, cs, y, x, c)]
+        g = (g.view(np.int8) if signed else g).astype(np.int32)
+        if up:
+            g = g.repeat(2, 0).repeat(2, 1)
+        assert np.array_equal(q[name][0], g.transpose(2, 0, 1)), name
     out = {o["name"]: np.zeros(o["shape"], np.float32) for o in outputs}
     for got in (cm.read_outputs(arena), cm.read_outputs(arena, out)):
         for o in outputs:

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from tests.codenet_gen import (Layout, csim_lib, up16, csim_run, draw_chain, draw_layer, draw_single, fill_arena,
                                run_both, run_tb, set_out_signed, write_tb_vectors)
 from runtime.engines import codenet_config as cfg
+from runtime.engines import codenet_layout as layout
 from runtime.engines.codenet_model import EngineLimitError, _Layer, requant, run_program, wrap_acc
 from runtime.engines.codenet_program import (LayerSpec, arena_bytes_needed, output_extent, pack_program,
                                              unpack_program, validate_layer)
@@ -141,21 +142,18 @@ def test_zero_copy_split_concat_shuffle(csim, data):
     arena = fill_arena(draw, arena_bytes_needed([a, b, c]), [a, b, c])
     out = run_both([a, b, c], arena)
     # the same last layer on an explicit (copied) concat + shuffle
-    cat_bytes = out[cat["off"]:cat["off"] + h * w * cat_cs].reshape(h * w, cat_cs)
-    explicit = np.ascontiguousarray(cat_bytes[:, perm])
+    cat_bytes = layout.read(out, cat["off"], h, w, cat_cs)
+    explicit = np.ascontiguousarray(cat_bytes[:, :, perm])
     off2 = up16(out.size)
-    arena2 = np.concatenate([out, np.zeros(off2 - out.size, np.uint8), explicit.ravel(),
-                             np.zeros(up16(explicit.size) - explicit.size + h * w * c.out_cs, np.uint8)])
+    n2 = h * w * cat_cs
+    arena2 = np.concatenate([out, np.zeros(off2 - out.size + n2 + h * w * c.out_cs, np.uint8)])
+    layout.write(arena2, off2, h, w, cat_cs, 0, explicit)
     c2 = LayerSpec(**{**c.__dict__, "in_off": off2, "in_cs": cat_cs, "gather": np.arange(cat_cs, dtype=np.uint16),
-                      "out_off": off2 + up16(explicit.size)})
+                      "out_off": off2 + n2})
     run_program(*pack_program([c2]), arena2)
-    o1 = output_extent(c)
-    o2 = output_extent(c2)
-    v1 = out[o1[0] - c.out_choff:o1[1]]
-    v2 = arena2[o2[0] - c2.out_choff:o2[1]]
-    sel = (np.arange(v1.size) % c.out_cs) >= c.out_choff
-    sel &= (np.arange(v1.size) % c.out_cs) < c.out_choff + c.cout
-    assert np.array_equal(v1[sel], v2[sel])
+    v1 = layout.read(out, c.out_off, c.out_h, c.out_w, c.out_cs, c.out_choff, c.cout)
+    v2 = layout.read(arena2, c2.out_off, c2.out_h, c2.out_w, c2.out_cs, c2.out_choff, c2.cout)
+    assert np.array_equal(v1, v2)
 
 
 # ---------------------------------------------------------------- multi-layer programs
@@ -334,6 +332,9 @@ REFUSALS = [
      "patch 3x3 gathers channels 0..16: the engine takes a span of at most 16 bytes"),
     (lambda s: (setattr(s, "in_mode", 2), setattr(s, "pad", 1), setattr(s, "weights", np.ones((4, 72), np.int8)),
                 setattr(s, "in_w", 300)), "patch 3x3 input row of 4800 bytes exceeds the row buffer (256 beats"),
+    (lambda s: (setattr(s, "in_mode", 2), setattr(s, "pad", 1), setattr(s, "weights", np.ones((4, 72), np.int8)),
+                setattr(s, "in_cs", 32)), "patch 3x3 reads a packed (NHWC) input, but in_cs 32 (a multiple of 16 "
+                                          "above 16) is a grouped tensor"),
     (lambda s: (setattr(s, "out_cs", 32), setattr(s, "out_choff", 8)), "out_choff 8 is not a multiple of 16"),
     (lambda s: setattr(s, "stride", 4), "conv1x1 takes stride 1 or 2"),
     (lambda s: setattr(s, "pad", 1), "conv1x1 (direct / upsample) has no padding"),
@@ -365,7 +366,10 @@ DW_REFUSALS = [
     (lambda s: (setattr(s, "deformable", True), setattr(s, "stride", 2), setattr(s, "out_h", 2),
                 setattr(s, "out_w", 2)), "deformable dw3x3 needs stride 1 and pad 1"),
     (lambda s: (setattr(s, "deformable", True), setattr(s, "dil_cs", 0)), "dilation map channel stride 0"),
-    (lambda s: (setattr(s, "deformable", True), setattr(s, "dil_cs", 1)), "dil_cs 1 is not a multiple of 16"),
+    (lambda s: (setattr(s, "deformable", True), setattr(s, "dil_cs", 1)), "dil_cs 1 is not 16 bytes"),
+    (lambda s: (setattr(s, "deformable", True), setattr(s, "dil_cs", 32)),
+     "layer 'conv5': dil_cs 32 is not 16 bytes (ARENA_BUS_BYTES): the dilation map must lie in a 16-byte-stride "
+     "buffer"),
     (lambda s: setattr(s, "weights", np.ones((8, 8), np.int8)), "needs (8, 9)"),
 ]
 
@@ -391,6 +395,11 @@ def test_pack_refuses_too_many_layers():
 # ---------------------------------------------------------------- refusals: model and C-sim agree
 def _mutated_program(kind):
     s = _good()
+    if kind == "dil_cs":
+        s = _dw()
+        s.deformable, s.dil_off, s.dil_cs = True, 512, 16
+    elif kind == "patch_grouped":
+        s.in_mode, s.pad, s.weights = cfg.MODE_PATCH3X3, 1, np.ones((4, 72), np.int8)
     program, weights = pack_program([s])
     arena = np.zeros(arena_bytes_needed([s]), np.uint8)
     d = program.reshape(-1, cfg.DESC_WORDS)[0]
@@ -418,11 +427,17 @@ def _mutated_program(kind):
         d[cfg.D_CIN] = 0
     elif kind == "out_align":
         d[cfg.D_OUT_OFF] -= 8                  # a partial-beat output run
+    elif kind == "dil_cs":
+        d[cfg.D_DIL_CS] = 32                   # layout v3: a dilation map lies in a 16-byte-stride buffer
+        arena = np.zeros(arena.size + 16 * 16, np.uint8)
+    elif kind == "patch_grouped":
+        d[cfg.D_IN_CS] = 32                    # layout v3: patch 3x3 reads a packed image, not a grouped tensor
+        arena = np.zeros(arena.size + 512, np.uint8)
     return program, weights, arena
 
 
 @pytest.mark.parametrize("kind", ["gather", "arena", "reserved", "flags", "op", "stride", "clamp", "shift",
-                                  "align", "blob", "cin", "out_align"])
+                                  "align", "blob", "cin", "out_align", "dil_cs", "patch_grouped"])
 def test_engine_refusals_agree(csim, kind):
     program, weights, arena = _mutated_program(kind)
     before = arena.copy()

@@ -52,6 +52,26 @@ def test_shipped_model_recompiles_from_its_onnx_to_the_same_program():
     assert again.arena_size == cm.arena_size and again.outputs == cm.outputs
 
 
+def test_a_version_2_model_is_refused_with_the_recompile_command(tmp_path):
+    """Format version 3 changed the tensor layout (pixel groups, FORMAT.md "Memory"): a version-2
+    compiled folder would compute garbage, so loading it raises ModelError naming the layout change
+    and the command that fixes it; that command (recompile_folder) makes it load again."""
+    from runtime.compiler.codenet_compiler import FORMAT_VERSION, recompile_folder
+    old = tmp_path / "old"
+    shutil.copytree(str(default_model_path()), str(old))
+    meta = json.loads((old / "model.json").read_text())
+    assert meta["version"] == FORMAT_VERSION == 3
+    meta["version"] = 2
+    (old / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match=r"format version 2 is not 3 \(the tensor layout changed.*\); recompile it: "
+                                         r"`pynq-deploy compile --recompile .*old`"):
+        CompiledModel.load(old)
+    with pytest.raises(ModelError, match="tensor layout changed"):
+        Detector(model=str(old), pl="sim")
+    recompile_folder(old)
+    assert CompiledModel.load(old).meta_dict()["version"] == 3
+
+
 def test_detects_the_people_in_real_frames(det):
     """Every committed vtest frame (a street with 3-11 people) yields people, inside the frame."""
     for name in VTEST_SAMPLES:

@@ -24,6 +24,7 @@ from typing import Dict, List
 import numpy as np
 
 from ..engines import codenet_config as cfg
+from ..engines import codenet_layout as layout
 from ..engines.codenet_program import LayerSpec, out_run_bytes, pack_program, unpack_program, validate_layer
 from ..errors import InputError, ModelError
 from ..fileio import write_files_atomically
@@ -37,7 +38,8 @@ from .requant import ScaleError, mult_shift, pow2_shift
 __all__ = ["CompileError", "CompiledModel", "compile_onnx", "load_compiled", "a2q_bits"]
 
 MODEL_FORMAT = "pynq-deploy/codenet-model"
-FORMAT_VERSION = 2       # 2: the beat layout (FORMAT.md "Memory": outputs in whole 16-byte beats)
+FORMAT_VERSION = 3       # 2: the beat layout (FORMAT.md "Memory": outputs in whole 16-byte beats);
+                         # 3: tensor layout v3 (pixel groups, runtime/engines/codenet_layout.py)
 PROGRAM_FILE, WEIGHTS_FILE, META_FILE = "program.npy", "weights.npy", "model.json"
 
 WEIGHT_BITS = (4, 8)      # the engine's weight widths, narrowest first (FORMAT.md; FLAG_W8 selects 8)
@@ -560,8 +562,9 @@ class CompiledModel:
         return self.input.get("cs", c) * h * w
 
     def quantize_input(self, x, out=None):
-        """Float NCHW (1, C, H, W) or (C, H, W) -> the uint8 bytes of the input tensor (NHWC) to put
-        at input['offset'] of the arena (QuantizeLinear semantics: round half to even, saturate).
+        """Float NCHW (1, C, H, W) or (C, H, W) -> the uint8 bytes of the input tensor (tensor layout
+        v3, codenet_layout: packed NHWC for the detector's 3-byte image) to put at input['offset'] of
+        the arena (QuantizeLinear semantics: round half to even, saturate).
         With `out` (a uint8 array of input_bytes()), the bytes are written there."""
         x = np.asarray(x, np.float32)
         want = tuple(self.input["shape"])
@@ -579,10 +582,14 @@ class CompiledModel:
             out = np.empty(self.input_bytes(), np.uint8)
         _, c, h, w = want
         cs = self.input.get("cs", c)
-        pix = out.reshape(h, w, cs).view(np.int8 if self.input["signed"] else np.uint8)
+        grouped = layout.is_grouped(cs)
+        pix = (np.empty((h, w, cs), np.uint8) if grouped else out.reshape(h, w, cs))
+        pix = pix.view(np.int8 if self.input["signed"] else np.uint8)
         if cs > c:
             pix[:, :, c:] = 0                                        # the pad bytes of whole beats
         np.copyto(pix[:, :, :c].transpose(2, 0, 1), q, casting="unsafe")     # integral values in range
+        if grouped:
+            layout.write(out, 0, h, w, cs, 0, pix.view(np.uint8))
         return out
 
     def new_arena(self):
@@ -623,8 +630,8 @@ class CompiledModel:
 
     def stored_outputs(self, arena):
         """{output name: (output info, (H, W, C) view of its stored int8/uint8 values)} at the stored
-        (not upsampled) size: no copy where the channels are contiguous (the detector's decode
-        reads the heatmap in place)."""
+        (not upsampled) size: no copy where the channels are contiguous in a non-grouped (16-byte
+        stride) buffer (the detector's decode then reads in place; a grouped one is copied)."""
         return {o["name"]: (o, px) for o, px in self._output_pixels(arena)}
 
     def _output_pixels(self, arena):
@@ -636,12 +643,17 @@ class CompiledModel:
             if off + size > arena.size:
                 raise InputError("arena of {} bytes is too small for output {!r} (needs {})".format(
                     arena.size, o["name"], off + size))
-            px = arena[off:off + size].reshape(h >> o["up"], w >> o["up"], o["cs"])
+            hs, ws, cs = h >> o["up"], w >> o["up"], o["cs"]
             ch = np.asarray(o["channels"])
-            if ch.size and np.array_equal(ch, np.arange(ch[0], ch[0] + ch.size)):
-                px = px[:, :, ch[0]:ch[0] + ch.size]           # a view
+            run = bool(ch.size) and np.array_equal(ch, np.arange(ch[0], ch[0] + ch.size))
+            if layout.is_grouped(cs):                          # tensor layout v3: a copy
+                c0 = int(ch.min()) if ch.size else 0
+                px = layout.read(arena, off, hs, ws, cs, c0, int(ch.max()) + 1 - c0 if ch.size else 0)
+                if not run:
+                    px = px[:, :, ch - c0]
             else:
-                px = px[:, :, ch]
+                px = arena[off:off + size].reshape(hs, ws, cs)
+                px = px[:, :, ch[0]:ch[0] + ch.size] if run else px[:, :, ch]     # a view if a run
             yield o, (px.view(np.int8) if o["signed"] else px)
 
     def run_arena(self, x, arena=None):
@@ -702,8 +714,11 @@ class CompiledModel:
         if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
             raise ModelError("CoDeNet model {}: {} is not a {} file".format(path, META_FILE, MODEL_FORMAT))
         if meta.get("version") != FORMAT_VERSION:
-            raise ModelError("CoDeNet model {}: format version {} is not {} (recompile the model)".format(
-                path, meta.get("version"), FORMAT_VERSION))
+            why = (" (the tensor layout changed: layout v3, pixel groups)"
+                   if isinstance(meta.get("version"), int) and meta["version"] < FORMAT_VERSION else "")
+            raise ModelError("CoDeNet model {}: format version {} is not {}{}; recompile it: "
+                             "`pynq-deploy compile --recompile {}`".format(
+                                 path, meta.get("version"), FORMAT_VERSION, why, path))
         arrays = {}
         for nm, dt, key in ((PROGRAM_FILE, "<u4", "program_sha256"), (WEIGHTS_FILE, "u1", "weights_sha256")):
             arr = load_npy(path / nm, "CoDeNet model {}".format(path))

@@ -46,7 +46,8 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from . import codenet_config as cfg
-from .codenet_program import out_run_bytes, unpack_program, validate_layer
+from . import codenet_layout as layout
+from .codenet_program import dil_extent, input_extent, output_extent, out_run_bytes, unpack_program, validate_layer
 
 F32_EXACT = 1 << 24
 F64_EXACT = 1 << 53
@@ -117,6 +118,27 @@ def _strided(arena, off, rows, cols, row_stride, what, name):
     return as_strided(base, shape=(rows, cols), strides=(row_stride * st, st), writeable=True)
 
 
+def _grouped(arena, off, h, w, cs, b0, nb, what, name):
+    """codenet_layout.block_views of a grouped buffer (tensor layout v3) after the range check of
+    its whole extent off .. off + h*w*cs."""
+    end = off + h * w * cs
+    if off < 0 or end > _arena_limit(arena):
+        raise EngineLimitError("layer {!r}: {} bytes {}..{} lie outside the {}-byte arena".format(
+            name, what, off, end - 1, arena.size))
+    return layout.block_views(arena, off, h, w, cs, b0, nb)
+
+
+def _block_runs(blocks):
+    """Sorted block indices -> [(first block, count)] of their contiguous runs."""
+    runs = []
+    for b in blocks:
+        if runs and runs[-1][0] + runs[-1][1] == b:
+            runs[-1][1] += 1
+        else:
+            runs.append([b, 1])
+    return [tuple(r) for r in runs]
+
+
 def _seen_index(n_out, step, offset, seen, up):
     """Physical row/column of each output position (seen coordinate n * step + offset) and
     whether it lies inside the seen (possibly upsampled) input."""
@@ -130,6 +152,7 @@ ROW_TILE = 8192      # elements per row of the tiled elementwise passes
 UFUNC_BUFSIZE = ROW_TILE // 2   # numpy buffers a ufunc whose broadcast row operand is no longer than
                                 # its buffer (default 8192): with a smaller buffer the tiled rows run
                                 # unbuffered, about 5% faster per frame (same results: elementwise)
+MAX_BOUND = 4        # arenas whose views a layer keeps (a runner alternates up to 3 arenas)
 MAX_RUNS = 16        # gather tables with more contiguous runs than this use one np.take
 
 
@@ -275,7 +298,9 @@ class _Layer:
         self.bound = partial_sum_bound(w, s.in_signed)
         self.bound_c = np.abs(w).sum(axis=1) * (128 if s.in_signed else 255)   # per output channel
         self._init_requant()
-        self._bound_arena = None
+        self._bound = {}                         # arena key -> views (bind)
+        self._stage = None                       # (pixel-major stage, block runs) of a grouped input
+        self._out_stage = None                   # pixel-major stage of a grouped output
         if s.op == "conv1x1":
             self._init_conv(w, g)
         else:
@@ -360,16 +385,42 @@ class _Layer:
         return ctx(acc).astype(np.int64) - ctx.offset
 
     def _store(self, y, out_u8, out5_u8):
-        """Write output values (n, cout) into the arena as bytes (two's complement, modulo 256)."""
+        """Write output values (n, cout) into the arena as bytes (two's complement, modulo 256).
+        out_u8: the (p_out, cout) view of a non-grouped output, or the codenet_layout.block_views
+        of a grouped one (list)."""
         s = self.spec
         if y.dtype.kind == "f":
             y = y.astype(np.int32)               # integral values (floored) in int32 range
-        if out5_u8 is not None:
+        if isinstance(out_u8, list):
+            if self.geom == "updense":           # each value to its 2x2 block of the output
+                small = np.empty(y.shape, np.uint8)
+                np.copyto(small, y, casting="unsafe")
+                y = np.broadcast_to(small.reshape(s.in_h, 1, s.in_w, 1, s.cout), (s.in_h, 2, s.in_w, 2, s.cout))
+            self._store_grouped(y, out_u8)
+        elif out5_u8 is not None:
             small = np.empty(y.shape, np.uint8)
             np.copyto(small, y, casting="unsafe")
             np.copyto(out5_u8, small.reshape(s.in_h, 1, s.in_w, 1, s.cout))
         else:
             np.copyto(out_u8, y, casting="unsafe")
+
+    def _store_grouped(self, y, views):
+        """Output values (out_h * out_w pixels by cout, any shape of them in pixel-major order, e.g.
+        (n, cout) or the upsampled (in_h, 2, in_w, 2, cout)) into the output blocks of a grouped
+        buffer: whole 16-byte
+        blocks, the bytes cout .. ceil16(cout) of the last one 0 (the engine writes whole beats).
+        The values go as bytes to a pixel-major stage first (its pad columns stay 0), then block by
+        block into the arena."""
+        s = self.spec
+        if self._out_stage is None:
+            self._out_stage = np.zeros((s.out_h, s.out_w, out_run_bytes(s.cout)), np.uint8)
+        st = self._out_stage
+        dst = st[:, :, :s.cout].view()
+        dst.shape = y.shape                      # a view (raises rather than copy)
+        np.copyto(dst, y, casting="unsafe")
+        sb = layout.blocks_of(st)
+        for x0, v in views:
+            v[...] = sb[:, x0:x0 + v.shape[1] * v.shape[2]].reshape(v.shape)
 
     # ---- conv1x1 -----------------------------------------------------------------------
     def _init_conv(self, w, g):
@@ -530,18 +581,40 @@ class _Layer:
 
     # ---- common ------------------------------------------------------------------------
     def bind(self, arena):
-        """Views of the arena for this layer (cached while the arena buffer is the same):
+        """Views of the arena for this layer (cached per arena buffer, MAX_BOUND of them):
         (input pixel rows, output rows (uint8), dilation bytes or None, upsampled output view or
         None)."""
         key = (arena.__array_interface__["data"][0], arena.size)
-        if self._bound_arena is not None and self._bound_arena[0] == key:
-            return self._bound_arena[1]
+        views = self._bound.get(key)
+        if views is not None:
+            return views
         s = self.spec
         top = int(np.max(s.gather)) + 1
-        rows = _strided(arena, s.in_off, self.p_in, top, s.in_cs, "input tensor", self.name).view(self.in_dtype)
-        out = _strided(arena, s.out_off + s.out_choff, self.p_out, s.cout, s.out_cs, "output tensor", self.name)
+        loads = []
+        if layout.is_grouped(s.in_cs):
+            # tensor layout v3: the gathered channel blocks are copied (one run per block run and
+            # group part) into a pixel-major stage that the paths below read like an NHWC tensor
+            # (the stage is the layer's: frames alternating between arenas rebind without allocating)
+            if self._stage is None:
+                blocks = np.unique(np.asarray(s.gather, np.int64) // layout.BLOCK)
+                self._stage = (np.empty((s.in_h, s.in_w, (int(blocks[-1]) + 1) * layout.BLOCK), np.uint8),
+                               _block_runs(blocks.tolist()))
+            stage, block_runs = self._stage
+            sb = layout.blocks_of(stage)
+            for b0, nb in block_runs:
+                for x0, v in _grouped(arena, s.in_off, s.in_h, s.in_w, s.in_cs, b0, nb, "input tensor", self.name):
+                    loads.append((sb[:, x0:x0 + v.shape[1] * v.shape[2], b0:b0 + nb].reshape(v.shape), v))
+            rows = stage.reshape(self.p_in, stage.shape[2])[:, :top].view(self.in_dtype)
+        else:
+            rows = _strided(arena, s.in_off, self.p_in, top, s.in_cs, "input tensor", self.name).view(self.in_dtype)
         npad = out_run_bytes(s.cout) - s.cout        # the zero bytes up to the pixel's last whole beat
         pad = None
+        if layout.is_grouped(s.out_cs):
+            out = _grouped(arena, s.out_off, s.out_h, s.out_w, s.out_cs, s.out_choff // layout.BLOCK,
+                           out_run_bytes(s.cout) // layout.BLOCK, "output tensor", self.name)
+            npad = 0                                 # _store_grouped writes the pad bytes
+        else:
+            out = _strided(arena, s.out_off + s.out_choff, self.p_out, s.cout, s.out_cs, "output tensor", self.name)
         if npad:
             pad = _strided(arena, s.out_off + s.out_choff + s.cout, self.p_out, npad, s.out_cs, "output tensor",
                            self.name)
@@ -549,18 +622,22 @@ class _Layer:
         if s.deformable:
             dil = _strided(arena, s.dil_off, self.p_out, 1, s.dil_cs, "dilation map", self.name)[:, 0]
         out5 = None
-        if self.geom == "updense":
+        if self.geom == "updense" and not isinstance(out, list):
             st = out.strides[1]
             out5 = as_strided(out, shape=(s.in_h, 2, s.in_w, 2, s.cout),
                               strides=(2 * s.out_w * s.out_cs * st, s.out_w * s.out_cs * st,
                                        2 * s.out_cs * st, s.out_cs * st, st), writeable=True)
-        views = (rows, out, dil, out5, pad)
-        self._bound_arena = (key, views)
+        views = (loads, rows, out, dil, out5, pad)
+        if len(self._bound) >= MAX_BOUND:
+            self._bound.clear()
+        self._bound[key] = views
         return views
 
     def run(self, arena):
         s = self.spec
-        rows, out, dilv, out5, pad = self.bind(arena)
+        loads, rows, out, dilv, out5, pad = self.bind(arena)
+        for dst, src in loads:
+            np.copyto(dst, src)
         if s.op == "conv1x1":
             acc = self._run_conv(rows)
         else:
@@ -571,15 +648,12 @@ class _Layer:
 
 
 def _extents(s):
-    """(what, first byte, end) of each arena region the layer reads or writes."""
-    top = int(np.max(s.gather)) + 1
-    for what, off, n, cs, width in (("input tensor", s.in_off, s.in_h * s.in_w, s.in_cs, top),
-                                    ("output tensor", s.out_off + s.out_choff, s.out_h * s.out_w, s.out_cs,
-                                     out_run_bytes(s.cout)),
-                                    ("dilation map", s.dil_off, s.out_h * s.out_w, s.dil_cs, 1)):
-        if what == "dilation map" and not s.deformable:
-            continue
-        yield what, off, off + (n - 1) * cs + width
+    """(what, first byte, end) of each arena region the layer reads or writes (codenet_program's
+    extents: a grouped tensor's whole buffer)."""
+    yield ("input tensor",) + tuple(input_extent(s))
+    yield ("output tensor",) + tuple(output_extent(s))
+    if s.deformable:
+        yield ("dilation map",) + tuple(dil_extent(s))
 
 
 def arena_end(spec):

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import codenet_config as cfg
+from . import codenet_layout as layout
 
 OPS = {"conv1x1": cfg.OP_CONV1X1, "dw3x3": cfg.OP_DW3X3}
 OP_NAMES = {v: k for k, v in OPS.items()}
@@ -172,9 +173,10 @@ def validate_layer(spec, strict=True):
                  "pad {}".format(spec.stride, spec.pad))
         if spec.dil_cs < 1:
             fail("dilation map channel stride {} < 1".format(spec.dil_cs))
-        if spec.dil_cs % cfg.ARENA_BUS_BYTES:
-            fail("dil_cs {} is not a multiple of {} bytes (ARENA_BUS_BYTES: one dilation byte per beat, a row of "
-                 "them one burst)".format(spec.dil_cs, cfg.ARENA_BUS_BYTES))
+        if spec.dil_cs != cfg.ARENA_BUS_BYTES:
+            fail("dil_cs {} is not {} bytes (ARENA_BUS_BYTES): the dilation map must lie in a {}-byte-stride "
+                 "buffer, one dilation byte per beat and a row of them one burst (a wider buffer is grouped, "
+                 "tensor layout v3)".format(spec.dil_cs, cfg.ARENA_BUS_BYTES, cfg.ARENA_BUS_BYTES))
     olo, ohi = (-128, 127) if spec.out_signed else (0, 255)
     if not olo <= spec.clamp_lo <= spec.clamp_hi <= ohi:
         fail("clamp {}..{} is not an ordered range inside the {} output range {}..{}".format(
@@ -230,6 +232,9 @@ def _check_stream_input(spec, gather, fail):
         if spec.in_w * spec.in_cs + 2 * b - 2 > cfg.PATCH_ROW_BEATS * b:
             fail("patch 3x3 input row of {} bytes exceeds the row buffer ({} beats, PATCH_ROW_BEATS)".format(
                 spec.in_w * spec.in_cs, cfg.PATCH_ROW_BEATS))
+        if layout.is_grouped(spec.in_cs):
+            fail("patch 3x3 reads a packed (NHWC) input, but in_cs {} (a multiple of {} above {}) is a grouped "
+                 "tensor (tensor layout v3, FORMAT.md \"Memory\")".format(spec.in_cs, b, b))
         return
     for what, v in (("in_off", spec.in_off), ("in_cs", spec.in_cs)):
         if v % b:
@@ -254,7 +259,10 @@ def acc_bound(spec, xmax=None):
 
 
 def input_extent(spec):
-    """(first, last + 1) arena bytes the layer reads from its input tensor."""
+    """(first, last + 1) arena bytes the layer reads from its input tensor (a grouped tensor, layout
+    v3: its whole buffer, in_off .. in_off + H*W*in_cs)."""
+    if layout.is_grouped(spec.in_cs):
+        return spec.in_off, spec.in_off + spec.in_h * spec.in_w * spec.in_cs
     top = int(np.max(spec.gather)) if len(spec.gather) else 0
     return spec.in_off, spec.in_off + (spec.in_h * spec.in_w - 1) * spec.in_cs + top + 1
 
@@ -267,7 +275,10 @@ def out_run_bytes(cout):
 
 
 def output_extent(spec):
-    """(first, last + 1) arena bytes the layer writes (pad bytes included)."""
+    """(first, last + 1) arena bytes the layer writes (pad bytes included; a grouped tensor, layout
+    v3: its whole buffer, out_off .. out_off + H*W*out_cs)."""
+    if layout.is_grouped(spec.out_cs):
+        return spec.out_off, spec.out_off + spec.out_h * spec.out_w * spec.out_cs
     first = spec.out_off + spec.out_choff
     return first, spec.out_off + (spec.out_h * spec.out_w - 1) * spec.out_cs + spec.out_choff + out_run_bytes(spec.cout)
 
