@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from runtime.engines.codenet_program import LayerSpec, arena_bytes_needed, pack_program, validate_layer
 from runtime.engines import codenet_config as cfg
-from runtime.measure.codenet_cycles import (PHASES, counts_from_events, event_cycles, frame_estimate, latency_attribution,
+from runtime.measure.codenet_cycles import (KIND_NAMES, MEMORY_KINDS, PHASES, counts_from_events, event_cycles,
+                                            frame_estimate, latency_attribution,
                                             layer_cycles, layer_events, layer_is_dataflow, program_events,
                                             section_offsets)
 from tests.codenet_gen import (Layout, csim_lib, csim_run, draw_chain, draw_single, fill_arena, fill_arena_rng,
@@ -104,26 +105,29 @@ def _wide_gather_layer(rng, op, in_cs, deformable=False, dil_cs=16, w=5):
                   zp_out=np.zeros(cin, np.int16), name="wide")
     s.out_off = 16 + 3 * w * in_cs + 16
     if deformable:
-        s.dil_off, s.dil_cs = s.out_off + 3 * w * s.out_cs + 7, dil_cs
+        s.dil_off, s.dil_cs = s.out_off + 3 * w * s.out_cs + 16 + 7, dil_cs
     return s
 
 
 def test_wide_gathers(lib):
     """1x1 whose gather spans up to the pixel buffer (and one beyond it: refused), depthwise tiles
-    whose channels lie in beats thousands of bytes apart (one-beat reads of just those beats), and
-    a dilation map too sparse for a row burst."""
+    whose channels lie in blocks thousands of bytes apart (layout v3: one run of the group's pixels
+    per block, requested ahead, then re-ordered on chip), deformable. No one-beat access anywhere."""
     rng = np.random.default_rng(3)
     wide = _wide_gather_layer(rng, "conv1x1", 2128)
     with pytest.raises(ValueError, match="PIX_BEATS"):
         validate_layer(wide, strict=False)
     ok = _wide_gather_layer(rng, "conv1x1", 2048)
-    dw = _wide_gather_layer(rng, "dw3x3", 3008, deformable=True, dil_cs=1104, w=5)
+    dw = _wide_gather_layer(rng, "dw3x3", 3008, deformable=True, w=21)
     for spec in (ok, dw):
         arena = fill_arena_rng(rng, arena_bytes_needed([spec]) + 16, [spec])
         run_both([spec], arena, strict=False)
         assert_model_equals_csim(lib, [spec], arena)
     kinds = {k[1] for k in layer_events(dw, (0, 0, 0)) if k[0] == cfg.PH_READ}
-    assert kinds == {cfg.EV_SINGLES}
+    assert kinds == {cfg.EV_LATENCY, cfg.EV_QUEUED, cfg.EV_LOOP}
+    for spec in (ok, dw):
+        arena_kinds = {k[1] for k in layer_events(spec, (0, 0, 0)) if k[0] in (cfg.PH_READ, cfg.PH_WRITE)}
+        assert cfg.EV_SINGLES not in arena_kinds and cfg.EV_BURST not in arena_kinds
 
 
 @settings(SETTINGS, max_examples=15)
@@ -191,15 +195,18 @@ def test_latency_attribution():
     assert a["all"] == pytest.approx(frame_estimate(layers, axi_latency=128)["cycles"] -
                                      frame_estimate(layers, axi_latency=0)["cycles"])
     events = program_events(layers)
-    present = {"{}/{}".format(PHASES[p], n) for e in events for (p, k, _t, _b) in e
-               for kk, n in ((cfg.EV_BURST, "burst"), (cfg.EV_SINGLES, "singles"), (cfg.EV_BLOCKING, "blocking"))
-               if k == kk}
+    present = {"{}/{}".format(PHASES[p], KIND_NAMES[k]) for e in events for (p, k, _t, _b) in e
+               if k in MEMORY_KINDS}
     assert set(a) == present | {"all"}
+    assert "read/queued" in a and "write/queued" in a and "read/latency" in a
+    assert a["all"] > 0
     for key, v in a.items():
-        assert 0 < v <= a["all"] + 1e-6, key
-    # more latency costs more in every class
+        assert 0 <= v <= a["all"] + 1e-6, key
+    # the reads and writes requested ahead hide the latency: far less than the loads pay per request
+    assert a["read/queued"] + a["write/queued"] < a["load/singles"] + a["load/blocking"]
+    # more latency never costs less, and costs more overall
     b = latency_attribution(layers, 64, events)
-    assert all(b[k] < a[k] for k in a)
+    assert all(b[k] <= a[k] + 1e-6 for k in a) and b["all"] < a["all"]
 
 
 def _conv_layer(cout, out_cs, out_off, in_mode=cfg.MODE_DIRECT, w=6):
@@ -228,7 +235,9 @@ def test_upsample_to_one_channel_is_hazard_free(lib):
         pix = out[spec.out_off:spec.out_off + spec.out_h * spec.out_w * spec.out_cs].reshape(-1, spec.out_cs)
         assert (pix[:, spec.cout:] == 0).all()
         events = layer_events(spec, section_offsets([spec])[0])
-        assert not [k for k in events if k[0] == cfg.PH_WRITE and k[1] != cfg.EV_BURST]   # no read-back
+        # the writer: group fills (on chip), group runs as bursts, the last responses; no read-back
+        assert {k[1] for k in events if k[0] == cfg.PH_WRITE} == {cfg.EV_LOOP, cfg.EV_QUEUED, cfg.EV_LATENCY}
+        assert not [k for k in events if k[0] == cfg.PH_READ and k[1] in (cfg.EV_SINGLES, cfg.EV_BLOCKING)]
 
 
 def _run_tb_subprocess(tmp_path, spec, arena, **words):

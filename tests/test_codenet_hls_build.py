@@ -102,10 +102,11 @@ def test_conv1x1_hand_computed(lib):
     arena[16:20] = [1, 2, 3, 200]
     rc, out = run_on_copy(prog, blob, arena)
     assert rc == 0
-    # beat layout: each pixel's output run is one whole beat at channel 16 (2 values, 14 zero pad
-    # bytes); channels 0..15 of each pixel (another producer's beat) keep their bytes
-    assert list(out[48:64]) == [126, 106] + [0] * 14 and list(out[80:96]) == [25, 224] + [0] * 14
-    assert list(out[:48]) == list(arena[:48]) and list(out[64:80]) == list(arena[64:80])
+    # layout v3: the 2-pixel row is one group; its channel block 1 (channels 16..31) is the run of
+    # the two pixels' beats at out_off + 1 * 2 * 16 = 64 (2 values, 14 zero pad bytes each); block
+    # 0 (another producer's beats, 32..63) and the input keep their bytes
+    assert list(out[64:80]) == [126, 106] + [0] * 14 and list(out[80:96]) == [25, 224] + [0] * 14
+    assert list(out[:64]) == list(arena[:64])
 
 
 def _dw_reference(img, taps, zp, dil=None):

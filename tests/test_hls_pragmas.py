@@ -137,12 +137,34 @@ def test_codenet_resource_model_follows_the_code():
         (cfg.TAPS - cfg.DW_DSP_TAPS) * cfg.PE * 60
     assert r["dsp"] <= ZU3EG["dsp"] and r["bram36"] <= ZU3EG["bram36"]
     assert r["lut"] <= LUT_TARGET_FRACTION * ZU3EG["lut"]
-    assert len(on_chip_memories()) == 12
+    assert len(on_chip_memories()) == 16
+    assert "static codenet::group_buf_t gbuf;" in top and "static codenet::out_group_buf_t obuf;" in top
     assert "write_profile(" in engine + top and any(k.startswith("per-layer profile") for k in logic)
 
 
 CODENET = [HLS / "codenet" / "codenet_engine.h", HLS / "codenet" / "codenet_dataflow.h",
-           HLS / "codenet" / "codenet_top.cpp"]
+           HLS / "codenet" / "codenet_top.cpp", HLS / "codenet" / "codenet_port.h"]
+
+
+def test_every_arena_access_is_an_explicit_burst():
+    """The arena is an hls::burst_maxi port in synthesis (its C-sim twin otherwise): the streaming
+    stages never index it (no access Vitis would have to infer a burst for), every reader keeps its
+    requests ahead through Prefetch, every writer takes its responses through WriteBursts, and the
+    twin asserts the burst limits the cycle model assumes."""
+    port = (HLS / "codenet" / "codenet_port.h").read_text()
+    flow = (HLS / "codenet" / "codenet_dataflow.h").read_text()
+    top = (HLS / "codenet" / "codenet_top.cpp").read_text()
+    synth = port.split("#ifdef __SYNTHESIS__")[1].split("#else")[0]
+    assert "#include <hls_burst_maxi.h>" in synth and "typedef hls::burst_maxi<bus_t> arena_port_t;" in synth
+    assert "codenet::arena_port_t arena" in top
+    assert not re.search(r"\barena\s*\[", flow + top)
+    for stage in ("patch_reader", "conv_reader", "dw_reader"):
+        body = flow.split("inline void {}(".format(stage))[1].split("\ninline ")[0]
+        assert "pf.start(arena" in body and body.count("arena.read()") == body.count("pf.try_issue(arena, ctx);")
+    for stage in ("conv_writer", "dw_writer"):
+        body = flow.split("inline void {}(".format(stage))[1].split("\ninline ")[0]
+        assert "wb.request(arena" in body and "wb.finish(arena, PH_WRITE);" in body
+    assert "len >= 1 && len <= AXI_MAX_BURST" in port and "< AXI_OUTSTANDING" in port
 FOR = re.compile(r"for \(int (\w+) = [^;]+; \1 < ([^;]+);")
 
 
@@ -212,7 +234,8 @@ def test_every_top_argument_has_an_interface_and_the_register_map_follows_it(eng
     """Each argument of the top: a pointer on m_axi + s_axilite (its 64-bit offset), a scalar on
     s_axilite, or an ap_none wire (not in the register map). The manifest's registers are the
     Vitis HLS s_axilite layout of those arguments in order: from 0x10, a 64-bit offset takes 0xC
-    bytes (two data words and a reserved one), a 32-bit scalar 0x8 (data + reserved)."""
+    bytes (two data words and a reserved one), a 32-bit scalar 0x8 (data + reserved); an
+    hls::burst_maxi argument is a pointer (UG1399 "Using Manual Burst": m_axi, offset register)."""
     import json
     text, args = _top_arguments(engine)
     manifest = json.loads((HLS.parent / "overlays" / engine / "manifest.json").read_text())
@@ -220,7 +243,9 @@ def test_every_top_argument_has_an_interface_and_the_register_map_follows_it(eng
     regs = {n: int(r["offset"], 16) for n, r in ip["registers"].items()}
     offset, seen = 0x10, []
     for typ, name in args:
-        pointer, name = name.startswith("*") or typ.endswith("*"), name.lstrip("*")
+        # an hls::burst_maxi port (codenet_port.h arena_port_t) is an m_axi pointer like any other
+        pointer = name.startswith("*") or typ.endswith("*") or typ.endswith("arena_port_t")
+        name = name.lstrip("*")
         lite = re.search(r"INTERFACE s_axilite port = {} bundle = control".format(name), text)
         wire = re.search(r"INTERFACE mode = ap_none port = {}\b".format(name), text)
         assert bool(lite) != bool(wire), "{}: exactly one of s_axilite / ap_none".format(name)

@@ -120,10 +120,11 @@ inline RowGroups row_groups(int w) {
 // ---------------------------------------------------------------- streaming CONV1X1 readers
 
 // PATCH3X3 reader's runs: per output row, its input rows inside the image (ky_lo .. ky_hi), each
-// one run of the packed row's beats.
+// one run of the packed row's beats. Output rows past the image (a descriptor may ask for more
+// rows than the geometry gives) read nothing: the runs end at y_end.
 struct PatchRuns {
     addr_t in_off, row_bytes;
-    int in_h, stride, pad, out_h;
+    int in_h, stride, pad, y_end;
     int y, ky, sy0;                  // sy0 = y * stride - pad
     int ky_lo() const { return sy0 < 0 ? -sy0 : 0; }
     int ky_hi() const { return in_h - 1 - sy0 < 2 ? in_h - 1 - sy0 : 2; }
@@ -133,14 +134,16 @@ struct PatchRuns {
         in_h = d.in_h;
         stride = d.stride;
         pad = d.pad;
-        out_h = d.out_h;
+        const int sh = d.stride == 4 ? 2 : d.stride == 2 ? 1 : 0;
+        y_end = ((d.in_h - 1 + d.pad) >> sh) + 1;          // rows y with y * stride - pad <= in_h - 1
+        if (y_end > d.out_h) y_end = d.out_h;
         y = 0;
         sy0 = -d.pad;
         ky = ky_lo();
     }
     bool next(addr_t &beat, int &len, const NoCtx &) {
 #pragma HLS INLINE
-        if (y == out_h) return false;
+        if (y >= y_end) return false;
         const addr_t start = in_off + addr_t(sy0 + ky) * row_bytes;
         beat = beat_of(start);
         len = beats_of(start, row_bytes.to_int());
