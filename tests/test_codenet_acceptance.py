@@ -146,13 +146,15 @@ def test_modelled_lut_target(model256):
     assert mod["dsp"] <= ZU3EG["dsp"]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 target NOT reached (modelled): fps at L = 128 is 0.53x "
-                                       "the fps at L = 0 (target 0.8x: one latency per row and stage, "
-                                       "one-beat strided writes into concatenated buffers)")
 def test_modelled_latency_hiding_target(model256):
+    """Issue 9 (modelled): fps at AXI latency 128 >= 0.8x the fps at 0, at 256 and 512. Layout v3
+    makes every arena access a run of whole beats and the stages request their bursts ahead
+    (codenet_port.h), so what latency still costs is the loads' one-beat reads and one latency per
+    stage and layer."""
     from runtime.measure.codenet_perf import modelled
-    mod = modelled(model256.layers, 256)
-    assert mod["fps_by_axi_latency"]["128"] >= 0.8 * mod["fps_by_axi_latency"]["0"]
+    for model, size in ((model256, 256), (CompiledModel.load(default_model_dir(512) / "compiled"), 512)):
+        by_lat = modelled(model.layers, size)["fps_by_axi_latency"]
+        assert by_lat["128"] >= 0.8 * by_lat["0"], (size, by_lat)
 
 
 def test_an_arena_reused_with_stale_bytes_gives_the_fresh_result(model256):
