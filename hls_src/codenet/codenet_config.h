@@ -6,24 +6,30 @@
 // `constexpr int NAME = <integer or expression of earlier names>;` ('/' is C integer division).
 //
 // Cycle model (MODELLED): every layer is a DATAFLOW region (codenet_dataflow.h) of a reader, a
-// compute stage and a writer, each one pipelined loop entry (II = 1) per output row; the arena
-// and weights ports move ARENA_BUS_BYTES = 16 bytes a beat. The C simulation logs every loop entry
-// and blocking access as an event (phase, kind EV_*, trips, beats; codenet_csim_events);
-// runtime/measure/codenet_cycles.py derives the same events from the descriptors
-// (tests/test_codenet_cycles.py proves them equal) and charges each its trips, a pipeline depth
-// (DEPTH_*), and per memory stream the AXI latency with the outstanding-request and burst limits
-// (AXI_*, below, with their sources). A layer = descriptor + loads, then its slowest stage plus
-// one row of each other stage (fill / drain); a frame = the sum of its layers.
+// compute stage and a writer, each a few pipelined loops (II = 1) per output row and pixel group
+// (layout v3, FORMAT.md "Memory": every arena access is a run of whole beats); the arena and
+// weights ports move ARENA_BUS_BYTES = 16 bytes a beat. The arena port issues explicit bursts
+// (codenet_port.h): readers keep their requests AXI_OUTSTANDING bursts ahead of their data,
+// writers take their write responses lagged, so a stage pays the AXI latency once per layer
+// (EV_LATENCY) and its runs only their beats, capped by the outstanding-request limit (EV_QUEUED).
+// The C simulation logs every loop entry and blocking access as an event (phase, kind EV_*,
+// trips, beats; codenet_csim_events); runtime/measure/codenet_cycles.py derives the same events
+// from the descriptors (tests/test_codenet_cycles.py proves them equal) and charges each its
+// trips, a pipeline depth (DEPTH_*), and the AXI latency with the outstanding-request and burst
+// limits (AXI_*, below, with their sources). A layer = descriptor + loads, then its slowest stage
+// plus the longest event of each other stage (fill / drain); a frame = the sum of its layers.
 //   desc    : DESC_WORDS (one burst on the 32-bit program port)
 //   load    : gather table, requant records and zero points, 1x1 weights (one word a cycle) or
-//             dw weights (one row a cycle), the 1x1 extraction table (K entries)
-//   CONV1X1 : per output row: read one burst over the row's needed input pixels (PATCH3X3: up to
-//             3 input-row bursts, then 9 tap beats per pixel); compute one loop of
-//             SB pops + OT x KT MAC steps per computed pixel; write out_w x OT beats (one burst
-//             when the layer owns whole output pixels, else one-beat writes)
-//   DW3X3   : per PE-channel tile and input row: the row's beats holding the tile's channels
-//             (one burst, or one-beat reads) and a fill loop; per output row: the dilation row
-//             (deformable), one pixel loop (one pixel a cycle), out_w one-beat / burst writes
+//             dw weights (one row a cycle) and the tile table (one tile a cycle), the 1x1
+//             extraction table (K entries)
+//   CONV1X1 : per output row and input group: the group's run of the gathered blocks, then its
+//             pixels' beats in pixel order (PATCH3X3: up to 3 input-row runs, then 9 tap beats
+//             per pixel); compute one loop of SB pops + OT x KT MAC steps per computed pixel;
+//             per output group: its OT beats per pixel into the group buffer, then one run
+//   DW3X3   : per PE-channel tile and input row: the tile's block of each group (one run per
+//             group and block; a shuffled tile's blocks re-ordered on chip) and a fill loop; per
+//             output row: the dilation run (deformable), one pixel loop (one pixel a cycle), the
+//             row's output runs (one per group)
 #ifndef CODENET_CONFIG_H
 #define CODENET_CONFIG_H
 

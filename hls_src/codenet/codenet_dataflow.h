@@ -4,15 +4,17 @@
 // PATCH_ROW_BEATS).
 //
 // CONV1X1 (direct, nearest x2, PATCH3X3):
-//   conv_reader  per output row: ONE burst over the row's needed input pixels (their gathered
-//                channel runs are whole beats at a fixed beat stride), forwarding the beats of
-//                the pixels the row computes, in order, to `pix`;
+//   conv_reader  per output row, per input pixel group holding a needed pixel: the group's
+//                gathered blocks (one run of SB x gw beats, layout v3) into the group buffer, then
+//                the beats of the pixels the row computes, in pixel order, to `pix`;
 //   conv_mac     per output row: ONE flattened II = 1 loop; per computed pixel it pops the pixel's
 //                SB beats into the pixel buffer, then runs OT x KT MAC cycles (PA inputs x PE
 //                outputs), and pushes each requantized PE-lane tile as one output beat to `outb`;
-//   conv_writer  per output row: ONE loop over the row's output beats (each computed pixel's OT
-//                beats, twice under nearest x2): a single burst when the layer owns whole output
-//                pixels (out_choff 0, out_cs = OT beats), else one-beat writes (strided runs).
+//   conv_writer  per output row, per output pixel group: the computed pixels' OT beats into the
+//                group buffer, then the group's run of the layer's OT blocks (one run whether the
+//                layer owns the buffer or writes its channel range of a concat).
+// Every arena access is an explicit burst of whole beats (codenet_port.h): the readers' requests
+// run AXI_OUTSTANDING bursts ahead of their data, the writers' responses are taken lagged.
 // The three run concurrently (DATAFLOW); the streams decouple them by STREAM_BEATS beats.
 // 4-bit and 8-bit weights are two instances of the same template (W8): the inputs per weight word
 // (PER) and the weight decode are constants of each, never selected at run time.

@@ -11,6 +11,10 @@ proven equal by tests/test_codenet_cycles.py:
                  strided or conditional addresses)
     EV_BLOCKING  one blocking one-beat access outside any loop (the first beat of a byte reader)
     EV_STEP      one pass of a loop body that is not pipelined (none left in the streaming engine)
+    EV_QUEUED    pipelined loop moving `beats` arena beats in bursts requested ahead
+                 (codenet_port.h: every arena access of the streaming stages)
+    EV_LATENCY   a stage's AXI latency, paid once per layer: its first read data / its last
+                 write responses
 * `layer_cycles(spec)`: the v1 trip counts per phase derived from the events (desc, load, read,
   compute, write; `entries` = pipelined-loop entries).
 
@@ -21,10 +25,15 @@ limit, D the loop's pipeline depth (all in codenet_config.h, each with its sourc
     EV_SINGLES   D + L + max(trips, flow(r = beats one-beat requests))
     EV_BLOCKING  L + 1
     EV_STEP      DEPTH_DW_PIXEL
+    EV_QUEUED    D + max(trips, beats, r * (L + b) / N): no latency waited for, but each of the r
+                 bursts holds one of the N request slots for L + b cycles (the slot frees when
+                 its data is consumed / its response taken)
+    EV_LATENCY   L
 flow(r) = min(r, N) * b + max(0, r - N) * (L + b) / N with b = beats / r: the first N requests
-stream back to back, each later one waits for a slot, held L + b cycles (Little's law). A write
-loop is charged the same L for its write responses (the loop's last responses are awaited before
-it exits). Every layer of the engine is a DATAFLOW region (codenet_dataflow.h): its read, compute
+stream back to back, each later one waits for a slot, held L + b cycles (Little's law). An
+EV_BURST write loop is charged the same L for its write responses (the loop's last responses are
+awaited before it exits); the streaming stages' writes are EV_QUEUED, their last responses one
+EV_LATENCY per layer. Every layer of the engine is a DATAFLOW region (codenet_dataflow.h): its read, compute
 and write stages (phases PH_READ, PH_COMPUTE, PH_WRITE) run concurrently, so a layer takes its
 descriptor and loads, then its slowest stage plus the longest single event (one row) of each
 other stage (`events_cycles`); a frame the sum of its layers. `published_structure` applies the
