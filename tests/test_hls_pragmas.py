@@ -137,7 +137,7 @@ def test_codenet_resource_model_follows_the_code():
         (cfg.TAPS - cfg.DW_DSP_TAPS) * cfg.PE * 60
     assert r["dsp"] <= ZU3EG["dsp"] and r["bram36"] <= ZU3EG["bram36"]
     assert r["lut"] <= LUT_TARGET_FRACTION * ZU3EG["lut"]
-    assert len(on_chip_memories()) == 16
+    assert len(on_chip_memories()) == 17
     assert "static codenet::group_buf_t gbuf;" in top and "static codenet::out_group_buf_t obuf;" in top
     assert "write_profile(" in engine + top and any(k.startswith("per-layer profile") for k in logic)
 

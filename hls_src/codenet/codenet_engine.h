@@ -358,99 +358,14 @@ inline ChainPair mac_chain(const wgt_t w_lo[N], const wgt_t w_hi[N], const act_t
 
 // ---------------------------------------------------------------- wide-port byte runs
 
-// Sequential reader of a byte run of the weights blob: start() reads the first beat (one
-// cycle); take(n), n <= ARENA_BUS_BYTES, returns the next n bytes in the low bytes of a beat (the
-// bytes above them are not defined) and reads at most one more beat, so a loop taking one item
-// per iteration runs at II = 1. Never reads a beat that holds no byte of the run.
-struct ByteReader {
-    const bus_t *mem;
-    addr_t next;                             // next beat to read
-    ap_uint<16 * ARENA_BUS_BYTES> win;       // bytes not taken yet, from the low end
-    int avail;
-
-    void start(const bus_t *m, addr_t a) {
-        mem = m;
-        next = beat_of(a);
-        CODENET_BLOCKING(PH_LOAD);
-        win = ap_uint<16 * ARENA_BUS_BYTES>(mem[next]) >> (8 * lane_of(a));
-        next++;
-        avail = ARENA_BUS_BYTES - lane_of(a);
-    }
-    bus_t take(int n) {
-        if (avail < n) {
-            CODENET_BEAT();
-            win |= ap_uint<16 * ARENA_BUS_BYTES>(mem[next]) << (8 * avail);
-            next++;
-            avail += ARENA_BUS_BYTES;
-        }
-        const bus_t r = win.range(8 * ARENA_BUS_BYTES - 1, 0);
-        win >>= 8 * n;
-        avail -= n;
-        return r;
-    }
-};
-
 // ---------------------------------------------------------------- per-layer loads (DDR -> chip)
 
-// gather table: cin little-endian uint16, one per cycle; also the lowest / highest channel of
-// the layer and of each PE tile.
-inline void load_gather(const bus_t *weights, const Desc &d, chan_t gch[MAX_CH], Gather &g) {
-    ByteReader r;
-    r.start(weights, d.gather_off);
-    chan_t lo = 0, hi = 0, tlo = 0, thi = 0;
-    CODENET_ENTER(PH_LOAD, EV_SINGLES);
-    for (int i = 0; i < d.cin; i++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_CH
-#pragma HLS PIPELINE II = 1
-        CODENET_ITER(PH_LOAD);
-        const chan_t v = r.take(2).range(15, 0);
-        gch[i] = v;
-        if (i == 0 || v < lo) lo = v;
-        if (i == 0 || v > hi) hi = v;
-        if (i % PE == 0 || v < tlo) tlo = v;
-        if (i % PE == 0 || v > thi) thi = v;
-        if (i % PE == PE - 1 || i == d.cin - 1) {
-            g.tile_lo[i / PE] = tlo;
-            g.tile_hi[i / PE] = thi;
-        }
-    }
-    g.lo = lo;
-    g.hi = hi;
-}
-
-// requant: cout records (int32 bias, int16 M, uint8 S, int8 0), then cout int16 zp_out; one
-// per cycle each. Channel c goes to lane c % PE, entry c / PE (the PE lanes are read in parallel).
-inline void load_requant(const bus_t *weights, const Desc &d, Requant rq[PE][CH_TILES]) {
-    ByteReader r;
-    r.start(weights, d.q_off);
-    CODENET_ENTER(PH_LOAD, EV_SINGLES);
-    for (int c = 0; c < d.cout; c++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_CH
-#pragma HLS PIPELINE II = 1
-        CODENET_ITER(PH_LOAD);
-        const bus_t v = r.take(RQ_RECORD_BYTES);
-        rq[c % PE][c / PE].bias = ap_int<32>(ap_uint<32>(v.range(31, 0)));
-        rq[c % PE][c / PE].mult = ap_int<16>(ap_uint<16>(v.range(47, 32)));
-        rq[c % PE][c / PE].shift = v.range(52, 48);
-    }
-    r.start(weights, d.q_off + addr_t(RQ_RECORD_BYTES * d.cout));
-    CODENET_ENTER(PH_LOAD, EV_SINGLES);
-    for (int c = 0; c < d.cout; c++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_CH
-#pragma HLS PIPELINE II = 1
-        CODENET_ITER(PH_LOAD);
-        rq[c % PE][c / PE].zp = ap_int<16>(ap_uint<16>(r.take(2).range(15, 0)));
-    }
-}
-
-// Bytes of one packed weight row (FORMAT.md: rows padded to whole bytes).
-inline int row_bytes_of(int k, bool w8) { return w8 ? k : (k + 1) / 2; }
-
-// 1x1 logical inputs per pixel: cin, or 9 * cin for PATCH3X3.
-inline int conv_k(const Desc &d) { return d.in_mode == MODE_PATCH3X3 ? 9 * d.cin : d.cin; }
-
-// A ByteReader over a stream of beats (the beats of the run, in order): the same take(n), no
-// memory access of its own.
+// Sequential reader of a byte run of the weights blob, from a stream of the run's beats (in
+// order; burst_beats below reads them as one burst): start() takes the first beat and the run's
+// lane, take(n), n <= ARENA_BUS_BYTES, returns the next n bytes in the low bytes of a beat (the
+// bytes above them are not defined) and pops at most one more beat, so a loop taking one item per
+// iteration runs at II = 1. It pops exactly the beats holding a byte of the run (beats_of), which
+// is what burst_beats pushes.
 struct StreamByteReader {
     hls::stream<bus_t> *in;
     ap_uint<16 * ARENA_BUS_BYTES> win;
@@ -484,6 +399,82 @@ inline void burst_beats(const bus_t *mem, addr_t first, int nb, hls::stream<bus_
         out.write(mem[first + addr_t(b)]);
     }
 }
+
+
+// gather table: cin little-endian uint16, one per cycle; also the lowest / highest channel of
+// the layer and of each PE tile. The section's beats arrive as one burst (DATAFLOW with the parse).
+inline void parse_gather(const Desc &d, int lane, hls::stream<bus_t> &in, chan_t gch[MAX_CH], Gather &g) {
+    StreamByteReader r;
+    r.start(in, lane);
+    chan_t lo = 0, hi = 0, tlo = 0, thi = 0;
+    CODENET_ENTER(PH_LOAD, EV_LOOP);
+    for (int i = 0; i < d.cin; i++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_CH
+#pragma HLS PIPELINE II = 1
+        CODENET_ITER(PH_LOAD);
+        const chan_t v = r.take(2).range(15, 0);
+        gch[i] = v;
+        if (i == 0 || v < lo) lo = v;
+        if (i == 0 || v > hi) hi = v;
+        if (i % PE == 0 || v < tlo) tlo = v;
+        if (i % PE == 0 || v > thi) thi = v;
+        if (i % PE == PE - 1 || i == d.cin - 1) {
+            g.tile_lo[i / PE] = tlo;
+            g.tile_hi[i / PE] = thi;
+        }
+    }
+    g.lo = lo;
+    g.hi = hi;
+}
+
+inline void load_gather(const bus_t *weights, const Desc &d, chan_t gch[MAX_CH], Gather &g) {
+#pragma HLS INLINE off
+    hls::stream<bus_t> beats("g_beats");
+#pragma HLS STREAM variable = beats depth = STREAM_BEATS
+#pragma HLS DATAFLOW
+    burst_beats(weights, beat_of(d.gather_off), beats_of(d.gather_off, 2 * d.cin), beats);
+    parse_gather(d, lane_of(d.gather_off), beats, gch, g);
+}
+
+// requant: cout records (int32 bias, int16 M, uint8 S, int8 0), then cout int16 zp_out; one
+// per cycle each. Channel c goes to lane c % PE, entry c / PE (the PE lanes are read in parallel).
+// The two sections are contiguous: one burst feeds both loops (DATAFLOW with the parse).
+inline void parse_requant(const Desc &d, int lane, hls::stream<bus_t> &in, Requant rq[PE][CH_TILES]) {
+    StreamByteReader r;
+    r.start(in, lane);
+    CODENET_ENTER(PH_LOAD, EV_LOOP);
+    for (int c = 0; c < d.cout; c++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_CH
+#pragma HLS PIPELINE II = 1
+        CODENET_ITER(PH_LOAD);
+        const bus_t v = r.take(RQ_RECORD_BYTES);
+        rq[c % PE][c / PE].bias = ap_int<32>(ap_uint<32>(v.range(31, 0)));
+        rq[c % PE][c / PE].mult = ap_int<16>(ap_uint<16>(v.range(47, 32)));
+        rq[c % PE][c / PE].shift = v.range(52, 48);
+    }
+    CODENET_ENTER(PH_LOAD, EV_LOOP);
+    for (int c = 0; c < d.cout; c++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_CH
+#pragma HLS PIPELINE II = 1
+        CODENET_ITER(PH_LOAD);
+        rq[c % PE][c / PE].zp = ap_int<16>(ap_uint<16>(r.take(2).range(15, 0)));
+    }
+}
+
+inline void load_requant(const bus_t *weights, const Desc &d, Requant rq[PE][CH_TILES]) {
+#pragma HLS INLINE off
+    hls::stream<bus_t> beats("q_beats");
+#pragma HLS STREAM variable = beats depth = STREAM_BEATS
+#pragma HLS DATAFLOW
+    burst_beats(weights, beat_of(d.q_off), beats_of(d.q_off, (RQ_RECORD_BYTES + 2) * d.cout), beats);
+    parse_requant(d, lane_of(d.q_off), beats, rq);
+}
+
+// Bytes of one packed weight row (FORMAT.md: rows padded to whole bytes).
+inline int row_bytes_of(int k, bool w8) { return w8 ? k : (k + 1) / 2; }
+
+// 1x1 logical inputs per pixel: cin, or 9 * cin for PATCH3X3.
+inline int conv_k(const Desc &d) { return d.in_mode == MODE_PATCH3X3 ? 9 * d.cin : d.cin; }
 
 // 1x1 weights: cout packed rows -> wbuf[o % PE][(o / PE) * KT + t], word t = row bytes
 // [t * W_WORD_BYTES, (t + 1) * W_WORD_BYTES), zero-filled past the row; the pad nibble of an
@@ -534,12 +525,13 @@ inline void load_conv_weights(const bus_t *weights, const Desc &d, wword_t wbuf[
 }
 
 // 3x3 depthwise weights: cout rows of 9 taps (5 bytes at 4-bit, 9 at 8-bit), one a cycle -> one
-// 72-bit word of 9 sign-extended int8 taps per channel, dww[c % PE][c / PE].
-inline void load_dw_weights(const bus_t *weights, const Desc &d, dwrow_t dww[PE][CH_TILES]) {
+// 72-bit word of 9 sign-extended int8 taps per channel, dww[c % PE][c / PE]; one burst feeding
+// the parse (DATAFLOW).
+inline void parse_dw_weights(const Desc &d, int lane, hls::stream<bus_t> &in, dwrow_t dww[PE][CH_TILES]) {
     const int rb = row_bytes_of(9, d.w8);
-    ByteReader r;
-    r.start(weights, d.w_off);
-    CODENET_ENTER(PH_LOAD, EV_SINGLES);
+    StreamByteReader r;
+    r.start(in, lane);
+    CODENET_ENTER(PH_LOAD, EV_LOOP);
     for (int c = 0; c < d.cout; c++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_CH
 #pragma HLS PIPELINE II = 1
@@ -554,6 +546,15 @@ inline void load_dw_weights(const bus_t *weights, const Desc &d, dwrow_t dww[PE]
         }
         dww[c % PE][c / PE] = row;
     }
+}
+
+inline void load_dw_weights(const bus_t *weights, const Desc &d, dwrow_t dww[PE][CH_TILES]) {
+#pragma HLS INLINE off
+    hls::stream<bus_t> beats("dw_beats");
+#pragma HLS STREAM variable = beats depth = STREAM_BEATS
+#pragma HLS DATAFLOW
+    burst_beats(weights, beat_of(d.w_off), beats_of(d.w_off, d.cout * row_bytes_of(9, d.w8)), beats);
+    parse_dw_weights(d, lane_of(d.w_off), beats, dww);
 }
 
 // ---------------------------------------------------------------- on-chip buffers of the layers

@@ -9,7 +9,7 @@ proven equal by tests/test_codenet_cycles.py:
     EV_BURST     pipelined loop moving one contiguous run of `beats` beats (an inferred burst)
     EV_SINGLES   pipelined loop issuing `beats` separate one-beat requests (no burst inferred:
                  strided or conditional addresses)
-    EV_BLOCKING  one blocking one-beat access outside any loop (the first beat of a byte reader)
+    EV_BLOCKING  one blocking one-beat access outside any loop (a per-layer profile entry)
     EV_STEP      one pass of a loop body that is not pipelined (none left in the streaming engine)
     EV_QUEUED    pipelined loop moving `beats` arena beats in bursts requested ahead
                  (codenet_port.h: every arena access of the streaming stages)
@@ -91,11 +91,13 @@ class _Events:
             self.c[(phase, kind, tt, bb)] += k
 
 
-def _reader(ev, addr, nbytes, trips):
-    """A ByteReader over nbytes at addr feeding a pipelined load loop of `trips` iterations: the
-    first beat blocking, the others one-beat requests inside the loop."""
-    ev.add(cfg.PH_LOAD, cfg.EV_BLOCKING, 1, 1)
-    ev.add(cfg.PH_LOAD, cfg.EV_SINGLES, trips, int(_beats(addr, nbytes)) - 1)
+def _section(ev, addr, nbytes, *loops):
+    """A weights-blob section read as one burst (burst_beats) feeding its parse loops (one per
+    entry of `loops`, that many iterations each; StreamByteReader)."""
+    nb = int(_beats(addr, nbytes))
+    ev.add(cfg.PH_LOAD, cfg.EV_BURST, nb, nb)
+    for trips in loops:
+        ev.add(cfg.PH_LOAD, cfg.EV_LOOP, trips, 0)
 
 
 def conv_streams(spec):
@@ -242,9 +244,8 @@ def layer_events(spec, offsets, profile=False):
     ev.add(cfg.PH_DESC, cfg.EV_BURST, cfg.DESC_WORDS, cfg.DESC_WORDS)
     if profile:
         ev.add(cfg.PH_DESC, cfg.EV_BLOCKING, 1, 1)
-    _reader(ev, g_off, 2 * spec.cin, spec.cin)
-    _reader(ev, q_off, cfg.RQ_RECORD_BYTES * spec.cout, spec.cout)
-    _reader(ev, q_off + cfg.RQ_RECORD_BYTES * spec.cout, 2 * spec.cout, spec.cout)
+    _section(ev, g_off, 2 * spec.cin, spec.cin)
+    _section(ev, q_off, (cfg.RQ_RECORD_BYTES + 2) * spec.cout, spec.cout, spec.cout)
     if spec.op == "conv1x1":
         kt = _cdiv(spec.row_bytes(), cfg.W_WORD_BYTES)
         # load_conv_weights: one burst of the section's beats feeding the parser (one word a cycle)
@@ -254,7 +255,7 @@ def layer_events(spec, offsets, profile=False):
         ev.add(cfg.PH_LOAD, cfg.EV_LOOP, spec.k, 0)
         _conv_events(ev, spec)
     else:
-        _reader(ev, w_off, spec.cout * spec.row_bytes(), spec.cout)
+        _section(ev, w_off, spec.cout * spec.row_bytes(), spec.cout)
         _dw_events(ev, spec)
     return ev.c
 

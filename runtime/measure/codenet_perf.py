@@ -119,6 +119,8 @@ def on_chip_memories():
             (1 + 2 * pe, 5, tiles),
         "streams conv pix / outb (x2 templates), dw pix / outb, STREAM_BEATS x 128b": (6, 128, cfg.STREAM_BEATS),
         "stream dw dilation bytes, STREAM_BEATS x 8b": (1, 8, cfg.STREAM_BEATS),
+        "streams of the loads' bursts (1x1 weights, gather table, requant, dw weights), STREAM_BEATS x 128b":
+            (4, 128, cfg.STREAM_BEATS),
     }
 
 
@@ -175,6 +177,7 @@ def resources():
         "and its address adder (profile_off + 16 l, 32 bits)": 128 + 32,
         "control: descriptor decode, 4 DATAFLOW regions (FSMs, stream handshakes), loop counters, "
         "address adders": 7000,
+        "control of the 3 small load DATAFLOW regions (burst + parse: gather, requant, dw weights)": 3 * 300,
         "m_axi adapters": LUT_M_AXI_ADAPTER * len(M_AXI_PORTS),
         "AXI interconnect and AXI-Lite": LUT_INTERCONNECT,
     }
