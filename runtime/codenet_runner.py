@@ -132,8 +132,9 @@ class CodenetRunner(SharedIP, BufferOwner):
         return sum(getattr(self, n) is not None for n in self.ARENA_NAMES)
 
     def input_region(self, index=0):
-        """uint8 view of arena `index`'s input tensor bytes (NHWC), for a caller that writes the
-        input itself (the detector's pre-processing), followed by run_prepared(index)."""
+        """uint8 view of arena `index`'s input tensor bytes (tensor layout v3, codenet_layout: packed
+        NHWC for the detector's image), for a caller that writes the input itself (the detector's
+        pre-processing), followed by run_prepared(index)."""
         off, n = self.model.input["offset"], self.model.input_bytes()
         return np.asarray(self.arena(index))[off:off + n]
 

@@ -154,6 +154,7 @@ class Detector:
         """BGR image -> network input written into arena `index`; returns the image's (H, W)."""
         img = as_bgr(image)
         s = self.input_size
+        # the packed 3-byte image is plain NHWC in tensor layout v3 (load_detector_model checks cs 3)
         bgr_to_network(img, s, out=self.runner.input_region(index).reshape(s, s, 3))
         return img.shape[:2]
 
@@ -162,7 +163,8 @@ class Detector:
 
     def postprocess(self, image_hw, index=0):
         """Decode arena `index`'s outputs -> [Detection] in the image's pixel coordinates. The
-        heatmap is read in place as int8; size and offset are dequantized at the winners only."""
+        heatmap is read as int8 (in place from a 16-byte-stride buffer, a copy from a grouped one,
+        tensor layout v3); size and offset are dequantized at the winners only."""
         outs = self.model.stored_outputs(np.asarray(self.runner.arena(index)))
         info, hm = outs["heatmap"]
 

@@ -231,7 +231,7 @@ def _spec(rng, op, hmax=12, cmax=40, **fixed):
     s.out_off = up16(16 + s.in_h * s.in_w * s.in_cs) + 16 * int(rng.integers(0, 2))
     end = s.out_off + s.out_h * s.out_w * s.out_cs
     if s.deformable:
-        s.dil_off, s.dil_cs = end + 3, 16 * int(rng.integers(1, 3))
+        s.dil_off, s.dil_cs = end + 3, 16      # layout v3: a dilation map lies in a 16-byte-stride buffer
         end = s.dil_off + s.out_h * s.out_w * s.dil_cs
     lo, hi = -(1 << (s.w_bits - 1)), (1 << (s.w_bits - 1)) - 1
     s.gather = rng.permutation(s.in_cs)[:s.cin].astype(np.uint16)

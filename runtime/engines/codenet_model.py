@@ -8,6 +8,11 @@ seen input read the zero point), dilation bytes above MAX_DIL (saturated to MAX_
 engine does) and accumulators that wrap at ACC_BITS (only possible in programs that `validate_layer`
 refuses).
 
+Tensor layout v3 (codenet_layout, FORMAT.md "Memory"): a grouped input's gathered 16-byte channel
+blocks are first copied (as 16-byte elements) into a pixel-major stage that the layer paths read
+like NHWC; a grouped output goes through a pixel-major stage of whole blocks; 16-byte-stride and
+packed buffers are read and written through strided views of the arena.
+
 Exactness of the fast paths (integer arithmetic on float BLAS is exact below 2^24 in float32). Per layer, from the actual weights:
 
   B  = max_o sum_k |w[o, k]| * xmax      (xmax = 128 for int8 input, 255 for uint8 input)
@@ -407,10 +412,9 @@ class _Layer:
     def _store_grouped(self, y, views):
         """Output values (out_h * out_w pixels by cout, any shape of them in pixel-major order, e.g.
         (n, cout) or the upsampled (in_h, 2, in_w, 2, cout)) into the output blocks of a grouped
-        buffer: whole 16-byte
-        blocks, the bytes cout .. ceil16(cout) of the last one 0 (the engine writes whole beats).
-        The values go as bytes to a pixel-major stage first (its pad columns stay 0), then block by
-        block into the arena."""
+        buffer: whole 16-byte blocks, the bytes cout .. ceil16(cout) of the last one 0 (the engine
+        writes whole beats). The values go as bytes to a pixel-major stage first (its pad columns
+        stay 0), then block by block into the arena."""
         s = self.spec
         if self._out_stage is None:
             self._out_stage = np.zeros((s.out_h, s.out_w, out_run_bytes(s.cout)), np.uint8)
@@ -582,8 +586,9 @@ class _Layer:
     # ---- common ------------------------------------------------------------------------
     def bind(self, arena):
         """Views of the arena for this layer (cached per arena buffer, MAX_BOUND of them):
-        (input pixel rows, output rows (uint8), dilation bytes or None, upsampled output view or
-        None)."""
+        (grouped input block copies [(stage view, arena view)] to run first, input pixel rows,
+        output rows (uint8) or a grouped output's block views (list), dilation bytes or None,
+        upsampled output view or None, pad bytes view or None)."""
         key = (arena.__array_interface__["data"][0], arena.size)
         views = self._bound.get(key)
         if views is not None:
