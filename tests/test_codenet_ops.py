@@ -493,7 +493,7 @@ def test_ip_model_runs_program(csim, engine):
     dev.put(0x1000, program)
     dev.put(0x20000, weights)
     dev.put(0x40000, arena)
-    regs = {"program": 0x1000, "weights": 0x20000, "arena": 0x40000, "n_layers": 1}
+    regs = {"program": 0x1000, "weights": 0x20000, "arena": 0x40000, "arena_wr": 0x40000, "n_layers": 1}
     ip = CodenetIPModel(engine=engine)
     ip.start(regs.get, dev)
     assert np.array_equal(dev.bufs[0x40000], expect)

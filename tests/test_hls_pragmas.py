@@ -36,7 +36,7 @@ def test_pragma_values_are_named_constants():
 
 def test_every_m_axi_port_sets_latency_outstanding_and_bursts():
     ports = [(w, ln) for w, ln in pragmas() if "INTERFACE m_axi" in ln]
-    assert len(ports) == 6                                   # codenet 3, bnn 3
+    assert len(ports) == 7                                   # codenet 4 (the arena read and write ports), bnn 3
     for where, line in ports:
         for key in ("latency", "num_read_outstanding", "num_write_outstanding",
                     "max_read_burst_length", "max_write_burst_length"):
@@ -127,7 +127,7 @@ def test_codenet_resource_model_follows_the_code():
     assert dsp["1x1 MAC, 4-bit datapath: PA x PE products, two per DSP48E2 (mac_chain, BIND_OP dsp)"] == 128
     assert dsp["1x1 MAC, 8-bit datapath: PA/2 x PE products, two per DSP48E2 (mac_chain)"] == 64
     dw_key = "depthwise: DW_DSP_TAPS x PE products on DSP cascades (BIND_OP dsp), the rest BIND_OP fabric"
-    assert dsp[dw_key] == cfg.DW_DSP_TAPS * cfg.PE == 80
+    assert dsp[dw_key] == cfg.DW_DSP_TAPS * cfg.PE == 96
     logic = r["detail"]["lut_logic"]
     assert not any("adder tree" in k for k in logic)           # the 1x1 trees are in the DSP post-adders
     # one separation per cascade and lane pair: 1 (4-bit) + 2 (8-bit) cascades x 8 pairs x 18 bits
@@ -269,7 +269,7 @@ def test_codenet_profile_clock_is_sampled_in_a_fixed_protocol_region():
     assert ("volatile ap_uint<64>", "*timestamp") in args and ("ap_uint<32>", "profile_off") in args
     body = text[text.index("s_axilite port = return"):]
     assert body.count("timestamp") == 2 == body.count("codenet::sample_clock(timestamp)")
-    assert "if (profile) codenet::write_profile(arena, prof_beat + codenet::addr_t(l), t_start, t_end);" in body
+    assert "if (profile) codenet::write_profile(arena_wr, prof_beat + codenet::addr_t(l), t_start, t_end);" in body
     engine = (HLS / "codenet" / "codenet_engine.h").read_text()
     fn = engine[engine.index("inline ap_uint<64> sample_clock"):]
     fn = fn[:fn.index("\n}\n")]

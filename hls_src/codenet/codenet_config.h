@@ -58,9 +58,9 @@ constexpr int CHAIN_4BIT = PA;         // packed DSPs per cascade, 4-bit weights
 constexpr int CHAIN_8BIT = 4;          // packed DSPs per cascade, 8-bit weights
 // Depthwise: taps 0 .. DW_DSP_TAPS - 1 of each of the PE channels on a DSP48E2 cascade (one product
 // per DSP: the taps share no operand, so no packing), the rest on LUT multipliers. The DSP budget
-// sets it: 360 - (1x1 PA x PE / 2 + PA / 2 x PE / 2 = 192, requant PE = 16, address 42) = 110 left,
-// at most 6 taps (96); 5 (80 DSP, 330 in all) leaves margin for csynth's own DSP use.
-constexpr int DW_DSP_TAPS = 5;
+// sets it: 360 - (1x1 PA x PE / 2 + PA / 2 x PE / 2 = 192, requant PE = 16, row-size products 27)
+// = 125 left, at most 7 taps (112); 6 (96 DSP, 331 in all) leaves margin for csynth's own DSP use.
+constexpr int DW_DSP_TAPS = 6;
 
 // ---- derived sizes of the on-chip buffers ----
 // The 1x1 weight buffer holds PE lanes of W_WORDS words of W_WORD_BYTES bytes (one word: PA

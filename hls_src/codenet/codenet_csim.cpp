@@ -239,7 +239,7 @@ extern "C" int codenet_csim_run_profiled(const uint32_t *program, const uint8_t 
     std::vector<codenet_host::beat_t> wts = codenet_host::to_beats(weights, weights_bytes);
     std::vector<codenet_host::beat_t> mem = codenet_host::to_beats(arena, arena_bytes);
     volatile ap_uint<64> timestamp = timestamp0;
-    codenet_top(prog.data(), wts.data(), mem.data(), ap_uint<32>(n_layers), ap_uint<32>(profile_off), &timestamp);
+    codenet_top(prog.data(), wts.data(), mem.data(), mem.data(), ap_uint<32>(n_layers), ap_uint<32>(profile_off), &timestamp);
     codenet_host::from_beats(mem, arena, arena_bytes);
     return 0;
 }

@@ -125,14 +125,16 @@ inline RowGroups row_groups(int w) {
 // one run of the packed row's beats. Output rows past the image (a descriptor may ask for more
 // rows than the geometry gives) read nothing: the runs end at y_end.
 struct PatchRuns {
-    addr_t in_off, row_bytes;
+    addr_t row_bytes, base;          // base = in_off + sy0 * row_bytes (mod 2^32: sy0 may be -1)
+    addr_t step;                     // stride * row_bytes
     int in_h, stride, pad, y_end;
     int y, ky, sy0;                  // sy0 = y * stride - pad
     int ky_lo() const { return sy0 < 0 ? -sy0 : 0; }
     int ky_hi() const { return in_h - 1 - sy0 < 2 ? in_h - 1 - sy0 : 2; }
     void init(const Desc &d) {
-        in_off = d.in_off;
         row_bytes = addr_t(d.in_w) * d.in_cs;
+        step = d.stride == 4 ? row_bytes << 2 : d.stride == 2 ? row_bytes << 1 : row_bytes;
+        base = d.pad ? addr_t(d.in_off - row_bytes) : d.in_off;    // pad <= MAX_PAD = 1
         in_h = d.in_h;
         stride = d.stride;
         pad = d.pad;
@@ -146,12 +148,13 @@ struct PatchRuns {
     bool next(addr_t &beat, int &len, const NoCtx &) {
 #pragma HLS INLINE
         if (y >= y_end) return false;
-        const addr_t start = in_off + addr_t(sy0 + ky) * row_bytes;
+        const addr_t start = base + (ky == 2 ? addr_t(row_bytes << 1) : ky == 1 ? row_bytes : addr_t(0));
         beat = beat_of(start);
         len = beats_of(start, row_bytes.to_int());
         if (++ky > ky_hi()) {
             y++;
             sy0 += stride;
+            base += step;
             ky = ky_lo();
         }
         return true;
@@ -290,7 +293,6 @@ struct ConvRuns {
 // The 1x1 reader: per output row that reads input, per group holding a needed pixel: its run of
 // the gathered blocks into the group buffer (block-major, requested ahead), then the beats of the
 // pixels the row computes (every pstep-th, up to the last valid one) in pixel order to `pix`.
-// With one block per pixel (SB = 1) the run is already in pixel order and goes straight through.
 inline void conv_reader(arena_port_t &arena, const Desc d, const Gather g, const ConvGeom c, group_buf_t &gbuf,
                         hls::stream<bus_t> &pix) {
     if (c.patch) {
@@ -314,20 +316,6 @@ inline void conv_reader(arena_port_t &arena, const Desc d, const Gather g, const
             const int len = c.sb * gw;
             const int px0 = gi * GROUP_PIX;
             const int last = last_px - px0 < gw - 1 ? last_px - px0 : gw - 1;     // last needed pixel of the group
-            if (c.sb == 1) {
-                CODENET_ENTER(PH_READ, EV_QUEUED);
-                for (int i = 0; i < len; i++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = GROUP_PIX
-#pragma HLS PIPELINE II = 1
-                    CODENET_ITER(PH_READ);
-                    CODENET_BEAT();
-                    pf.try_issue(arena, ctx);
-                    const bus_t v = arena.read();
-                    if (burst_end(i, len)) pf.done();
-                    if (i <= last && (c.pstep == 1 || (i & 1) == 0)) pix.write(v);
-                }
-                continue;
-            }
             CODENET_ENTER(PH_READ, EV_QUEUED);
             for (int i = 0; i < len; i++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = PIX_BEATS * GROUP_PIX
@@ -524,18 +512,17 @@ inline void conv_writer(arena_port_t &arena, const Desc d, const ConvGeom c, out
 
 // One streaming CONV1X1 layer: the three stages run concurrently.
 template <bool W8>
-inline void conv1x1_stream(arena_port_t &arena, const Desc &d, const Gather &g, const chan_t xrel[PA][MAX_K / (PA / 2)],
+inline void conv1x1_stream(arena_port_t &arena, arena_port_t &arena_wr, const Desc &d, const Gather &g, const chan_t xrel[PA][MAX_K / (PA / 2)],
                            const wword_t wbuf[PE][W_WORDS], const Requant rq[PE][CH_TILES], pix_buf_t &pbuf,
-                           group_buf_t &gbuf, out_group_buf_t &obuf) {
+                           group_buf_t &gbuf, out_group_buf_t &obuf, const ConvGeom c) {
 #pragma HLS INLINE off
-    const ConvGeom c = conv_geom(d, g);
     hls::stream<bus_t> pix("pix"), outb("outb");
 #pragma HLS STREAM variable = pix depth = STREAM_BEATS
 #pragma HLS STREAM variable = outb depth = STREAM_BEATS
 #pragma HLS DATAFLOW
     conv_reader(arena, d, g, c, gbuf, pix);
     conv_mac<W8>(d, c, xrel, wbuf, rq, pbuf, pix, outb);
-    conv_writer(arena, d, c, obuf, outb);
+    conv_writer(arena_wr, d, c, obuf, outb);
 }
 
 
@@ -543,11 +530,11 @@ inline void conv1x1_stream(arena_port_t &arena, const Desc &d, const Gather &g, 
 //
 // A PE-channel tile's gathered channels live in TB distinct 16-channel blocks of each pixel
 // (TB <= PE; 1 for a plain 16-channel slice, a few for a shuffled gather). load_tiles lists them
-// once per layer (TileTable). Per tile (PE channels = one output beat per pixel), per output row:
+// once per layer (TileBlocks, TileLanes). Per tile (PE channels = one output beat per pixel), per output row:
 //   dw_reader   the input rows the row needs first (each once per tile): per row group, the
-//               tile's blocks (TB runs of gw beats, requested ahead); TB = 1: the row's runs in
-//               pixel order straight to `pix`, else each group's TB runs into a small buffer and
-//               out in pixel order (TB beats per pixel); deformable: the row's dilation bytes
+//               tile's blocks (TB runs of gw beats, requested ahead); TB = 1: the run is in pixel
+//               order and goes straight to `pix`, else the group's TB runs go into a small buffer
+//               and out in pixel order (TB beats per pixel); deformable: the row's dilation bytes
 //               (one run: the map has one beat per pixel) to `dil`;
 //   dw_compute  fills line-buffer rows from `pix` (one II = 1 loop per row, each lane taking its
 //               byte from its beat), then one II = 1 loop over the output pixels: 9 taps x PE
@@ -569,77 +556,62 @@ inline int dw_rows_needed(const Desc &d, int y) {
     return (up ? seen_hi >> 1 : seen_hi) + 1;
 }
 
-// The distinct blocks (16-byte channel blocks of the pixel, increasing) holding a tile's gathered
-// channels, and for each lane the index of its block in that list and its byte lane.
-struct TileBeats {
-    int nbt;                        // TB
-    ap_uint<16> beat[PE];           // block indices
-    ap_uint<4> lane_k[PE], lane_b[PE];
-};
-
-inline TileBeats tile_beats(const chan_t gch[MAX_CH], int ct, int n) {
-#pragma HLS INLINE
-    TileBeats t;
-    ap_uint<16> bt[PE];
-    bool first[PE];
-#pragma HLS ARRAY_PARTITION variable = bt complete
-#pragma HLS ARRAY_PARTITION variable = first complete
-    for (int c = 0; c < PE; c++) {
-#pragma HLS UNROLL
-        bt[c] = c < n ? ap_uint<16>(gch[ct * PE + c] >> 4) : bt[0];
-    }
-    // rank of each lane's block among the distinct blocks (a 16 x 16 comparator array, no loop)
-    t.nbt = 0;
-    for (int c = 0; c < PE; c++) {
-#pragma HLS UNROLL
-        first[c] = true;
-        int rank = 0;
-        for (int e = 0; e < PE; e++) {
-#pragma HLS UNROLL
-            if (e < c && bt[e] == bt[c]) first[c] = false;
-        }
-        for (int e = 0; e < PE; e++) {
-#pragma HLS UNROLL
-            bool first_e = true;
-            for (int f = 0; f < e; f++) {
-#pragma HLS UNROLL
-                if (bt[f] == bt[e]) first_e = false;
-            }
-            if (first_e && bt[e] < bt[c]) rank++;
-        }
-        t.lane_k[c] = rank;
-        t.lane_b[c] = c < n ? (gch[ct * PE + c] & 15).to_int() : 0;
-        if (first[c]) t.nbt++;
-    }
-    for (int c = 0; c < PE; c++) {
-#pragma HLS UNROLL
-        if (first[c]) t.beat[t.lane_k[c]] = bt[c];
-    }
-    return t;
-}
-
-// Every tile's block list, computed once per layer (one tile a cycle, one comparator array) and
-// read by the reader (its block indices, one per run) and the compute stage (its lane map).
-struct TileTable {
+// Every tile's distinct 16-channel blocks (in order of first appearance among its lanes) and
+// each lane's block index and byte, built once per layer one channel a cycle: a 16-entry list per
+// tile searched by PE equality comparators (the loop-carried state: the list and its length). Two
+// tables, so that each DATAFLOW process reads only its own: the reader's (the tile's block count
+// and each block's offset inside a full group and inside the row's partial group: no product at
+// run time) and the compute stage's (block count, lane map).
+struct TileBlocks {
     ap_uint<5> nbt[CH_TILES];
-    ap_uint<16> blk[CH_TILES * PE];                  // tile ct's blocks at ct * PE ..
+    ap_uint<16> off_full[CH_TILES * PE], off_tail[CH_TILES * PE];   // block * GROUP_PIX, block * tail
+};
+struct TileLanes {
+    ap_uint<5> nbt[CH_TILES];
     ap_uint<4> lane_k[PE][CH_TILES], lane_b[PE][CH_TILES];
 };
 
-inline void load_tiles(const Desc &d, const chan_t gch[MAX_CH], TileTable &tt) {
+inline void load_tiles(const Desc &d, const chan_t gch[MAX_CH], TileBlocks &tb, TileLanes &tl) {
+    const int tail = d.in_w % GROUP_PIX;
+    ap_uint<12> list[PE];                        // the tile's blocks so far (block < MAX_CH * 4)
+#pragma HLS ARRAY_PARTITION variable = list complete
+    int nb = 0, lane = 0, ct = 0;
     CODENET_ENTER(PH_LOAD, EV_LOOP);
-    for (int ct = 0; ct < ceil_div(d.cout, PE); ct++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = CH_TILES
+    for (int i = 0; i < d.cout; i++) {          // channel i: tile ct, lane `lane`
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_CH
 #pragma HLS PIPELINE II = 1
         CODENET_ITER(PH_LOAD);
-        const int n = d.cout - ct * PE < PE ? d.cout - ct * PE : PE;
-        const TileBeats t = tile_beats(gch, ct, n);
-        tt.nbt[ct] = t.nbt;
-        for (int c = 0; c < PE; c++) {
+        const chan_t ch = gch[i];
+        const ap_uint<12> blk = ch >> 4;
+        int hit = PE;                            // the list entry holding blk (at most one)
+        for (int e = 0; e < PE; e++) {
 #pragma HLS UNROLL
-            tt.blk[ct * PE + c] = t.beat[c];
-            tt.lane_k[c][ct] = t.lane_k[c];
-            tt.lane_b[c][ct] = t.lane_b[c];
+            if (e < nb && list[e] == blk) hit = e;
+        }
+        const bool is_new = hit == PE;
+        const int k = is_new ? nb : hit;
+        for (int e = 0; e < PE; e++) {           // constant indices: an enable per register
+#pragma HLS UNROLL
+            if (is_new && e == nb) list[e] = blk;
+            if (e == lane) {
+                tl.lane_k[e][ct] = k;
+                tl.lane_b[e][ct] = ch & 15;
+            }
+        }
+        if (is_new) {
+            tb.off_full[ct * PE + nb] = blk * GROUP_PIX;
+            tb.off_tail[ct * PE + nb] = blk * tail;
+        }
+        const int nb_next = is_new ? nb + 1 : nb;
+        if (lane == PE - 1 || i == d.cout - 1) { // the tile is complete
+            tb.nbt[ct] = nb_next;
+            tl.nbt[ct] = nb_next;
+            nb = 0;
+            lane = 0;
+            ct++;
+        } else {
+            nb = nb_next;
+            lane++;
         }
     }
 }
@@ -687,13 +659,13 @@ struct DwRuns {
         dil_row = dil_beat;
         rows_y = rows_needed(0);
     }
-    int rows_needed(int yy) const {       // dw_rows_needed, from the fields kept here
-#pragma HLS INLINE
-        int seen_hi = deformable ? yy + MAX_DIL : yy * stride - pad + 2;
+    int rows_needed(int yy) const {       // dw_rows_needed of a deformable layer (stride 1): the
+#pragma HLS INLINE                        // only kind that interleaves its dilation runs
+        int seen_hi = yy + MAX_DIL;
         if (seen_hi > seen_h - 1) seen_hi = seen_h - 1;
         return (up ? seen_hi >> 1 : seen_hi) + 1;
     }
-    bool next(addr_t &beat, int &len, const TileTable &tt) {
+    bool next(addr_t &beat, int &len, const TileBlocks &tt) {
 #pragma HLS INLINE
         if (ct == n_tiles) return false;
         if (deformable && (r == rows_all || r >= rows_y)) {            // output row y's dilations
@@ -709,7 +681,7 @@ struct DwRuns {
             return true;
         }
         const int gw = g < full ? GROUP_PIX : tail;
-        beat = rbase + addr_t(gbase) + addr_t(tt.blk[ct * PE + k].to_int() * gw);
+        beat = rbase + addr_t(gbase) + addr_t(g < full ? tt.off_full[ct * PE + k] : tt.off_tail[ct * PE + k]);
         len = gw;
         if (++k == tt.nbt[ct]) {
             k = 0;
@@ -729,15 +701,15 @@ struct DwRuns {
     }
 };
 
-inline void dw_reader(arena_port_t &arena, const Desc d, const TileTable &tt, hls::stream<bus_t> &pix,
+inline void dw_reader(arena_port_t &arena, const Desc d, const TileBlocks &tt, hls::stream<bus_t> &pix,
                       hls::stream<byte_t> &dil) {
     static bus_t tbuf[PE * GROUP_PIX];                // a group's TB runs (TB > 1), block-major
     const RowGroups rg = row_groups(d.in_w);
     const int dil_lane = lane_of(d.dil_off);          // dil_cs is one beat: the same lane
     DwRuns runs;
     runs.init(d);
-    const TileTable &ctx = tt;
-    Prefetch<DwRuns, TileTable> pf;
+    const TileBlocks &ctx = tt;
+    Prefetch<DwRuns, TileBlocks> pf;
     pf.start(arena, runs, ctx, PH_READ);
     for (int ct = 0; ct < ceil_div(d.cout, PE); ct++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = CH_TILES
@@ -748,25 +720,6 @@ inline void dw_reader(arena_port_t &arena, const Desc d, const TileTable &tt, hl
             const int rows = dw_rows_needed(d, y);
             for (int row = next_row; row < rows; row++) {
 #pragma HLS LOOP_TRIPCOUNT min = 0 max = LINE_ROWS
-                if (nbt == 1) {                            // the row's runs are its pixels in order
-                    int xi = 0, gi = 0;
-                    CODENET_ENTER(PH_READ, EV_QUEUED);
-                    for (int x = 0; x < d.in_w; x++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_W
-#pragma HLS PIPELINE II = 1
-                        CODENET_ITER(PH_READ);
-                        CODENET_BEAT();
-                        pf.try_issue(arena, ctx);
-                        pix.write(arena.read());
-                        const int gw = gi < rg.full ? GROUP_PIX : rg.tail;
-                        if (++xi == gw) {                   // a group's run is one burst
-                            pf.done();
-                            xi = 0;
-                            gi++;
-                        }
-                    }
-                    continue;
-                }
                 for (int gi = 0; gi < rg.n; gi++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_W / GROUP_PIX
                     const int gw = gi < rg.full ? GROUP_PIX : rg.tail;
@@ -779,10 +732,13 @@ inline void dw_reader(arena_port_t &arena, const Desc d, const TileTable &tt, hl
                             CODENET_ITER(PH_READ);
                             CODENET_BEAT();
                             pf.try_issue(arena, ctx);
-                            tbuf[k * GROUP_PIX + xi] = arena.read();
+                            const bus_t v = arena.read();
+                            if (nbt == 1) pix.write(v);              // one block: already in pixel order
+                            else tbuf[k * GROUP_PIX + xi] = v;
                             if (xi == gw - 1) pf.done();
                         }
                     }
+                    if (nbt == 1) continue;
                     int xi = 0, k = 0;
                     CODENET_ENTER(PH_READ, EV_LOOP);
                     for (int j = 0; j < gw * nbt; j++) {
@@ -814,7 +770,7 @@ inline void dw_reader(arena_port_t &arena, const Desc d, const TileTable &tt, hl
     }
 }
 
-inline void dw_compute(const Desc d, const TileTable &tt, const dwrow_t dww[PE][CH_TILES],
+inline void dw_compute(const Desc d, const TileLanes &tt, const dwrow_t dww[PE][CH_TILES],
                        const Requant rq[PE][CH_TILES], line_buf_t &lb, hls::stream<bus_t> &pix,
                        hls::stream<byte_t> &dil, hls::stream<bus_t> &outb) {
     const bool up = d.in_mode == MODE_UPSAMPLE2;
@@ -985,7 +941,7 @@ inline void dw_writer(arena_port_t &arena, const Desc d, hls::stream<bus_t> &out
 }
 
 // One streaming DW3X3 layer: the three stages run concurrently.
-inline void dw3x3_stream(arena_port_t &arena, const Desc &d, const TileTable &tt,
+inline void dw3x3_stream(arena_port_t &arena, arena_port_t &arena_wr, const Desc &d, const TileBlocks &tb, const TileLanes &tl,
                          const dwrow_t dww[PE][CH_TILES], const Requant rq[PE][CH_TILES], line_buf_t &lb) {
 #pragma HLS INLINE off
     hls::stream<bus_t> pix("dw_pix"), outb("dw_out");
@@ -994,9 +950,9 @@ inline void dw3x3_stream(arena_port_t &arena, const Desc &d, const TileTable &tt
 #pragma HLS STREAM variable = outb depth = STREAM_BEATS
 #pragma HLS STREAM variable = dil depth = STREAM_BEATS
 #pragma HLS DATAFLOW
-    dw_reader(arena, d, tt, pix, dil);
-    dw_compute(d, tt, dww, rq, lb, pix, dil, outb);
-    dw_writer(arena, d, outb);
+    dw_reader(arena, d, tb, pix, dil);
+    dw_compute(d, tl, dww, rq, lb, pix, dil, outb);
+    dw_writer(arena_wr, d, outb);
 }
 
 }  // namespace codenet

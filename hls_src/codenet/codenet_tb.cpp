@@ -72,7 +72,7 @@ int main(int argc, char **argv) {
     std::vector<codenet_host::beat_t> beats = codenet_host::to_beats(arena_in.data(), arena_in.size());
 
     volatile ap_uint<64> timestamp = 0;   // the C-sim's clock is the engine's own (sample_clock)
-    codenet_top(program.data(), wts.data(), beats.data(), ap_uint<32>((unsigned)n_layers), 0, &timestamp);
+    codenet_top(program.data(), wts.data(), beats.data(), beats.data(), ap_uint<32>((unsigned)n_layers), 0, &timestamp);
     std::vector<uint8_t> arena(arena_in.size());
     codenet_host::from_beats(beats, arena.data(), arena.size());
 

@@ -16,15 +16,20 @@ constexpr int COSIM_ARENA_BEATS = (1 << 22) / ARENA_BUS_BYTES;
 }  // namespace
 
 void codenet_top(const ap_uint<32> *program, const ap_uint<8 * ARENA_BUS_BYTES> *weights,
-                 codenet::arena_port_t arena, ap_uint<32> n_layers,
+                 codenet::arena_port_t arena, codenet::arena_port_t arena_wr, ap_uint<32> n_layers,
                  ap_uint<32> profile_off, volatile ap_uint<64> *timestamp) {
     // every m_axi setting from codenet_config.h ("memory system"): the cycle model charges the same
 #pragma HLS INTERFACE m_axi port = program offset = slave bundle = gmem_prog depth = MAX_LAYERS * DESC_WORDS latency = AXI_LATENCY num_read_outstanding = AXI_OUTSTANDING num_write_outstanding = AXI_UNUSED_OUTSTANDING max_read_burst_length = PROG_MAX_BURST max_write_burst_length = AXI_UNUSED_BURST
 #pragma HLS INTERFACE m_axi port = weights offset = slave bundle = gmem_weights depth = COSIM_WEIGHT_BEATS latency = AXI_LATENCY num_read_outstanding = AXI_OUTSTANDING num_write_outstanding = AXI_UNUSED_OUTSTANDING max_read_burst_length = AXI_MAX_BURST max_write_burst_length = AXI_UNUSED_BURST
-#pragma HLS INTERFACE m_axi port = arena offset = slave bundle = gmem_arena depth = COSIM_ARENA_BEATS latency = AXI_LATENCY num_read_outstanding = AXI_OUTSTANDING num_write_outstanding = AXI_OUTSTANDING max_read_burst_length = AXI_MAX_BURST max_write_burst_length = AXI_MAX_BURST
+    // the arena through two ports on the same buffer (the host writes one address to both): the
+    // layers' readers use `arena` (reads only), their writers and the profile `arena_wr` (writes
+    // only), so each DATAFLOW process has an m_axi argument of its own
+#pragma HLS INTERFACE m_axi port = arena offset = slave bundle = gmem_arena depth = COSIM_ARENA_BEATS latency = AXI_LATENCY num_read_outstanding = AXI_OUTSTANDING num_write_outstanding = AXI_UNUSED_OUTSTANDING max_read_burst_length = AXI_MAX_BURST max_write_burst_length = AXI_UNUSED_BURST
+#pragma HLS INTERFACE m_axi port = arena_wr offset = slave bundle = gmem_arena_wr depth = COSIM_ARENA_BEATS latency = AXI_LATENCY num_read_outstanding = AXI_UNUSED_OUTSTANDING num_write_outstanding = AXI_OUTSTANDING max_read_burst_length = AXI_UNUSED_BURST max_write_burst_length = AXI_MAX_BURST
 #pragma HLS INTERFACE s_axilite port = program bundle = control
 #pragma HLS INTERFACE s_axilite port = weights bundle = control
 #pragma HLS INTERFACE s_axilite port = arena bundle = control
+#pragma HLS INTERFACE s_axilite port = arena_wr bundle = control
 #pragma HLS INTERFACE s_axilite port = n_layers bundle = control
 #pragma HLS INTERFACE s_axilite port = profile_off bundle = control
     // the free-running counter of the block design (overlays/codenet/block_design.tcl): a plain
@@ -33,8 +38,7 @@ void codenet_top(const ap_uint<32> *program, const ap_uint<8 * ARENA_BUS_BYTES> 
 #pragma HLS INTERFACE s_axilite port = return bundle = control
 
     // On-chip buffers, refilled at the start of every layer.
-    static codenet::chan_t gch[MAX_CH];         // gather table
-#pragma HLS ARRAY_PARTITION variable = gch cyclic factor = PE
+    static codenet::chan_t gch[MAX_CH];         // gather table (read one entry a cycle)
     static codenet::Gather gather;              // its channel ranges
     static codenet::Requant rq[PE][CH_TILES];
 #pragma HLS ARRAY_PARTITION variable = rq complete dim = 1
@@ -51,9 +55,10 @@ void codenet_top(const ap_uint<32> *program, const ap_uint<8 * ARENA_BUS_BYTES> 
 #pragma HLS ARRAY_PARTITION variable = wbuf complete dim = 1
     static codenet::dwrow_t dww[PE][CH_TILES];  // 3x3 depthwise weights, 9 x PE per cycle
 #pragma HLS ARRAY_PARTITION variable = dww complete dim = 1
-    static codenet::TileTable tiles;            // dw: every tile's channel blocks and lane map
-#pragma HLS ARRAY_PARTITION variable = tiles.lane_k complete dim = 1
-#pragma HLS ARRAY_PARTITION variable = tiles.lane_b complete dim = 1
+    static codenet::TileBlocks tile_blocks;     // dw reader: every tile's channel blocks
+    static codenet::TileLanes tile_lanes;       // dw compute: every tile's lane map
+#pragma HLS ARRAY_PARTITION variable = tile_lanes.lane_k complete dim = 1
+#pragma HLS ARRAY_PARTITION variable = tile_lanes.lane_b complete dim = 1
 
     // one requantization stage shared by both ops (its PE DSPs counted once)
 #pragma HLS ALLOCATION function instances = codenet::requant_tile limit = REQUANT_STAGES
@@ -82,18 +87,18 @@ void codenet_top(const ap_uint<32> *program, const ap_uint<8 * ARENA_BUS_BYTES> 
             // two datapaths, 4-bit and 8-bit weights: constants of each instance
             if (d.w8) {
                 codenet::load_xrel<true>(d, gch, gather, xrel);
-                codenet::conv1x1_stream<true>(arena, d, gather, xrel, wbuf, rq, pbuf, gbuf, obuf);
+                codenet::conv1x1_stream<true>(arena, arena_wr, d, gather, xrel, wbuf, rq, pbuf, gbuf, obuf, codenet::conv_geom(d, gather));
             } else {
                 codenet::load_xrel<false>(d, gch, gather, xrel);
-                codenet::conv1x1_stream<false>(arena, d, gather, xrel, wbuf, rq, pbuf, gbuf, obuf);
+                codenet::conv1x1_stream<false>(arena, arena_wr, d, gather, xrel, wbuf, rq, pbuf, gbuf, obuf, codenet::conv_geom(d, gather));
             }
         } else {
             codenet::load_dw_weights(weights, d, dww);
-            codenet::load_tiles(d, gch, tiles);
-            codenet::dw3x3_stream(arena, d, tiles, dww, rq, lbank);
+            codenet::load_tiles(d, gch, tile_blocks, tile_lanes);
+            codenet::dw3x3_stream(arena, arena_wr, d, tile_blocks, tile_lanes, dww, rq, lbank);
         }
         const ap_uint<64> t_end = codenet::sample_clock(timestamp);
-        if (profile) codenet::write_profile(arena, prof_beat + codenet::addr_t(l), t_start, t_end);
+        if (profile) codenet::write_profile(arena_wr, prof_beat + codenet::addr_t(l), t_start, t_end);
 #ifndef __SYNTHESIS__
         codenet::port_check_idle();
 #endif

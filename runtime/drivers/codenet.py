@@ -34,7 +34,8 @@ class CodenetDriver(HlsIP):
         for off, size in written if written is not None else [(0, arena.size)]:
             arena[off:off + size].flush()
         self._mark("start")
-        self.write_reg("arena", arena.physical_address)
+        self.write_reg("arena", arena.physical_address)        # the engine's read port
+        self.write_reg("arena_wr", arena.physical_address)     # its write port: the same buffer
         self.start()
         self.wait(timeout_s)
         self._mark("done")

@@ -28,7 +28,7 @@ ACT_VALUE_BITS = 9      # an activation value: int8 or uint8 (act_t)
 PACK_SHIFT = 18         # the low field of a packed DSP48E2 product (bits)
 CHAIN_4BIT = PA         # 1x1 MAC: packed DSPs per PCOUT -> PCIN cascade, 4-bit weights
 CHAIN_8BIT = 4          # 1x1 MAC: packed DSPs per cascade, 8-bit weights (two per weight word)
-DW_DSP_TAPS = 5         # depthwise: taps per channel on a DSP48E2 cascade (the rest on LUTs)
+DW_DSP_TAPS = 6         # depthwise: taps per channel on a DSP48E2 cascade (the rest on LUTs)
 
 # ---- program format ----
 DESC_WORDS = 32         # uint32 words per layer descriptor

@@ -72,6 +72,9 @@ class CodenetIPModel:
         program = device.dma(reg("program"), n * cfg.DESC_WORDS * 4, "codenet program")
         weights = device.dma_extent(reg("weights"), "codenet weights")
         arena = device.dma_extent(reg("arena"), "codenet arena")
+        if reg("arena_wr") != reg("arena"):
+            raise SimulationError("codenet IP: arena_wr = 0x{:X} but arena = 0x{:X}: the engine reads and writes "
+                                  "one arena (both ports must hold its address)".format(reg("arena_wr"), reg("arena")))
         words = np.frombuffer(program.tobytes(), "<u4")
         profile_off = reg("profile_off") or 0           # 0: the profile is off
         region = _profile_region(arena, profile_off, n) if profile_off else None

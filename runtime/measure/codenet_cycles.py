@@ -35,8 +35,8 @@ EV_BURST write loop is charged the same L for its write responses (the loop's la
 awaited before it exits); the streaming stages' writes are EV_QUEUED, their last responses one
 EV_LATENCY per layer. Every layer of the engine is a DATAFLOW region (codenet_dataflow.h): its read, compute
 and write stages (phases PH_READ, PH_COMPUTE, PH_WRITE) run concurrently, so a layer takes its
-descriptor and loads, then its slowest stage plus the longest single event (one row) of each
-other stage (`events_cycles`); a frame the sum of its layers. `published_structure` applies the
+descriptor and loads, then its slowest stage plus the longest single event (one row) and the
+EV_LATENCY of each other stage (`events_cycles`); a frame the sum of its layers. `published_structure` applies the
 same costs to the published system's structure (a DATAFLOW call per layer with row bursts, plus
 its host work).
 """
@@ -155,16 +155,14 @@ def _dw_stream_events(ev, spec):
     once), per output row the dilation run, the pixel loop and the output row."""
     rows = max([_dw_rows_needed(spec, y) for y in range(spec.out_h)] + [0])   # filled once per tile
     tiles = _tile_beats(spec)
-    ev.add(cfg.PH_LOAD, cfg.EV_LOOP, len(tiles), 0)                          # load_tiles
+    ev.add(cfg.PH_LOAD, cfg.EV_LOOP, spec.cout, 0)                           # load_tiles: a channel a cycle
     ev.add(cfg.PH_READ, cfg.EV_LATENCY, 0, 0)
     for beats in tiles:
         nbt = len(beats)
         if rows > 0:
-            if nbt == 1:
-                ev.add(cfg.PH_READ, cfg.EV_QUEUED, spec.in_w, spec.in_w, count=rows)
-            else:
-                for gw in _groups(spec.in_w):
-                    ev.add(cfg.PH_READ, cfg.EV_QUEUED, gw, gw, count=rows * nbt)
+            for gw in _groups(spec.in_w):          # per group and block: one run (then re-ordered)
+                ev.add(cfg.PH_READ, cfg.EV_QUEUED, gw, gw, count=rows * nbt)
+                if nbt > 1:
                     ev.add(cfg.PH_READ, cfg.EV_LOOP, gw * nbt, 0, count=rows)
             ev.add(cfg.PH_COMPUTE, cfg.EV_LOOP, spec.in_w * nbt, 0, count=rows)
         if spec.deformable:
@@ -217,10 +215,9 @@ def _conv_stream_events(ev, spec):
         ev.add(cfg.PH_READ, cfg.EV_LATENCY, 0, 0)
         for gi, gw in enumerate(_groups(spec.in_w)[:last_px // cfg.GROUP_PIX + 1]):
             ev.add(cfg.PH_READ, cfg.EV_QUEUED, sb * gw, sb * gw, count=rows_read)
-            if sb > 1:
-                last = min(last_px - gi * cfg.GROUP_PIX, gw - 1)
-                ne = last + 1 if pstep == 1 else (last >> 1) + 1
-                ev.add(cfg.PH_READ, cfg.EV_LOOP, ne * sb, 0, count=rows_read)
+            last = min(last_px - gi * cfg.GROUP_PIX, gw - 1)
+            ne = last + 1 if pstep == 1 else (last >> 1) + 1
+            ev.add(cfg.PH_READ, cfg.EV_LOOP, ne * sb, 0, count=rows_read)
     ev.add(cfg.PH_COMPUTE, cfg.EV_LOOP, nvalid * sb + ncx * ot * kt, 0, count=rows_ok)
     ev.add(cfg.PH_COMPUTE, cfg.EV_LOOP, ncx * ot * kt, 0, count=spec.out_h - rows_ok)
     _write_groups(ev, spec, ot, rep, spec.out_h)
@@ -339,23 +336,30 @@ def events_cycles(events, axi_latency=None, dataflow=False, latency_of=None):
     every event. DATAFLOW layers (layer_is_dataflow): desc + load (sequential, before the region),
     then the read / compute / write stages run concurrently: the slowest stage's sum plus, for
     each other stage, its longest single event (one row: the pipeline fills before the slowest
-    stage runs at its rate, and drains after it). The 1x1 weight load's burst and parser (a small
-    DATAFLOW of their own) are charged one after the other: conservative by up to the shorter.
+    stage runs at its rate, and drains after it) and its EV_LATENCY (the reader's first data, the
+    writer's last responses). Each load's burst and parser (a small DATAFLOW of their own) are
+    charged one after the other: conservative by up to the shorter.
     latency_of(phase, kind), if given, is each event's AXI latency instead of axi_latency
     (latency_attribution)."""
     by_phase = dict.fromkeys(PHASES[:5], 0.0)
     longest = dict.fromkeys(STAGES, 0.0)
+    latency = dict.fromkeys(STAGES, 0.0)
     for (phase, kind, trips, beats), n in events.items():
         lat = axi_latency if latency_of is None else latency_of(phase, kind)
         c = event_cycles(phase, kind, trips, beats, lat)
         by_phase[PHASES[phase]] += n * c
         if phase in longest:
-            longest[phase] = max(longest[phase], c)
+            if kind == cfg.EV_LATENCY:
+                latency[phase] += n * c
+            else:
+                longest[phase] = max(longest[phase], c)
     if not dataflow:
         return sum(by_phase.values()), by_phase
     stage = {p: by_phase[PHASES[p]] for p in STAGES}
     slowest = max(stage, key=stage.get)
-    fill = sum(longest[p] for p in STAGES if p != slowest)
+    # a stage that is not the slowest still delays the layer by its fill (its first row, after
+    # its first data's latency) or its drain (its last row, then its last write responses)
+    fill = sum(longest[p] + latency[p] for p in STAGES if p != slowest)
     total = by_phase["desc"] + by_phase["load"] + stage[slowest] + fill
     return total, dict(by_phase, dataflow_slowest=PHASES[slowest], dataflow_fill=fill)
 

@@ -69,9 +69,11 @@ ADDRESS_MULTIPLIERS = {"conv_reader row size (in_w x in_cs beats)": 1,
 # for writes): (port width bits, read (outstanding, burst), write (outstanding, burst))
 M_AXI_PORTS = {"program": (32, (cfg.AXI_OUTSTANDING, cfg.PROG_MAX_BURST), (cfg.AXI_UNUSED_OUTSTANDING, cfg.AXI_UNUSED_BURST)),
                "weights": (128, (cfg.AXI_OUTSTANDING, cfg.AXI_MAX_BURST), (cfg.AXI_UNUSED_OUTSTANDING, cfg.AXI_UNUSED_BURST)),
-               "arena": (128, (cfg.AXI_OUTSTANDING, cfg.AXI_MAX_BURST), (cfg.AXI_OUTSTANDING, cfg.AXI_MAX_BURST))}
+               "arena (reads)": (128, (cfg.AXI_OUTSTANDING, cfg.AXI_MAX_BURST), (cfg.AXI_UNUSED_OUTSTANDING, cfg.AXI_UNUSED_BURST)),
+               "arena_wr (writes)": (128, (cfg.AXI_UNUSED_OUTSTANDING, cfg.AXI_UNUSED_BURST), (cfg.AXI_OUTSTANDING, cfg.AXI_MAX_BURST))}
 LUT_M_AXI_ADAPTER = 1200         # address / burst logic of one m_axi adapter
 LUT_INTERCONNECT = 4500          # SmartConnect: 3 masters onto the HP ports, plus AXI-Lite control
+LUT_INTERCONNECT_MASTER = 1000   # each further master's SmartConnect slice (the arena's write port)
 LUT_PER_BIT = 1                  # a carry-chain adder: one LUT6 per bit (UG574 CARRY8)
 SRL_DEPTH = 32                   # one SRLC32E LUT delays one bit up to 32 cycles (UG574)
 
@@ -107,16 +109,16 @@ def on_chip_memories():
         "rbuf PATCH3X3 rows [3][PATCH_ROW_BEATS+1] x 128b, dim 1 complete": (3, 128, cfg.PATCH_ROW_BEATS + 1),
         "rq requant [PE][CH_TILES] x 69b, dim 1 complete": (pe, 69, tiles),
         "dww depthwise weights [PE][CH_TILES] x 72b, dim 1 complete": (pe, 72, tiles),
-        "gch gather table [MAX_CH] x 16b, cyclic PE": (pe, 16, cfg.MAX_CH // pe),
+        "gch gather table [MAX_CH] x 16b (read one entry a cycle)": (1, 16, cfg.MAX_CH),
         "gather tile ranges [CH_TILES] x 2 x 16b": (2, 16, tiles),
         "gbuf 1x1 reader group run [PIX_BEATS x GROUP_PIX] x 128b (shared by both templates)":
             (1, 128, cfg.PIX_BEATS * cfg.GROUP_PIX),
         "obuf 1x1 writer group beats [CH_TILES x GROUP_PIX] x 128b (shared by both templates)":
             (1, 128, tiles * cfg.GROUP_PIX),
         "tbuf dw reader group runs of a shuffled tile [PE x GROUP_PIX] x 128b": (1, 128, pe * cfg.GROUP_PIX),
-        "tiles.blk dw tile block lists [CH_TILES x PE] x 16b": (1, 16, tiles * pe),
-        "tiles.nbt, lane_k, lane_b [CH_TILES] x (5b, PE x 4b, PE x 4b), lane maps dim 1 complete":
-            (1 + 2 * pe, 5, tiles),
+        "tile_blocks.off_full / off_tail dw reader block offsets [CH_TILES x PE] x 16b": (2, 16, tiles * pe),
+        "tile_blocks.nbt, tile_lanes.nbt, lane_k, lane_b [CH_TILES] x (5b, 5b, PE x 4b, PE x 4b), "
+        "lane maps dim 1 complete": (2 + 2 * pe, 5, tiles),
         "streams conv pix / outb (x2 templates), dw pix / outb, STREAM_BEATS x 128b": (6, 128, cfg.STREAM_BEATS),
         "stream dw dilation bytes, STREAM_BEATS x 8b": (1, 8, cfg.STREAM_BEATS),
         "streams of the loads' bursts (1x1 weights, gather table, requant, dw weights), STREAM_BEATS x 128b":
@@ -166,9 +168,11 @@ def resources():
         "depthwise cascade skew: tap value (9 bits) and weight (8 bits) per DSP stage, SRL":
             _srl_lut(cfg.ACT_VALUE_BITS + 8, cfg.PE, cfg.DW_DSP_TAPS),
         "line-buffer row select (LINE_ROWS:1 data mux, 9 taps x PE x 8 bits, ~5 LUT per bit)": 9 * cfg.PE * 8 * 5,
-        "dw tile block lists (16 x 16 comparators of 16 bits, one instance: load_tiles)": cfg.PE * cfg.PE * 8,
-        "burst requests (codenet_port.h): 3 read-run generators (Prefetch: counters, 32-bit address "
-        "adders, in-flight count) and 3 write-burst controls, ~300 / ~100 LUT each": 3 * 300 + 3 * 100,
+        "dw tile block lists (load_tiles, a channel a cycle: PE equality comparators of 12 bits against "
+        "the tile's list, ~6 LUT each, the append and lane-write decoders)": cfg.PE * 6 + 2 * cfg.PE * 4,
+        "burst requests (codenet_port.h): the read-run generator (Prefetch: counters, 32-bit address "
+        "adders, in-flight count, ~300 LUT) inlined into each loop that reads: patch 2, conv 2, dw 3; "
+        "write-burst control (~100 LUT) in 2 writers and the profile write": 7 * 300 + 3 * 100,
         "group-buffer address counters and gw / tail selects (1x1 reader, writer; dw reader)": 3 * 150,
         "dw lane assembly (PE lanes take a byte of the popped beat)": cfg.PE * 8 * 3,
         "PATCH3X3 tap realignment (two beats shifted to lane 0, 128 x 16:1 mux)": 128 * 5,
@@ -179,7 +183,7 @@ def resources():
         "address adders": 7000,
         "control of the 3 small load DATAFLOW regions (burst + parse: gather, requant, dw weights)": 3 * 300,
         "m_axi adapters": LUT_M_AXI_ADAPTER * len(M_AXI_PORTS),
-        "AXI interconnect and AXI-Lite": LUT_INTERCONNECT,
+        "AXI interconnect and AXI-Lite": LUT_INTERCONNECT + LUT_INTERCONNECT_MASTER * (len(M_AXI_PORTS) - 3),
     }
     lut = sum(logic.values()) + lutram
     return {"dsp": sum(dsp.values()), "bram36": -(-bram18 // 2), "lut": lut,

@@ -10,7 +10,7 @@ from .ap_ctrl import CTRL_OFFSET
 # VLNV -> (engine, registers its driver writes): the IP cores this runtime has drivers for
 KNOWN_IPS = {
     "pynq-deploy.org:hls:bnn:1.0": ("bnn", ("params", "images", "scores", "mode", "n_images")),
-    "pynq-deploy.org:hls:codenet:1.0": ("codenet", ("program", "weights", "arena", "n_layers", "profile_off")),
+    "pynq-deploy.org:hls:codenet:1.0": ("codenet", ("program", "weights", "arena", "arena_wr", "n_layers", "profile_off")),
 }
 # where the PS maps the PL's AXI-Lite slaves on the Zynq UltraScale+ (M_AXI_HPM0_LPD at
 # 0x8000_0000, M_AXI_HPM0/1_FPD from 0xA000_0000): the low 32-bit windows
