@@ -50,10 +50,10 @@ def test_one_ap_start_per_frame_and_no_host_work_between_layers(model256):
             assert dev.starts["codenet_0"] == before + 1
             # cache maintenance: the input the host wrote, the outputs it reads; not the arena
             assert dev.cache_bytes == {"flush": model256.input_bytes(), "invalidate": out_bytes}
-            # the host wrote the arena pointer and ap_start, nothing per layer
+            # the host wrote the arena pointer (the read and the write port) and ap_start, nothing per layer
+            lo, hi = net._arena.physical_address & 0xFFFFFFFF, net._arena.physical_address >> 32
             assert [(off, v) for _, off, v in dev.register_log] == [
-                (0x28, net._arena.physical_address & 0xFFFFFFFF), (0x2C, net._arena.physical_address >> 32),
-                (0x00, 1)]
+                (0x28, lo), (0x2C, hi), (0x34, lo), (0x38, hi), (0x00, 1)]
             ref = model256.run_numpy(x[i:i + 1])
             assert sorted(out) == ["heatmap", "offset", "size"]
             for k in ref:

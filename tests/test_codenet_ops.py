@@ -506,6 +506,11 @@ def test_ip_model_runs_program(csim, engine):
     assert np.array_equal(dev.bufs[0x40000], arena)
     with pytest.raises(SimulationError, match="MAX_LAYERS"):
         ip.start({**regs, "n_layers": cfg.MAX_LAYERS + 1}.get, dev)
+    # the arena's write port must hold the same buffer as its read port
+    dev.put(0x1000, program)
+    with pytest.raises(SimulationError, match="arena_wr = 0x50000 but arena = 0x40000"):
+        ip.start({**regs, "arena_wr": 0x50000}.get, dev)
+    assert np.array_equal(dev.bufs[0x40000], arena)
 
 
 # ---------------------------------------------------------------- C testbench on golden vectors
