@@ -71,6 +71,10 @@ uint64_t le16(const uint8_t *p) { return (uint64_t)p[0] | ((uint64_t)p[1] << 8);
 
 int32_t s32(uint32_t v) { return (int32_t)v; }
 
+// tensor layout v3 (FORMAT.md "Memory"; runtime/engines/codenet_layout.py is_grouped): a buffer
+// whose channel stride is a multiple of 16 above 16 is in pixel groups
+bool grouped(uint64_t cs) { return cs % ARENA_BUS_BYTES == 0 && cs > (uint64_t)ARENA_BUS_BYTES; }
+
 // All the checks of one descriptor w (raw words); 0 or an error code.
 int check_layer(int l, const uint32_t *w, const uint8_t *weights, uint64_t arena_bytes,
                 uint64_t weights_bytes) {
@@ -172,7 +176,7 @@ int check_layer(int l, const uint32_t *w, const uint8_t *weights, uint64_t arena
     if (patch) {
         if (max_gather - min_gather >= bus)
             return fail(CSIM_ERR_PARAM, l, "PATCH3X3 gathered channels span more than one beat", max_gather - min_gather);
-        if (in_cs % bus == 0 && in_cs > bus)
+        if (grouped(in_cs))
             return fail(CSIM_ERR_FIELD, l, "PATCH3X3 input in pixel groups (in_cs a multiple of 16 above 16)", in_cs);
         if (in_w * in_cs + 2 * bus - 2 > (uint64_t)PATCH_ROW_BEATS * bus)
             return fail(CSIM_ERR_FIELD, l, "PATCH3X3 input row exceeds PATCH_ROW_BEATS", in_w * in_cs);
@@ -194,7 +198,7 @@ int check_layer(int l, const uint32_t *w, const uint8_t *weights, uint64_t arena
     const uint64_t limit = arena_bytes < (1ULL << 32) ? arena_bytes : (1ULL << 32);
     // a tensor in pixel groups (cs a multiple of 16 above 16) spreads a pixel over its whole row
     // group: the layer's bytes lie in off .. off + h * w * cs
-    const bool in_grouped = in_cs % bus == 0 && in_cs > bus, out_grouped = out_cs > bus;
+    const bool in_grouped = grouped(in_cs), out_grouped = grouped(out_cs);
     const uint64_t in_end = in_grouped ? in_off + in_h * in_w * in_cs : in_off + (in_h * in_w - 1) * in_cs + max_gather + 1;
     const uint64_t out_end = out_grouped ? out_off + out_h * out_w * out_cs
                                          : out_off + (out_h * out_w - 1) * out_cs + out_choff + out_run;

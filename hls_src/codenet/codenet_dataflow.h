@@ -230,8 +230,8 @@ inline void patch_reader(arena_port_t &arena, const Desc &d, const Gather &g, hl
     }
 }
 
-// The rows of a direct / x2 CONV1X1 layer that read input (a prefix: the others are zero-point
-// rows) and the input pixel row of output row y's successor, as a step (0, 1 or 2 rows).
+// The output rows of a direct / x2 CONV1X1 layer that read input (a prefix: the others are
+// zero-point rows).
 inline int conv_rows_read(const Desc &d, const ConvGeom &c) {
     if (conv_valid_pixels(d, c) == 0) return 0;
     const int n = d.stride == 2 ? (c.seen_h + 1) >> 1 : c.seen_h;   // rows with y * stride < seen_h
@@ -242,14 +242,14 @@ inline int conv_rows_read(const Desc &d, const ConvGeom &c) {
 // group's gathered blocks lo .. lo + SB - 1 (one run of SB x gw beats).
 struct ConvRuns {
     addr_t row, row_beats, grp_beats;   // current input row's first beat; beats of a row, of a group
-    int rows, y, g, groups, full;
+    int rows, last_px, y, g, groups, full;   // rows that read, last needed pixel, groups it spans
     int lo_full, lo_tail, len_full, len_tail;
     int gbase;                          // g * grp_beats
     bool up;
     int stride, sy, py;                 // sy = y * stride
     void init(const Desc &d, const ConvGeom &c) {
         const RowGroups rg = row_groups(d.in_w);
-        const int last_px = (conv_valid_pixels(d, c) - 1) * c.pstep;
+        last_px = (conv_valid_pixels(d, c) - 1) * c.pstep;
         row_beats = addr_t(d.in_w) * addr_t(c.cs_beats);
         grp_beats = addr_t(GROUP_PIX * c.cs_beats);
         row = beat_of(d.in_off);
@@ -300,11 +300,9 @@ inline void conv_reader(arena_port_t &arena, const Desc d, const Gather g, const
         return;
     }
     const RowGroups rg = row_groups(d.in_w);
-    const int rows = conv_rows_read(d, c);
-    const int last_px = (conv_valid_pixels(d, c) - 1) * c.pstep;
-    const int groups = rows > 0 ? last_px / GROUP_PIX + 1 : 0;
-    ConvRuns runs;
+    ConvRuns runs;                                   // the run sequence, also the data side's bounds
     runs.init(d, c);
+    const int rows = runs.rows, last_px = runs.last_px, groups = runs.groups;
     const NoCtx ctx;
     Prefetch<ConvRuns, NoCtx> pf;
     pf.start(arena, runs, ctx, PH_READ);
@@ -548,12 +546,14 @@ inline void conv1x1_stream(arena_port_t &arena, arena_port_t &arena_wr, const De
 
 // The rows the compute stage fills before output row y (reader and compute walk the same
 // sequence): physical rows next_row .. return value - 1.
-inline int dw_rows_needed(const Desc &d, int y) {
-    const bool up = d.in_mode == MODE_UPSAMPLE2;
-    const int seen_h = up ? 2 * d.in_h : d.in_h;
-    int seen_hi = d.deformable ? y + MAX_DIL : y * d.stride - d.pad + 2;
+// rows_upto: the physical rows 0 .. return - 1 holding seen rows up to seen_hi (capped).
+inline int rows_upto(int seen_hi, int seen_h, bool up) {
     if (seen_hi > seen_h - 1) seen_hi = seen_h - 1;
     return (up ? seen_hi >> 1 : seen_hi) + 1;
+}
+inline int dw_rows_needed(const Desc &d, int y) {
+    const bool up = d.in_mode == MODE_UPSAMPLE2;
+    return rows_upto(d.deformable ? y + MAX_DIL : y * d.stride - d.pad + 2, up ? 2 * d.in_h : d.in_h, up);
 }
 
 // Every tile's distinct 16-channel blocks (in order of first appearance among its lanes) and
@@ -659,11 +659,9 @@ struct DwRuns {
         dil_row = dil_beat;
         rows_y = rows_needed(0);
     }
-    int rows_needed(int yy) const {       // dw_rows_needed of a deformable layer (stride 1): the
-#pragma HLS INLINE                        // only kind that interleaves its dilation runs
-        int seen_hi = yy + MAX_DIL;
-        if (seen_hi > seen_h - 1) seen_hi = seen_h - 1;
-        return (up ? seen_hi >> 1 : seen_hi) + 1;
+    int rows_needed(int yy) const {       // dw_rows_needed of a deformable layer (stride 1, no
+#pragma HLS INLINE                        // product): the only kind that interleaves dilation runs
+        return rows_upto(yy + MAX_DIL, seen_h, up);
     }
     bool next(addr_t &beat, int &len, const TileBlocks &tt) {
 #pragma HLS INLINE

@@ -120,6 +120,7 @@ struct Prefetch {
     bool more;         // runs not yet taken from `runs`
 
     void start(arena_port_t &port, const Runs &r, const Ctx &ctx, int phase) {
+#pragma HLS INLINE
         runs = r;
         left = 0;
         in_flight = 0;
@@ -168,6 +169,7 @@ struct WriteBursts {
         unacked++;
     }
     void finish(arena_port_t &port, int phase) {
+#pragma HLS INLINE
         if (any) CODENET_LATENCY(phase);
         for (int i = 0; i < AXI_OUTSTANDING; i++) {
 #pragma HLS PIPELINE II = 1

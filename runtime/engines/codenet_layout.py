@@ -76,10 +76,8 @@ def read(arena, off, h, w, cs, c0=0, n=None):
     """(h, w, n) uint8 copy of channels c0 .. c0 + n - 1 (n defaults to cs - c0)."""
     n = cs - c0 if n is None else n
     if not is_grouped(cs):
-        v = as_strided(arena[off:], shape=(h, w, n), strides=(w * cs * arena.strides[0], cs * arena.strides[0],
-                                                              arena.strides[0]))
-        return v[:, :, :].copy() if c0 == 0 else as_strided(arena[off + c0:], shape=(h, w, n),
-                                                            strides=v.strides).copy()
+        st = arena.strides[0]
+        return as_strided(arena[off + c0:], shape=(h, w, n), strides=(w * cs * st, cs * st, st)).copy()
     b0, b1 = c0 // BLOCK, -(-(c0 + n) // BLOCK)
     out = np.empty((h, w, (b1 - b0) * BLOCK), np.uint8)
     ob = blocks_of(out)
